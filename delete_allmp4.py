@@ -1,0 +1,58 @@
+"""Delete the videos that have been converted, keeping every one that has no valid .pt.
+
+    $ python delete_allmp4.py --target data --dry-run
+
+A video goes when `<video name>.pt` beside it loads (torch.load with weights_only=True) and
+holds a uint8 [T, H, W, C] tensor. Videos without one are kept and listed, unless --all.
+Only video files are ever deleted; symlinks out of the target folder are never followed.
+"""
+import argparse
+import sys
+
+import media
+
+
+def conversion_problem(video):
+    """None when the video's .pt is a valid FMRGB file, else why not."""
+    import torch
+
+    pt = video.with_name(video.name + ".pt")
+    if not pt.is_file():
+        return "no .pt file"
+    try:
+        record = torch.load(pt, weights_only=True, mmap=True, map_location="cpu")
+    except Exception as e:
+        return f".pt does not load ({type(e).__name__})"
+    frames = record.get("frames") if isinstance(record, dict) else record
+    if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[0] == 0:
+        return ".pt holds no uint8 [T, H, W, C] frames"
+    return None
+
+
+def deletion_plan(target, *, delete_all=False):
+    videos = media.find_videos(target)
+    return [(v, None if delete_all else conversion_problem(v))
+            for v in media.progress(videos, len(videos), "check")]
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--target", required=True, help="folder searched recursively")
+    parser.add_argument("--all", dest="delete_all", action="store_true",
+                        help="delete every video, converted or not")
+    parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                        help="print what would be deleted, delete nothing")
+    return parser
+
+
+def main(args):
+    media.check_target_dir(get_args_parser(), args.target)
+    counts, failed = media.apply_deletions(deletion_plan(args.target, delete_all=args.delete_all),
+                                           dry_run=args.dry_run)
+    print(media.deletion_summary(counts, args.dry_run))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))

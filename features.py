@@ -1,0 +1,198 @@
+"""The sound channels, and a video turned into one FMRGB record.
+
+Every function works on a whole track or a whole video at once (numpy / torch), never per frame.
+
+Sound is analysed at the rate sr = round(fps * frequency_param): frame i owns the samples
+[i * frequency_param, (i + 1) * frequency_param) of the mono mix-down.
+"""
+import warnings
+
+import numpy as np
+
+FORMAT_VERSION = 1
+SILENCE_DB = -60.0  # frames this far below the video's loudest frame count as silent
+MEL_FLOOR_DB = -80.0
+
+
+def analysis_rate(fps, frequency_param):
+    return max(1, int(round(fps * frequency_param)))
+
+
+def frame_samples(audio, n_frames, frequency_param):
+    """Audio cut into one row per video frame: (T, frequency_param), zero-padded or trimmed."""
+    need = n_frames * frequency_param
+    audio = np.asarray(audio, np.float32)[:need]
+    if len(audio) < need:
+        audio = np.pad(audio, (0, need - len(audio)))
+    return audio.reshape(n_frames, frequency_param)
+
+
+def frame_rms(frames_audio):
+    return np.sqrt(np.mean(np.square(frames_audio, dtype=np.float64), axis=1))
+
+
+def to_uint8(x):
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def amplitude(frames_audio):
+    """Per-frame RMS relative to the loudest frame: (T,) uint8, 255 on the loudest frame, 0 for silence."""
+    rms = frame_rms(frames_audio)
+    peak = rms.max(initial=0.0)
+    if not np.isfinite(peak) or peak <= 0:
+        return np.zeros(len(rms), np.uint8)
+    return to_uint8(rms / peak * 255)
+
+
+def dominant_frequency(frames_audio, sample_rate):
+    """Per-frame dominant frequency: (T,) uint8 with 255 = the Nyquist frequency of `sample_rate`.
+
+    One STFT over the whole track: each frame's own samples, mean removed (a DC offset is not a
+    pitch), Hann-windowed and zero-padded so the peak bin sits close to the true frequency.
+    Silent frames (SILENCE_DB below the loudest) get 0 rather than the argmax of noise.
+    """
+    n_frames, hop = frames_audio.shape
+    if hop < 2:
+        return np.zeros(n_frames, np.uint8)
+    x = frames_audio - frames_audio.mean(axis=1, keepdims=True)
+    n_fft = 1 << int(np.ceil(np.log2(4 * hop)))
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(hop).astype(np.float32), n=n_fft, axis=1))
+    freq = np.argmax(spectrum, axis=1) * (sample_rate / n_fft)
+    value = freq / (sample_rate / 2) * 255
+    rms = frame_rms(frames_audio)
+    loud = rms > rms.max(initial=0.0) * 10 ** (SILENCE_DB / 20)
+    return np.where(loud & (spectrum.max(axis=1) > 0), to_uint8(value), 0).astype(np.uint8)
+
+
+def mel_columns(audio, n_frames, frequency_param, sample_rate):
+    """Log-mel spectrogram with one column per video frame, each column the window that ends
+    with its frame: (T, n_mels) uint8, 255 = the loudest point of the video, 0 = MEL_FLOOR_DB or below."""
+    import librosa
+
+    hop = frequency_param
+    n_fft = 1 << int(np.ceil(np.log2(max(2 * hop, 16))))
+    n_mels = max(8, min(64, n_fft // 4))
+    x = frame_samples(audio, n_frames, hop).reshape(-1)
+    padded = np.concatenate([np.zeros(n_fft - hop, np.float32), x])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]  # (T, n_fft)
+    power = np.abs(np.fft.rfft(windows * np.hanning(n_fft).astype(np.float32), axis=1)) ** 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa warns about empty filters at very low rates
+        fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
+    mel = power @ fb.T  # (T, n_mels)
+    peak = mel.max(initial=0.0)
+    if peak <= 0:
+        return np.zeros((n_frames, n_mels), np.uint8)
+    db = 10 * np.log10(np.maximum(mel, peak * 1e-10) / peak)
+    return to_uint8((np.maximum(db, MEL_FLOOR_DB) - MEL_FLOOR_DB) / -MEL_FLOOR_DB * 255)
+
+
+def mel_images(columns, window, height, width):
+    """For each frame the last `window` columns (about one second) as an image, low bands at the
+    bottom, resized to the frame: (T, height, width) uint8."""
+    import torch
+    import torch.nn.functional as F
+
+    n_frames, n_mels = columns.shape
+    history = np.concatenate([np.zeros((window - 1, n_mels), np.uint8), columns])
+    img = np.lib.stride_tricks.sliding_window_view(history, window, axis=0)  # (T, n_mels, window)
+    img = torch.from_numpy(np.ascontiguousarray(img[:, ::-1, :])).unsqueeze(1).float()  # (T, 1, n_mels, window)
+    out = F.interpolate(img, size=(height, width), mode="bilinear", align_corners=False)
+    return out.squeeze(1).round_().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+def stretch_time(frames, n_out):
+    """Linear resampling along time to `n_out` frames, as scipy.ndimage.zoom(order=1) maps
+    coordinates (first and last frames kept), in bounded-size chunks so no float copy of the
+    whole video is made."""
+    n_in = frames.shape[0]
+    if n_in == n_out:
+        return frames
+    pos = np.linspace(0, n_in - 1, n_out) if n_out > 1 else np.zeros(1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    w = (pos - lo).astype(np.float32)
+    out = np.empty((n_out, *frames.shape[1:]), np.uint8)
+    step = 16
+    for start in range(0, n_out, step):  # chunks of frames, not single frames: memory, not speed
+        sl = slice(start, start + step)
+        wk = w[sl].reshape(-1, *([1] * (frames.ndim - 1)))
+        mixed = frames[lo[sl]].astype(np.float32) * (1 - wk) + frames[hi[sl]].astype(np.float32) * wk
+        out[sl] = to_uint8(mixed)
+    return out
+
+
+def channel_names(fmrgb, audiomethod):
+    picture = ["red", "green", "blue"] if fmrgb == 5 else ["grey"]
+    return picture + ["amplitude", "frequency" if audiomethod == "simple" else "mel"]
+
+
+def picture_into(out, bgr):
+    """Write decoded BGR frames into the first channels of `out` as RGB (or grey when out has
+    3 channels), each in one OpenCV call over the whole video (frames stacked as one tall image)."""
+    import cv2
+
+    n_frames, height, width, _ = bgr.shape
+    tall = bgr.reshape(n_frames * height, width, 3)
+    if out.shape[-1] == 5:
+        # mixChannels writes in place and swaps B and R on the way: ~2.5x faster than numpy's strided copy
+        cv2.mixChannels([tall], [out.reshape(n_frames * height, width, 5)], [0, 2, 1, 1, 2, 0])
+    else:
+        out[..., 0] = cv2.cvtColor(tall, cv2.COLOR_BGR2GRAY).reshape(n_frames, height, width)
+
+
+def fuse(bgr, audio, *, fps, audiomethod, frequency_param, fmrgb=5):
+    """Decoded frames (T, H, W, 3) BGR plus the sound track (mono float at the analysis rate,
+    or None) -> (T, H, W, fmrgb) uint8: RGB or grey, then amplitude, then frequency or mel."""
+    n_frames, height, width, _ = bgr.shape
+    n_pic = fmrgb - 2
+    sr = analysis_rate(fps, frequency_param)
+    out = np.empty((n_frames, height, width, fmrgb), np.uint8)
+    picture_into(out, bgr)
+    if audio is None or len(audio) == 0 or not np.any(audio):
+        out[..., n_pic:] = 0
+        return out
+    audio = np.nan_to_num(np.asarray(audio, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    per_frame = frame_samples(audio, n_frames, frequency_param)
+    out[..., n_pic] = amplitude(per_frame)[:, None, None]
+    if audiomethod == "simple":
+        out[..., n_pic + 1] = dominant_frequency(per_frame, sr)[:, None, None]
+    else:
+        cols = mel_columns(audio, n_frames, frequency_param, sr)
+        out[..., n_pic + 1] = mel_images(cols, max(1, int(round(fps))), height, width)
+    return out
+
+
+def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None):
+    """Decode a video and build its FMRGB record (the dict create_fmrgbdata.py saves).
+
+    `frames` stretches or shrinks the result in time to that many frames.
+    """
+    import torch
+
+    from media import decode_audio, decode_video
+
+    assert audiomethod in ("simple", "mel"), f"audiomethod must be simple or mel, not {audiomethod!r}"
+    assert fmrgb in (3, 5), f"fmrgb must be 3 or 5, not {fmrgb!r}"
+    assert frequency_param >= 1, "frequency_param must be at least 1"
+    bgr, fps = decode_video(path)
+    sr = analysis_rate(fps, frequency_param)
+    audio = decode_audio(path, sr)
+    fused = fuse(bgr, audio, fps=fps, audiomethod=audiomethod, frequency_param=frequency_param, fmrgb=fmrgb)
+    del bgr
+    source_frames = fused.shape[0]
+    if frames is not None:
+        fused = stretch_time(fused, int(frames))
+    return {
+        "frames": torch.from_numpy(fused),
+        "channels": channel_names(fmrgb, audiomethod),
+        "fps": float(fps),
+        "audiomethod": audiomethod,
+        "frequency_param": int(frequency_param),
+        "sample_rate": int(sr),
+        "source": str(getattr(path, "name", path)).rsplit("/", 1)[-1],
+        "source_frames": int(source_frames),
+        "has_audio": audio is not None and len(audio) > 0,
+        "silent": audio is None or not np.any(audio),
+        "format_version": FORMAT_VERSION,
+    }

@@ -1,0 +1,395 @@
+"""Media I/O shared by the step scripts: ffmpeg calls, probing, decoding, file discovery,
+atomic writes and the per-file run loop with its summary and exit status.
+
+ffmpeg comes from the imageio-ffmpeg wheel, so nothing needs installing system-wide.
+Nothing here goes through a shell: every path is one argv element.
+"""
+import contextlib
+import dataclasses
+import functools
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# OpenCV's bundled FFmpeg would print its own warnings for every broken file; ours say it once
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"}
+RESIZED_PREFIX = "resized_"
+FFMPEG_TIMEOUT = 600  # seconds; a 10 s clip takes well under one, so this only catches hangs
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_exe():
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_ffmpeg(args, *, timeout=FFMPEG_TIMEOUT, check=True, input=None):
+    """Run ffmpeg with `args` (bytes in `input` reach it as pipe:0); on failure raise RuntimeError
+    carrying ffmpeg's own last words."""
+    cmd = [ffmpeg_exe(), "-hide_banner", *[str(a) for a in args]]
+    if input is None:
+        cmd.insert(1, "-nostdin")  # never let ffmpeg read the terminal
+    try:
+        return subprocess.run(cmd, capture_output=True, check=check, timeout=timeout, input=input)
+    except subprocess.CalledProcessError as e:
+        raise RuntimeError(ffmpeg_error(e.stderr)) from None
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"ffmpeg did not finish within {timeout} s") from None
+
+
+def ffmpeg_error(stderr):
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return "ffmpeg: " + (lines[-1] if lines else "failed without a message")
+
+
+def input_arg(path):
+    # "file:" stops ffmpeg reading a name like "-x.mp4" as an option or "a:b.mp4" as a protocol
+    return "file:" + os.fspath(Path(path).absolute())
+
+
+# ----------------------------------------------------------------------------- probing
+
+@dataclasses.dataclass
+class MediaInfo:
+    duration: float | None  # container duration in seconds (an estimate; decoding is the truth)
+    has_video: bool
+    has_audio: bool
+    fps: float | None
+    width: int | None
+    height: int | None
+    audio_codec: str | None
+    video_codec: str | None
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_STREAM = re.compile(r"Stream #(\d+):\d+.*?: (Video|Audio): (\w+)(.*)")
+_SIZE = re.compile(r"[ ,](\d{1,5})x(\d{1,5})[ ,\[]")
+_FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)")
+
+
+def parse_stream_info(stderr, file_index=0):
+    """Read what ffmpeg printed about input `file_index` (or output, for "Output #") into MediaInfo."""
+    text = stderr if isinstance(stderr, str) else stderr.decode("utf-8", "replace")
+    info = MediaInfo(None, False, False, None, None, None, None, None)
+    m = _DURATION.search(text)
+    if m:
+        h, mi, s = m.groups()
+        info.duration = int(h) * 3600 + int(mi) * 60 + float(s)
+    for m in _STREAM.finditer(text):
+        if int(m.group(1)) != file_index:
+            continue
+        kind, codec, rest = m.group(2), m.group(3), m.group(4)
+        if kind == "Audio" and not info.has_audio:
+            info.has_audio, info.audio_codec = True, codec
+        elif kind == "Video" and not info.has_video and "attached pic" not in rest:
+            info.has_video, info.video_codec = True, codec
+            size = _SIZE.search(rest)
+            if size:
+                info.width, info.height = int(size.group(1)), int(size.group(2))
+            rates = {unit: float(v) * (1000 if k else 1) for v, k, unit in _FPS.findall(rest)}
+            info.fps = rates.get("fps") or rates.get("tbr")
+    return info
+
+
+def probe(path):
+    """Container facts from `ffmpeg -i` (no ffprobe in the wheel). Raises on unreadable files."""
+    proc = run_ffmpeg(["-i", input_arg(path)], check=False, timeout=60)
+    info = parse_stream_info(proc.stderr)
+    if not info.has_video and not info.has_audio:
+        raise RuntimeError(ffmpeg_error(proc.stderr) if proc.returncode else "no video or audio stream")
+    return info
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def decode_video(path):
+    """Decode every frame that really decodes (container frame counts lie) and the frame rate.
+
+    Returns (frames uint8 [T, H, W, 3] in OpenCV's BGR order, contiguous; fps).
+    OpenCV decodes in-process, several times faster than piping raw frames out of ffmpeg;
+    ffmpeg is the fallback for what OpenCV cannot open, and gives the error message.
+    """
+    bgr, fps = _decode_opencv(path)
+    if bgr is None:
+        rgb, fps = _decode_ffmpeg(path)
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+    return bgr, fps
+
+
+@functools.lru_cache(maxsize=1)
+def cv2_module():
+    import cv2
+
+    return cv2
+
+
+def _decode_opencv(path):
+    cv2 = cv2_module()
+    cap = cv2.VideoCapture(os.fspath(path), cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            return None, None
+        ok, first = cap.read()
+        if not ok:
+            return None, None
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        estimate = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        buf = np.empty((max(estimate, 1) + 8, *first.shape), np.uint8)
+        buf[0] = first
+        n = 1
+        while True:
+            if n == len(buf):  # the container under-counted: grow
+                buf = np.concatenate([buf, np.empty_like(buf)])
+            ok, _ = cap.read(buf[n])  # decodes straight into the buffer, no copy
+            if not ok:
+                break
+            n += 1
+    finally:
+        cap.release()
+    frames = buf[:n]
+    if not (fps and np.isfinite(fps) and 0 < fps < 1000):
+        fps = 25.0
+    return frames, float(fps)
+
+
+def _decode_ffmpeg(path):
+    proc = run_ffmpeg(["-i", input_arg(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
+    info = parse_stream_info(proc.stderr)
+    out = parse_stream_info(proc.stderr.decode("utf-8", "replace").split("Output #0", 1)[-1], 0)
+    # the output stream's size is the truth: it is after ffmpeg applied any rotation
+    width, height = out.width or info.width, out.height or info.height
+    if not width or not height:
+        raise RuntimeError("could not read the frame size")
+    n = len(proc.stdout) // (width * height * 3)
+    if n == 0:
+        raise RuntimeError("no frame decodes")
+    frames = np.frombuffer(proc.stdout, np.uint8, count=n * width * height * 3).reshape(n, height, width, 3)
+    fps = info.fps if info.fps and info.fps > 0 else (n / info.duration if info.duration else 25.0)
+    return frames, float(fps)
+
+
+def decode_audio(path, sample_rate):
+    """The first audio track mixed down to mono float32 at `sample_rate`, or None when there is none."""
+    proc = run_ffmpeg(["-i", input_arg(path), "-map", "0:a:0?", "-vn", "-sn", "-dn",
+                       "-ac", "1", "-ar", str(int(sample_rate)), "-f", "f32le", "pipe:1"], check=False)
+    if proc.returncode != 0:
+        text = proc.stderr.decode("utf-8", "replace")
+        if "does not contain any stream" in text or "matches no streams" in text:
+            return None
+        raise RuntimeError(ffmpeg_error(proc.stderr))
+    if not parse_stream_info(proc.stderr).has_audio:
+        return None
+    return np.frombuffer(proc.stdout, np.float32).copy()
+
+
+_STATS = re.compile(r"frame=\s*(\d+).*?time=\s*(-?[\d:.]+|N/A)")
+
+
+def video_stream_length(path, *, decode=False):
+    """(frames, seconds, errors) of the first video stream: packets as stored (fast, demux only),
+    or with decode=True the frames that really decode plus every error the decoder reported."""
+    args = ["-v", "error", "-stats", "-i", input_arg(path), "-map", "0:v:0"]
+    args += ([] if decode else ["-c", "copy"]) + ["-f", "null", "-"]
+    proc = run_ffmpeg(args, check=False)
+    text = proc.stderr.decode("utf-8", "replace").replace("\r", "\n")
+    stats = _STATS.findall(text)
+    errors = [ln.strip() for ln in text.splitlines() if ln.strip() and not _STATS.search(ln)]
+    if proc.returncode != 0 or not stats:
+        raise RuntimeError("ffmpeg: " + (errors[-1] if errors else "cannot read the video stream"))
+    frames, clock = stats[-1]
+    seconds = None
+    if clock != "N/A":
+        h, m, sec = clock.split(":")
+        seconds = abs(int(h)) * 3600 + int(m) * 60 + float(sec)
+    return int(frames), seconds, errors
+
+
+def resized_names(videos):
+    """{video: its resized sibling}: resized_<stem>.mp4, or resized_<name>.mp4 for a non-mp4 video
+    whose stem another video in the same folder shares (a.mp4 + a.avi -> resized_a.mp4 + resized_a.avi.mp4).
+    Videos that would still clash are left out: nothing is ever written over another's output."""
+    names = {}
+    for v in videos:
+        v = Path(v)
+        names[v] = v.with_name(f"{RESIZED_PREFIX}{v.stem}.mp4")
+    taken = {}
+    for v, out in names.items():
+        taken.setdefault(out, []).append(v)
+    for out, group in taken.items():
+        if len(group) > 1:
+            for v in group:
+                if v.suffix != ".mp4":
+                    names[v] = v.with_name(f"{RESIZED_PREFIX}{v.name}.mp4")
+    counts = {}
+    for out in names.values():
+        counts[out] = counts.get(out, 0) + 1
+    return {v: out for v, out in names.items() if counts[out] == 1}
+
+
+def is_resized(path):
+    return Path(path).name.startswith(RESIZED_PREFIX)
+
+
+# ----------------------------------------------------------------------------- files
+
+def find_files(root, suffixes):
+    """Every file under `root` whose suffix is in `suffixes`, sorted, without following
+    symlinks out of `root` (a link to a file inside it is kept; loops are impossible
+    because directory links are never followed)."""
+    root = Path(root)
+    real_root = root.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in filenames:
+            p = Path(dirpath) / name
+            if p.suffix.lower() not in suffixes or name.startswith(".") and name.endswith(".part"):
+                continue
+            if p.is_symlink():
+                try:
+                    target = p.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    continue  # dangling or looping link
+                if real_root not in target.parents:
+                    continue
+            found.append(p)
+    return sorted(found)
+
+
+def find_videos(root):
+    return find_files(root, VIDEO_EXTS)
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+
+    The temporary name is hidden and ends in `.part`, so no step ever takes it for a finished file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the output should look like any other file
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+# ----------------------------------------------------------------------------- the run loop
+
+def check_target_dir(parser, target):
+    if not Path(target).is_dir():
+        parser.error(f"--target {target}: no such folder")
+
+
+def fail_line(path, err):
+    msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    return f"error: {path}: {msg}"
+
+
+def progress(iterable, total, desc):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="file", disable=None, leave=False, file=sys.stderr)
+
+
+def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
+    """Call fn(item) for each item (in `jobs` workers) with a progress bar.
+
+    fn returns a status word, or (status word, value). A failing item prints one line naming it
+    and the reason, and the run goes on. Returns ({status: count}, {item: value}, [failed items]).
+    """
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    counts, values, failed = {}, {}, []
+
+    def record(item, result=None, err=None):
+        if err is not None:
+            tqdm.write(fail_line(item, err), file=sys.stderr)
+            failed.append(item)
+            status = "failed"
+        elif isinstance(result, tuple):
+            status, values[item] = result
+        else:
+            status = result
+        counts[status] = counts.get(status, 0) + 1
+
+    if jobs <= 1 or len(items) <= 1:
+        for item in progress(items, len(items), desc):
+            try:
+                result = fn(item)
+            except Exception as e:  # one bad file must not stop the others
+                record(item, err=e)
+            else:
+                record(item, result)
+        return counts, values, failed
+    pool_cls = ProcessPoolExecutor if processes else ThreadPoolExecutor
+    with pool_cls(max_workers=jobs) as pool:
+        futures = {pool.submit(fn, item): item for item in items}
+        for fut in progress(as_completed(futures), len(futures), desc):
+            try:
+                result = fut.result()
+            except Exception as e:
+                record(futures[fut], err=e)
+            else:
+                record(futures[fut], result)
+    return counts, values, failed
+
+
+def warn(path, message):
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {path}: {message}", file=sys.stderr)
+
+
+def summary(counts, order):
+    """One line such as 'converted 118, skipped 2 (up to date), failed 1'."""
+    known = {key for key, _ in order} | {"failed"}
+    parts = [f"{word} {counts.get(key, 0)}" for key, word in order]
+    parts += [f"{k} {v}" for k, v in sorted(counts.items()) if k not in known]
+    return ", ".join(parts + [f"failed {counts.get('failed', 0)}"])
+
+
+def apply_deletions(decisions, *, dry_run=False):
+    """decisions: (path, None) to delete or (path, reason) to keep. Prints a line per kept file
+    (and per deletion on a dry run), deletes, and returns ({status: count}, [paths that failed])."""
+    counts, failed = {"deleted": 0, "kept": 0}, []
+    for path, reason in decisions:
+        if reason is not None:
+            print(f"kept {path}: {reason}")
+            counts["kept"] += 1
+        elif dry_run:
+            print(f"would delete {path}")
+            counts["deleted"] += 1
+        else:
+            try:
+                os.unlink(path)  # unlink removes a link itself, never what it points to
+            except OSError as e:
+                print(fail_line(path, e.strerror or e), file=sys.stderr)
+                failed.append(path)
+            else:
+                counts["deleted"] += 1
+    counts["failed"] = len(failed)
+    return counts, failed
+
+
+def deletion_summary(counts, dry_run):
+    verb = "would delete" if dry_run else "deleted"
+    return f"{verb} {counts['deleted']}, kept {counts['kept']}, failed {counts['failed']}"

@@ -1,0 +1,105 @@
+"""Shrink every video under a folder by an integer factor, keeping its sound.
+
+    $ python resize_video.py --target data --mag 2
+
+Each video X.ext gets a sibling resized_X.mp4 (H.264, width and height divided by --mag and
+rounded down to even numbers; AAC sound copied when it already is AAC, else re-encoded; a
+video without sound stays without). Videos named resized_* are never resized again, and a
+finished resized_ file is skipped, so a re-run only does what is missing.
+"""
+import argparse
+import sys
+
+import media
+
+STATUS_ORDER = [("resized", "resized"), ("skipped", "skipped (up to date)")]
+FRAME_TOLERANCE = 2  # frames a re-encode may gain or lose at the ends
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def resize_args(source, dest, *, mag, audio_codec):
+    """The ffmpeg arguments that write the resized copy of `source` to `dest` (an mp4)."""
+    # trunc(x/2)*2: H.264 needs even sizes; max(2, ...) keeps tiny videos valid
+    side = "max(2\\,trunc({}/{}/2)*2)"
+    scale = f"scale={side.format('iw', mag)}:{side.format('ih', mag)}"
+    audio = ["-c:a", "copy"] if audio_codec == "aac" else ["-c:a", "aac", "-b:a", "128k"]
+    return ["-y", "-i", media.input_arg(source), "-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn",
+            "-vf", scale, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+            *audio, "-movflags", "+faststart", "-f", "mp4", media.input_arg(dest)]
+
+
+def is_complete_copy(source, resized, *, decode=False):
+    """(True, '') when `resized` is a finished copy of `source`: it reads (decodes, with decode=True)
+    without errors and holds as many video frames as the source, within FRAME_TOLERANCE; else (False, why)."""
+    if not resized.is_file():
+        return False, "no resized copy"
+    try:
+        got, _, errors = media.video_stream_length(resized, decode=decode)
+    except RuntimeError as e:
+        return False, f"resized copy unreadable ({e})"
+    if errors:
+        return False, f"resized copy has errors ({errors[-1]})"
+    try:
+        want, _, _ = media.video_stream_length(source)
+    except RuntimeError as e:
+        return False, f"original unreadable ({e})"
+    if abs(got - want) > FRAME_TOLERANCE:
+        return False, f"resized copy has {got} frames, the original {want}"
+    return True, ""
+
+
+def resize_one(source, *, dest, mag):
+    if is_complete_copy(source, dest)[0]:
+        return "skipped"
+    info = media.probe(source)
+    if not info.has_video:
+        raise RuntimeError("no video stream")
+    with media.atomic_output(dest) as tmp:
+        media.run_ffmpeg(resize_args(source, tmp, mag=mag, audio_codec=info.audio_codec))
+    return "resized"
+
+
+def resize_videos(target, *, mag, jobs=1):
+    """Resize every video under `target`. Returns ({status: count}, [failed videos])."""
+    sources = [v for v in media.find_videos(target) if not media.is_resized(v)]
+    names = media.resized_names(sources)
+    failed_names = [v for v in sources if v not in names]
+    for v in failed_names:
+        print(media.fail_line(v, "its resized_ name would clash with another video's"), file=sys.stderr)
+
+    def work(source):
+        return resize_one(source, dest=names[source], mag=mag)
+
+    # threads, not processes: the work happens inside ffmpeg
+    counts, _, failed = media.run_jobs(work, sorted(names), jobs=jobs, desc="resize")
+    counts["failed"] = counts.get("failed", 0) + len(failed_names)
+    return counts, failed + failed_names
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--target", required=True, help="folder searched recursively for videos")
+    parser.add_argument("--mag", type=positive_int, default=2, help="divide width and height by this integer")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="ffmpeg processes run at once")
+    return parser
+
+
+def main(args):
+    media.check_target_dir(get_args_parser(), args.target)
+    counts, failed = resize_videos(args.target, mag=args.mag, jobs=args.jobs)
+    print(media.summary(counts, STATUS_ORDER))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))

@@ -1,0 +1,165 @@
+"""Draw what an FMRGB file holds: a grid of frames by channel, and its sound over time.
+
+    $ python visualize.py --target data/Violence/resized_a.mp4.pt
+
+Writes `<file>.png` beside the file (or into --out): rows are evenly spaced frames, columns the
+picture (colour or grey), amplitude and frequency (or mel image); below, amplitude and dominant
+frequency (or the loudest mel band) over time. --video also writes one grey mp4 per channel, into --out or ./fmrgb_channels (never beside the
+data, where the next step would take them for clips).
+--target may be a folder: then the first file of each folder holding .pt files (one per class).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import media
+
+CHANNEL_VIDEO_DIR = "fmrgb_channels"  # in the working directory, when --out is not given
+
+
+def load_fmrgb(path):
+    """(frames uint8 numpy [T, H, W, C], channel names, fps) from a record or a bare tensor."""
+    import torch
+
+    record = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
+    if isinstance(record, dict):
+        frames, names, fps = record["frames"], list(record.get("channels", [])), float(record.get("fps", 25.0))
+    else:
+        frames, names, fps = record, [], 25.0
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.dtype != torch.uint8:
+        raise ValueError("not an FMRGB file: expected uint8 frames [T, H, W, C]")
+    n = frames.shape[-1]
+    if len(names) != n:
+        names = {5: ["red", "green", "blue", "amplitude", "frequency"], 3: ["grey", "amplitude", "frequency"]}.get(
+            n, [f"channel {i}" for i in range(n)])
+    return frames.numpy(), names, fps
+
+
+def picture_columns(names):
+    """Panels of the grid: (title, channel indices) - RGB shown together as one colour picture."""
+    if names[:3] == ["red", "green", "blue"]:
+        return [("picture", [0, 1, 2])] + [(n, [i]) for i, n in enumerate(names) if i > 2]
+    return [(n, [i]) for i, n in enumerate(names)]
+
+
+def sound_curves(frames, names):
+    """Per-frame amplitude (0-1) and frequency (0-1 of Nyquist, simple) or the loudest mel band
+    in the newest column of the image (0 = lowest, 1 = highest), from the stored channels."""
+    curves = {}
+    if "amplitude" in names:
+        curves["amplitude"] = frames[:, 0, 0, names.index("amplitude")] / 255
+    if "frequency" in names:
+        curves["frequency (of Nyquist)"] = frames[:, 0, 0, names.index("frequency")] / 255
+    if "mel" in names:
+        newest = frames[:, :, -1, names.index("mel")].astype(np.float32)  # (T, H), top row = highest band
+        band = 1 - np.argmax(newest, axis=1) / max(newest.shape[1] - 1, 1)
+        curves["loudest mel band"] = np.where(newest.max(axis=1) > 0, band, 0)
+    return curves
+
+
+def draw(frames, names, fps, out_png, *, title="", rows=6):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = picture_columns(names)
+    picks = np.linspace(0, len(frames) - 1, min(rows, len(frames))).round().astype(int)
+    fig = plt.figure(figsize=(2.2 * len(panels), 1.8 * len(picks) + 2.4), constrained_layout=True)
+    grid = fig.add_gridspec(len(picks) + 1, len(panels), height_ratios=[1] * len(picks) + [1.4])
+    for r, t in enumerate(picks):
+        for c, (name, idx) in enumerate(panels):
+            ax = fig.add_subplot(grid[r, c])
+            img = frames[t][..., idx]
+            ax.imshow(img if len(idx) == 3 else img[..., 0], cmap=None if len(idx) == 3 else "gray",
+                      vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"frame {t}\n{t / fps:.2f} s", fontsize=8)
+    ax = fig.add_subplot(grid[-1, :])
+    seconds = np.arange(len(frames)) / fps
+    for label, values in sound_curves(frames, names).items():
+        ax.plot(seconds, values, label=label)
+    ax.set_xlabel("time (s)"), ax.set_ylim(-0.02, 1.02), ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    with media.atomic_output(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+
+
+def write_channel_videos(frames, names, fps, stem):
+    """One grey mp4 per channel, each written by one ffmpeg call fed the whole channel at once."""
+    written = []
+    t, h, w, _ = frames.shape
+    for i, name in enumerate(names):
+        out = stem.with_name(f"{stem.name}.{name}.mp4")
+        with media.atomic_output(out) as tmp:
+            plane = np.ascontiguousarray(frames[..., i])
+            pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]  # H.264 needs even sizes
+            media.run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-r", f"{fps:.6f}",
+                              "-i", "pipe:0", *pad, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                              "-f", "mp4", media.input_arg(tmp)], input=plane.tobytes())
+        written.append(out)
+    return written
+
+
+def visualize(path, *, out_dir=None, video=False):
+    """Write the picture (and with video=True the per-channel videos); returns the paths written."""
+    path = Path(path)
+    frames, names, fps = load_fmrgb(path)
+    png = (Path(out_dir) if out_dir else path.parent) / (path.name + ".png")
+    draw(frames, names, fps, png, title=f"{path.parent.name}/{path.name}")
+    if not video:
+        return [png]
+    # never beside the data: the next step would take the channel videos for clips of that class
+    video_dir = Path(out_dir or CHANNEL_VIDEO_DIR)
+    video_dir.mkdir(parents=True, exist_ok=True)
+    return [png] + write_channel_videos(frames, names, fps, video_dir / path.name)
+
+
+def pick_files(target):
+    """A file as given; for a folder, the first .pt of each folder that has any (one per class)."""
+    target = Path(target)
+    if target.is_file():
+        return [target]
+    first = {}
+    for p in media.find_files(target, {".pt"}):
+        first.setdefault(p.parent, p)
+    return [first[d] for d in sorted(first)]
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--target", required=True, help="an FMRGB .pt file, or a folder (one file per class)")
+    parser.add_argument("--out", default=None, help="folder for the outputs (default: beside each file)")
+    parser.add_argument("--video", action="store_true", help=f"also write one grey mp4 per channel (into --out, else ./{CHANNEL_VIDEO_DIR})")
+    return parser
+
+
+def main(args):
+    parser = get_args_parser()
+    if not Path(args.target).exists():
+        parser.error(f"--target {args.target}: no such file or folder")
+    files = pick_files(args.target)
+    if not files:
+        parser.error(f"--target {args.target}: no .pt files found")
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for f in files:
+        try:
+            for written in visualize(f, out_dir=args.out, video=args.video):
+                print(written)
+        except Exception as e:
+            print(media.fail_line(f, e), file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
