@@ -111,6 +111,8 @@ def visualize(path, *, out_dir=None, video=False):
     """Write the picture (and with video=True the per-channel videos); returns the paths written."""
     path = Path(path)
     frames, names, fps = load_fmrgb(path)
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     png = (Path(out_dir) if out_dir else path.parent) / (path.name + ".png")
     draw(frames, names, fps, png, title=f"{path.parent.name}/{path.name}")
     if not video:
@@ -148,8 +150,6 @@ def main(args):
     files = pick_files(args.target)
     if not files:
         parser.error(f"--target {args.target}: no .pt files found")
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
     failed = 0
     for f in files:
         try:

@@ -1,0 +1,289 @@
+"""The preprocessing steps run on real (small) videos as a user runs them."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import create_fmrgbdata
+import delete_allmp4
+import delete_not_resized
+import media
+import resize_video
+import visualize
+from conftest import ROOT, make_video
+
+
+def run_script(script, *args, cwd=None):
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def load(pt):
+    return torch.load(pt, weights_only=True)
+
+
+def convert(target, **kw):
+    return create_fmrgbdata.create_fmrgbdata(target, **kw)
+
+
+# ----------------------------------------------------------------------------- create_fmrgbdata
+
+def test_a_440_hz_tone_lands_on_its_frequency_value(tmp_path):
+    make_video(tmp_path / "c" / "tone.mp4", seconds=2, audio="0.5*sin(2*PI*440*t)")
+    counts, failed = convert(tmp_path)
+    rec = load(tmp_path / "c" / "tone.mp4.pt")
+    assert not failed and counts["converted"] == 1
+    assert rec["channels"] == ["red", "green", "blue", "amplitude", "frequency"]
+    assert rec["sample_rate"] == 3000 and rec["frames"].dtype == torch.uint8
+    freq = rec["frames"][5:-5, 0, 0, 4].float()
+    assert (freq - 440 / 1500 * 255).abs().max() <= 1.5  # within one FFT bin
+    assert (rec["frames"][:, :, :, 4] == rec["frames"][:, :1, :1, 4]).all()  # fills the frame
+
+
+def test_a_tone_getting_louder_gives_a_rising_amplitude(tmp_path):
+    make_video(tmp_path / "rise.mp4", seconds=2, audio="(t/2)*sin(2*PI*300*t)", channels=2, sample_rate=48000)
+    convert(tmp_path)
+    amp = load(tmp_path / "rise.mp4.pt")["frames"][:, 0, 0, 3].numpy().astype(int)
+    assert amp.max() == 255 and amp.argmax() >= len(amp) - 3
+    assert amp[len(amp) // 4] < amp[len(amp) // 2] < amp[-3]
+
+
+def test_video_without_sound_converts_with_zero_sound_channels_and_a_warning(tmp_path, capsys):
+    make_video(tmp_path / "silent.mp4", audio=None)
+    make_video(tmp_path / "digital_silence.mp4", audio="0")
+    counts, failed = convert(tmp_path, audiomethod="mel")
+    assert counts["converted"] == 2 and not failed
+    for name, has_audio in [("silent.mp4", False), ("digital_silence.mp4", True)]:
+        rec = load(tmp_path / f"{name}.pt")
+        assert rec["has_audio"] is has_audio
+        assert not rec["frames"][..., 3:].any()
+        assert rec["frames"][..., :3].any()
+    err = capsys.readouterr().err
+    assert "silent.mp4: no sound track" in err and "digital_silence.mp4: sound track is digital silence" in err
+
+
+def test_rgb_channels_are_the_decoded_frames(tmp_path):
+    video = make_video(tmp_path / "v.mkv", seconds=1)
+    convert(tmp_path)
+    frames = load(tmp_path / "v.mkv.pt")["frames"].numpy()
+    raw = media.run_ffmpeg(["-i", media.input_arg(video), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]).stdout
+    ref = np.frombuffer(raw, np.uint8).reshape(-1, 120, 160, 3)
+    assert frames.shape[0] == ref.shape[0]
+    assert np.abs(frames[..., :3].astype(int) - ref).mean() < 3  # decoders may round colours differently
+
+
+def test_grey_layout_with_fmrgb_3(tmp_path):
+    make_video(tmp_path / "v.mp4", seconds=1)
+    convert(tmp_path, fmrgb=3, audiomethod="mel")
+    rec = load(tmp_path / "v.mp4.pt")
+    assert rec["channels"] == ["grey", "amplitude", "mel"] and rec["frames"].shape[-1] == 3
+
+
+def test_mel_image_of_a_higher_tone_is_brighter_higher_up(tmp_path):
+    make_video(tmp_path / "low.mp4", seconds=2, audio="0.5*sin(2*PI*200*t)")
+    make_video(tmp_path / "high.mp4", seconds=2, audio="0.5*sin(2*PI*1000*t)")
+    convert(tmp_path, audiomethod="mel")
+    rows = {}
+    for name in ("low", "high"):
+        mel = load(tmp_path / f"{name}.mp4.pt")["frames"][40, :, -1, 4].float()  # newest column
+        rows[name] = int(mel.argmax())
+    assert rows["high"] < rows["low"]
+
+
+def test_all_files_get_the_longest_videos_decoded_frame_count(tmp_path):
+    make_video(tmp_path / "a" / "short.mp4", seconds=1)
+    make_video(tmp_path / "b" / "long.avi", seconds=2, fps=25)
+    counts, _ = convert(tmp_path)
+    short, long = load(tmp_path / "a" / "short.mp4.pt"), load(tmp_path / "b" / "long.avi.pt")
+    assert short["source_frames"] == 30
+    assert short["frames"].shape[0] == long["frames"].shape[0] == long["source_frames"] >= 50
+    assert counts["converted"] == 2
+    # the first and last frames survive the stretch
+    direct = create_fmrgbdata.convert_video(tmp_path / "a" / "short.mp4")["frames"]
+    assert torch.equal(short["frames"][0], direct[0]) and torch.equal(short["frames"][-1], direct[-1])
+
+
+def test_frames_flag_sets_the_count_and_a_new_longer_video_realigns_on_rerun(tmp_path):
+    make_video(tmp_path / "a.mp4", seconds=1)
+    convert(tmp_path, frames=12)
+    assert load(tmp_path / "a.mp4.pt")["frames"].shape[0] == 12
+    counts, _ = convert(tmp_path, frames=12)
+    assert counts == {"skipped": 1, "failed": 0}
+    convert(tmp_path)  # default: the longest video's own count
+    assert load(tmp_path / "a.mp4.pt")["frames"].shape[0] == 30
+    make_video(tmp_path / "b.mp4", seconds=2)
+    counts, _ = convert(tmp_path)
+    assert counts["converted"] == 1 and counts["aligned"] == 1
+    assert load(tmp_path / "a.mp4.pt")["frames"].shape[0] == 60
+
+
+def test_rerun_skips_finished_files_and_other_settings_redo_them(tmp_path):
+    make_video(tmp_path / "a.mp4", seconds=1)
+    convert(tmp_path)
+    pt = tmp_path / "a.mp4.pt"
+    before = pt.stat().st_mtime_ns
+    counts, _ = convert(tmp_path)
+    assert counts["skipped"] == 1 and pt.stat().st_mtime_ns == before
+    counts, _ = convert(tmp_path, audiomethod="mel")
+    assert counts["converted"] == 1 and load(pt)["audiomethod"] == "mel"
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_corrupt_file_is_reported_and_the_others_still_convert(tmp_path):
+    make_video(tmp_path / "good.mp4", seconds=1)
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 100)
+    (tmp_path / "empty.avi").write_bytes(b"")
+    r = run_script("create_fmrgbdata.py", "--target", tmp_path)
+    assert r.returncode == 1
+    assert (tmp_path / "good.mp4.pt").exists()
+    assert not (tmp_path / "corrupt.mp4.pt").exists() and not (tmp_path / "empty.avi.pt").exists()
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2 and any("corrupt.mp4" in e for e in errors) and any("empty.avi" in e for e in errors)
+    assert "converted 1" in r.stdout and "failed 2" in r.stdout
+
+
+def test_hostile_file_names_work_and_run_nothing(tmp_path):
+    folder = tmp_path / "it's a $(touch PWNED); folder"
+    names = ["-leading dash.mp4", "quote\"s and 'ticks'.mp4", "ünïcödé [1] *?.mp4"]
+    for n in names:
+        make_video(folder / n, seconds=0.5)
+    for script, args in [("resize_video.py", ["--mag", "2"]), ("create_fmrgbdata.py", [])]:
+        r = run_script(script, "--target", folder, *args, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    for n in names:
+        assert (folder / f"resized_{Path(n).stem}.mp4").exists()
+        assert (folder / f"{n}.pt").exists()
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_jobs_gives_the_same_files(tmp_path):
+    for i in range(3):
+        make_video(tmp_path / "one" / f"v{i}.mp4", seconds=0.5 + i * 0.5)
+        make_video(tmp_path / "two" / f"v{i}.mp4", seconds=0.5 + i * 0.5)
+    convert(tmp_path / "one")
+    convert(tmp_path / "two", jobs=2)
+    for i in range(3):
+        assert torch.equal(load(tmp_path / "one" / f"v{i}.mp4.pt")["frames"],
+                           load(tmp_path / "two" / f"v{i}.mp4.pt")["frames"])
+
+
+def test_usage_errors_exit_2(tmp_path):
+    r = run_script("create_fmrgbdata.py", "--target", tmp_path / "nope")
+    assert r.returncode == 2 and "no such folder" in r.stderr
+    r = run_script("create_fmrgbdata.py", "--target", tmp_path, "--fmrgb", "4")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+    for mag in ("0", "1.5", "two"):
+        r = run_script("resize_video.py", "--target", tmp_path, "--mag", mag)
+        assert r.returncode == 2 and "--mag" in r.stderr
+
+
+# ----------------------------------------------------------------------------- resize_video
+
+def test_resize_halves_the_size_keeps_the_sound_and_never_resizes_twice(tmp_path):
+    make_video(tmp_path / "a.mp4", size=(162, 122), seconds=1, channels=2)  # 81x61 -> 80x60
+    make_video(tmp_path / "silent.mov", size=(160, 120), seconds=1, audio=None)
+    make_video(tmp_path / "a.avi", size=(160, 120), seconds=1)  # same stem as a.mp4
+    counts, failed = resize_video.resize_videos(tmp_path, mag=2)
+    assert counts["resized"] == 3 and not failed
+    out = media.probe(tmp_path / "resized_a.mp4")
+    assert (out.width, out.height) == (80, 60) and out.has_audio and out.video_codec == "h264"
+    assert not media.probe(tmp_path / "resized_silent.mp4").has_audio
+    assert (tmp_path / "resized_a.avi.mp4").exists()
+    assert media.decode_audio(tmp_path / "resized_a.mp4", 8000).std() > 0.1
+    counts, _ = resize_video.resize_videos(tmp_path, mag=2)
+    assert counts == {"skipped": 3, "failed": 0}
+    assert not list(tmp_path.glob("resized_resized_*"))
+
+
+def test_resize_replaces_a_broken_copy_and_leaves_no_partial_file(tmp_path):
+    make_video(tmp_path / "a.mp4", seconds=1)
+    (tmp_path / "resized_a.mp4").write_bytes(b"half written")
+    (tmp_path / "bad.mp4").write_bytes(b"nothing")
+    counts, failed = resize_video.resize_videos(tmp_path, mag=2)
+    assert counts["resized"] == 1 and failed == [tmp_path / "bad.mp4"]
+    assert media.probe(tmp_path / "resized_a.mp4").has_video
+    assert not (tmp_path / "resized_bad.mp4").exists()
+    assert not list(tmp_path.glob(".*.part"))
+
+
+# ----------------------------------------------------------------------------- delete steps
+
+def tree_snapshot(root):
+    return {p.relative_to(root): p.read_bytes() for p in Path(root).rglob("*") if p.is_file()}
+
+
+def test_delete_not_resized_removes_only_originals_with_a_complete_copy(tmp_path):
+    d = tmp_path / "data" / "cls"
+    make_video(d / "done.mp4", seconds=1)
+    make_video(d / "broken.mp4", seconds=1)
+    make_video(d / "missing.mp4", seconds=1)
+    resize_video.resize_videos(tmp_path / "data", mag=2)
+    (d / "resized_missing.mp4").unlink()
+    full = (d / "resized_broken.mp4").read_bytes()
+    (d / "resized_broken.mp4").write_bytes(full[: len(full) // 2])
+    (d / "notes.csv").write_text("a,b\n")
+    (d / "model.pt").write_bytes(b"weights")
+    before = tree_snapshot(tmp_path / "data")
+
+    r = run_script("delete_not_resized.py", "--target", tmp_path / "data", "--dry-run")
+    assert r.returncode == 0 and "would delete" in r.stdout and tree_snapshot(tmp_path / "data") == before
+
+    r = run_script("delete_not_resized.py", "--target", tmp_path / "data")
+    assert r.returncode == 0
+    after = tree_snapshot(tmp_path / "data")
+    assert set(before) - set(after) == {Path("cls/done.mp4")}
+    assert all(after[k] == before[k] for k in after)
+    assert "kept" in r.stdout and "broken.mp4" in r.stdout and "missing.mp4: no resized copy" in r.stdout
+
+
+def test_delete_allmp4_removes_only_converted_videos(tmp_path):
+    d = tmp_path / "data[1]"
+    sibling = tmp_path / "data1"
+    make_video(d / "a.mp4", seconds=0.5)
+    make_video(d / "b.mp4", seconds=0.5)
+    make_video(sibling / "a.mp4", seconds=0.5)
+    convert(d)
+    (d / "b.mp4.pt").write_bytes(b"not a tensor file")
+    (d / "readme.txt").write_text("keep me")
+    outside = tmp_path / "outside.mp4"
+    make_video(outside, seconds=0.5)
+    os.symlink(outside, d / "link.mp4")
+    before_sibling = tree_snapshot(sibling)
+    r = run_script("delete_allmp4.py", "--target", d)
+    assert r.returncode == 0
+    assert not (d / "a.mp4").exists() and (d / "a.mp4.pt").exists()
+    assert (d / "b.mp4").exists() and "b.mp4: .pt does not load" in r.stdout
+    assert (d / "readme.txt").exists() and outside.exists() and (d / "link.mp4").is_symlink()
+    assert tree_snapshot(sibling) == before_sibling
+    r = run_script("delete_allmp4.py", "--target", d, "--all", "--dry-run")
+    assert "would delete" in r.stdout and (d / "b.mp4").exists()
+
+
+# ----------------------------------------------------------------------------- visualize
+
+def test_visualize_writes_a_png_for_5_3_channel_and_bare_files(tmp_path):
+    make_video(tmp_path / "a" / "v.mp4", seconds=1)
+    make_video(tmp_path / "b" / "v.mp4", seconds=1)
+    convert(tmp_path / "a")
+    convert(tmp_path / "b", fmrgb=3, audiomethod="mel")
+    torch.save(torch.zeros(4, 8, 8, 5, dtype=torch.uint8), tmp_path / "bare.pt")
+    for pt in [tmp_path / "a" / "v.mp4.pt", tmp_path / "b" / "v.mp4.pt", tmp_path / "bare.pt"]:
+        written = visualize.visualize(pt)
+        assert written[0].suffix == ".png" and written[0].read_bytes()[:4] == b"\x89PNG"
+    written = visualize.visualize(tmp_path / "b" / "v.mp4.pt", out_dir=tmp_path / "out", video=True)
+    assert [p.name for p in written[1:]] == [f"v.mp4.pt.{c}.mp4" for c in ("grey", "amplitude", "mel")]
+    assert media.probe(written[1]).has_video
+
+
+def test_visualize_on_a_folder_draws_one_file_per_class(tmp_path):
+    for cls in ("calm", "event"):
+        for i in range(2):
+            make_video(tmp_path / cls / f"{i}.mp4", seconds=0.5)
+    convert(tmp_path)
+    r = run_script("visualize.py", "--target", tmp_path)
+    assert r.returncode == 0
+    assert sorted(r.stdout.split()) == sorted(str(tmp_path / c / "0.mp4.pt.png") for c in ("calm", "event"))
