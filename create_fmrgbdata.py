@@ -9,12 +9,14 @@ the count instead. Finished files are skipped on a re-run, so an interrupted run
 """
 import argparse
 import functools
+import json
 import sys
 from pathlib import Path
 
 import media
 from features import FORMAT_VERSION, channel_names, convert_video, stretch_time
 
+SCAN_FILE = "fmrgb_scan.json"
 STATUS_ORDER = [("converted", "converted"), ("aligned", "aligned"), ("skipped", "skipped (up to date)")]
 
 
@@ -85,11 +87,64 @@ def align_one(video, *, settings, n_frames):
     return "aligned", "aligned"
 
 
+def file_stamp(path):
+    st = Path(path).stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def scan_tree(target, *, jobs=1):
+    """Count the decoded frames of every video under `target` into target/fmrgb_scan.json, reusing
+    counts of files unchanged since the last scan. Returns (scan dict, [failed videos])."""
+    target = Path(target)
+    old = read_scan(target) or {"files": {}}
+    videos = media.find_videos(target)
+    entries, todo = {}, []
+    for v in videos:
+        rel, stamp = v.relative_to(target).as_posix(), file_stamp(v)
+        prev = old["files"].get(rel)
+        if prev and all(prev.get(k) == stamp[k] for k in stamp):
+            entries[rel] = prev
+        else:
+            todo.append(v)
+    _, counted, failed = media.run_jobs(lambda v: ("scanned", media.count_frames(v)), todo, jobs=jobs, desc="scan")
+    for v, n in counted.items():
+        entries[v.relative_to(target).as_posix()] = {"frames": n, **file_stamp(v)}
+    scan = {"files": dict(sorted(entries.items())), "max_frames": max((e["frames"] for e in entries.values()), default=0)}
+    with media.atomic_output(target / SCAN_FILE) as tmp:
+        tmp.write_text(json.dumps(scan, indent=1))
+    return scan, failed
+
+
+def read_scan(target):
+    try:
+        return json.loads((Path(target) / SCAN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def frames_from_scan(target, videos):
+    """The scan's maximum frame count, after checking the scan still describes these videos."""
+    scan = read_scan(target)
+    if scan is None:
+        raise ValueError(f"a sharded run needs the whole tree's frame count: run "
+                         f"'create_fmrgbdata.py --target {target} --scan' once first, or give --frames N")
+    for v in videos:
+        entry = scan["files"].get(Path(v).relative_to(target).as_posix())
+        if entry is None or any(entry.get(k) != val for k, val in file_stamp(v).items()):
+            raise ValueError(f"{Path(target) / SCAN_FILE} is out of date ({v} is new or changed): run --scan again")
+    return int(scan["max_frames"])
+
+
 def create_fmrgbdata(target, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None,
-                     jobs=1, overwrite=False):
-    """Convert every video under `target`. Returns ({status: count}, [failed videos])."""
+                     jobs=1, overwrite=False, shard=None):
+    """Convert every video under `target` (or one shard 'i of n' of them).
+    Returns ({status: count}, [failed videos])."""
     settings = {"audiomethod": audiomethod, "frequency_param": frequency_param, "fmrgb": fmrgb}
     videos = media.find_videos(target)
+    if shard is not None and frames is None:
+        # every shard must agree on the length, so the scan must still describe the whole tree
+        frames = frames_from_scan(target, videos) or None
+    videos = media.shard_of(videos, shard)
     state = {} if overwrite else {v: existing_state(output_path(v), settings) for v in videos}
     todo = [v for v in videos if state.get(v) is None]
     counts, source_frames, failed = media.run_jobs(
@@ -125,9 +180,15 @@ def get_args_parser():
                         help="frame count of every output (default: the longest video's decoded count)")
     parser.add_argument("--jobs", type=int, default=1, help="videos converted at once")
     parser.add_argument("--overwrite", action="store_true", help="convert again even if up to date")
+    parser.add_argument("--shard", type=media.parse_shard, default=None, metavar="I/N",
+                        help="convert only part I of N (I from 0) of the sorted videos, for job arrays; "
+                             "needs --scan first or --frames")
+    parser.add_argument("--scan", action="store_true",
+                        help=f"only count every video's decoded frames into TARGET/{SCAN_FILE}, for sharded runs")
     return parser
 
 
+@media.interruptible
 def main(args):
     parser = get_args_parser()
     media.check_target_dir(parser, args.target)
@@ -137,9 +198,17 @@ def main(args):
         parser.error("--frames must be at least 1")
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
-    counts, failed = create_fmrgbdata(args.target, audiomethod=args.audiomethod,
-                                      frequency_param=args.frequency_param, fmrgb=args.fmrgb,
-                                      frames=args.frames, jobs=args.jobs, overwrite=args.overwrite)
+    if args.scan:
+        scan, failed = scan_tree(args.target, jobs=args.jobs)
+        print(f"scanned {len(scan['files'])} videos, longest {scan['max_frames']} frames: "
+              f"{Path(args.target) / SCAN_FILE}, failed {len(failed)}")
+        return 1 if failed else 0
+    try:
+        counts, failed = create_fmrgbdata(args.target, audiomethod=args.audiomethod,
+                                          frequency_param=args.frequency_param, fmrgb=args.fmrgb, frames=args.frames,
+                                          jobs=args.jobs, overwrite=args.overwrite, shard=args.shard)
+    except ValueError as e:
+        parser.error(str(e))
     print(media.summary(counts, STATUS_ORDER))
     return 1 if failed else 0
 

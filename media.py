@@ -163,6 +163,20 @@ def _decode_opencv(path):
     return frames, float(fps)
 
 
+def count_frames(path):
+    """Frames that decode, counted by the same decoder decode_video uses, without keeping them."""
+    cv2 = cv2_module()
+    cap = cv2.VideoCapture(os.fspath(path), cv2.CAP_FFMPEG)
+    try:
+        n = 0
+        if cap.isOpened():
+            while cap.grab():  # grab decodes but skips the colour conversion and the copy out
+                n += 1
+    finally:
+        cap.release()
+    return n if n else len(_decode_ffmpeg(path)[0])
+
+
 def _decode_ffmpeg(path):
     proc = run_ffmpeg(["-i", input_arg(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
     info = parse_stream_info(proc.stderr)
@@ -341,7 +355,8 @@ def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
                 record(item, result)
         return counts, values, failed
     pool_cls = ProcessPoolExecutor if processes else ThreadPoolExecutor
-    with pool_cls(max_workers=jobs) as pool:
+    pool = pool_cls(max_workers=jobs)
+    try:
         futures = {pool.submit(fn, item): item for item in items}
         for fut in progress(as_completed(futures), len(futures), desc):
             try:
@@ -350,7 +365,44 @@ def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
                 record(futures[fut], err=e)
             else:
                 record(futures[fut], result)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C stops now, not after the queue
+        raise
+    pool.shutdown()
     return counts, values, failed
+
+
+def interruptible(main):
+    """Ctrl-C ends a step promptly with status 130; atomic_output has already removed its temp files."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    return wrapper
+
+
+def parse_shard(text):
+    """'i/n' -> (i, n), with 0 <= i < n; an argparse type."""
+    import argparse
+
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like i/n (e.g. 0/4), not {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"needs 0 <= i < n, not {text!r}")
+    return i, n
+
+
+def shard_of(items, shard):
+    """The i-th of n interleaved parts of the sorted items: no overlap, no gaps, balanced."""
+    if shard is None:
+        return list(items)
+    i, n = shard
+    return sorted(items)[i::n]
 
 
 def warn(path, message):

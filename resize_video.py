@@ -68,10 +68,13 @@ def resize_one(source, *, dest, mag):
     return "resized"
 
 
-def resize_videos(target, *, mag, jobs=1):
-    """Resize every video under `target`. Returns ({status: count}, [failed videos])."""
+def resize_videos(target, *, mag, jobs=1, shard=None):
+    """Resize every video under `target` (or one shard 'i of n' of them).
+    Returns ({status: count}, [failed videos])."""
     sources = [v for v in media.find_videos(target) if not media.is_resized(v)]
-    names = media.resized_names(sources)
+    names = media.resized_names(sources)  # over all videos, so every shard picks the same names
+    sources = media.shard_of(sources, shard)
+    names = {v: names[v] for v in sources if v in names}
     failed_names = [v for v in sources if v not in names]
     for v in failed_names:
         print(media.fail_line(v, "its resized_ name would clash with another video's"), file=sys.stderr)
@@ -91,12 +94,15 @@ def get_args_parser():
     parser.add_argument("--target", required=True, help="folder searched recursively for videos")
     parser.add_argument("--mag", type=positive_int, default=2, help="divide width and height by this integer")
     parser.add_argument("--jobs", type=positive_int, default=1, help="ffmpeg processes run at once")
+    parser.add_argument("--shard", type=media.parse_shard, default=None, metavar="I/N",
+                        help="resize only part I of N (I from 0) of the sorted videos, for job arrays")
     return parser
 
 
+@media.interruptible
 def main(args):
     media.check_target_dir(get_args_parser(), args.target)
-    counts, failed = resize_videos(args.target, mag=args.mag, jobs=args.jobs)
+    counts, failed = resize_videos(args.target, mag=args.mag, jobs=args.jobs, shard=args.shard)
     print(media.summary(counts, STATUS_ORDER))
     return 1 if failed else 0
 
