@@ -54,8 +54,14 @@ def existing_state(pt_path, settings):
 def save_record(record, pt_path):
     import torch
 
-    with media.atomic_output(pt_path) as tmp:
-        torch.save(record, tmp)
+    crc = torch.serialization.get_crc32_options()
+    # the zip checksum costs more than writing the data, and atomic writes already rule out torn files
+    torch.serialization.set_crc32_options(False)
+    try:
+        with media.atomic_output(pt_path) as tmp:
+            torch.save(record, tmp)
+    finally:
+        torch.serialization.set_crc32_options(crc)
 
 
 def convert_one(video, *, settings, frames=None):

@@ -168,6 +168,8 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
 
     `frames` stretches or shrinks the result in time to that many frames.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
 
     from media import decode_audio, decode_video
@@ -175,9 +177,13 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
     assert audiomethod in ("simple", "mel"), f"audiomethod must be simple or mel, not {audiomethod!r}"
     assert fmrgb in (3, 5), f"fmrgb must be 3 or 5, not {fmrgb!r}"
     assert frequency_param >= 1, "frequency_param must be at least 1"
-    bgr, fps = decode_video(path)
+    with ThreadPoolExecutor(1) as pool:
+        # ffmpeg decodes the sound on the other core while OpenCV decodes the frames
+        sound = []
+        bgr, fps = decode_video(path, on_fps=lambda r: sound.append(
+            pool.submit(decode_audio, path, analysis_rate(r, frequency_param))))
+        audio = sound[0].result()
     sr = analysis_rate(fps, frequency_param)
-    audio = decode_audio(path, sr)
     fused = fuse(bgr, audio, fps=fps, audiomethod=audiomethod, frequency_param=frequency_param, fmrgb=fmrgb)
     del bgr
     source_frames = fused.shape[0]

@@ -113,17 +113,21 @@ def probe(path):
 
 # ----------------------------------------------------------------------------- decoding
 
-def decode_video(path):
+def decode_video(path, on_fps=None):
     """Decode every frame that really decodes (container frame counts lie) and the frame rate.
 
     Returns (frames uint8 [T, H, W, 3] in OpenCV's BGR order, contiguous; fps).
     OpenCV decodes in-process, several times faster than piping raw frames out of ffmpeg;
     ffmpeg is the fallback for what OpenCV cannot open, and gives the error message.
+    `on_fps(fps)` is called as soon as the rate is known, before the frames are decoded, so a
+    caller can start decoding the sound alongside.
     """
-    bgr, fps = _decode_opencv(path)
+    bgr, fps = _decode_opencv(path, on_fps)
     if bgr is None:
         rgb, fps = _decode_ffmpeg(path)
         bgr = np.ascontiguousarray(rgb[..., ::-1])
+        if on_fps:
+            on_fps(fps)
     return bgr, fps
 
 
@@ -134,7 +138,7 @@ def cv2_module():
     return cv2
 
 
-def _decode_opencv(path):
+def _decode_opencv(path, on_fps=None):
     cv2 = cv2_module()
     cap = cv2.VideoCapture(os.fspath(path), cv2.CAP_FFMPEG)
     try:
@@ -144,6 +148,10 @@ def _decode_opencv(path):
         if not ok:
             return None, None
         fps = cap.get(cv2.CAP_PROP_FPS)
+        if not (fps and np.isfinite(fps) and 0 < fps < 1000):
+            fps = 25.0
+        if on_fps:
+            on_fps(float(fps))
         estimate = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         buf = np.empty((max(estimate, 1) + 8, *first.shape), np.uint8)
         buf[0] = first
@@ -157,10 +165,7 @@ def _decode_opencv(path):
             n += 1
     finally:
         cap.release()
-    frames = buf[:n]
-    if not (fps and np.isfinite(fps) and 0 < fps < 1000):
-        fps = 25.0
-    return frames, float(fps)
+    return buf[:n], float(fps)
 
 
 def count_frames(path):
@@ -253,6 +258,26 @@ def resized_names(videos):
 
 def is_resized(path):
     return Path(path).name.startswith(RESIZED_PREFIX)
+
+
+TEST_CODECS = {".mp4": ("libx264", "aac"), ".mov": ("libx264", "aac"), ".mkv": ("libx264", "aac"),
+               ".avi": ("mpeg4", "libmp3lame"), ".webm": ("libvpx", "libvorbis")}
+
+
+def write_test_video(path, *, seconds=2.0, size=(160, 120), fps=30, audio="0.5*sin(2*PI*440*t)",
+                     sample_rate=44100, channels=1, extra=()):
+    """A test-pattern video with a sound given as an ffmpeg aevalsrc expression of t (None: no
+    sound track), for tests and benchmarks; the codecs follow the extension."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vcodec, acodec = TEST_CODECS.get(path.suffix.lower(), ("libx264", "aac"))
+    args = ["-y", "-f", "lavfi", "-i", f"testsrc2=size={size[0]}x{size[1]}:rate={fps}:duration={seconds}"]
+    if audio is not None:
+        args += ["-f", "lavfi", "-i", f"aevalsrc={'|'.join([audio] * channels)}:s={sample_rate}:d={seconds}"]
+    args += ["-c:v", vcodec, "-pix_fmt", "yuv420p"] + (["-preset", "ultrafast"] if vcodec == "libx264" else [])
+    args += (["-c:a", acodec] if audio is not None else []) + [*extra, input_arg(path)]
+    run_ffmpeg(args)
+    return path
 
 
 # ----------------------------------------------------------------------------- files

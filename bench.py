@@ -1,0 +1,225 @@
+"""Measure the toolkit against the physical floor on this machine, in one run.
+
+    $ python bench.py                      # CPU: 16 clips of 5 s, 320x240, 30 fps
+    $ python bench.py --device cuda        # dataset and training parts on a GPU, with and without AMP
+
+Prints one table and writes bench.json. Every ratio compares two things measured here, now:
+conversion against decoding alone, resize_video against the bare ffmpeg command, the dataset
+against a bare torch.load. Figures are medians over the clips or repeats.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+import media
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - start
+
+
+def make_workload(folder, *, n, seconds, size, fps):
+    """n clips with a moving test pattern and a stereo 44.1 kHz AAC tone whose pitch varies per clip."""
+    clips = []
+    for i in range(n):
+        cls = "a" if i % 2 else "b"
+        clips.append(media.write_test_video(folder / cls / f"clip{i:03d}.mp4", seconds=seconds, size=size, fps=fps,
+                                            audio=f"0.4*sin(2*PI*{220 + 40 * i}*t)*(1+0.5*sin(2*PI*t))",
+                                            channels=2, sample_rate=44100))
+    return clips
+
+
+def decode_floor(clips):
+    """Seconds per clip to decode every frame with OpenCV plus the sound with ffmpeg: nothing converts faster."""
+    def one(clip):
+        media.decode_video(clip)
+        media.decode_audio(clip, 3000)
+
+    one(clips[0])  # warm caches and imports
+    return statistics.median(timed(one, c) for c in clips)
+
+
+def conversion(folder, clips, *, audiomethod, fmrgb, jobs=1):
+    """Seconds per clip of create_fmrgbdata over the folder (in this process, imports already paid)."""
+    from create_fmrgbdata import create_fmrgbdata
+
+    seconds = timed(create_fmrgbdata, folder, audiomethod=audiomethod, fmrgb=fmrgb, jobs=jobs, overwrite=True)
+    return seconds / len(clips)
+
+
+def resize_vs_ffmpeg(folder, clips, mag=2):
+    from resize_video import resize_args, resize_videos
+
+    bare = tempfile.mkdtemp(dir=folder)
+    t_bare = 0.0
+    for c in clips:
+        info = media.probe(c)
+        t_bare += timed(media.run_ffmpeg, resize_args(c, Path(bare) / c.name, mag=mag, audio_codec=info.audio_codec))
+    shutil.rmtree(bare)
+    t_ours = timed(resize_videos, folder, mag=mag)
+    for p in Path(folder).rglob("resized_*.mp4"):
+        p.unlink()
+    return t_ours / len(clips), t_bare / len(clips)
+
+
+def peak_memory(clip, audiomethod="mel"):
+    """Peak RSS (MB) of converting the clip in a fresh process, and the output tensor's size (MB)."""
+    code = ("import sys, resource; sys.path.insert(0, sys.argv[1]); import features;"
+            "r = features.convert_video(sys.argv[2], audiomethod=sys.argv[3]);"
+            "print(r['frames'].numel(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(clip), audiomethod],
+                         capture_output=True, text=True, check=True, timeout=600).stdout.split()
+    baseline = subprocess.run([sys.executable, "-c", "import resource, torch, cv2, librosa, scipy;"
+                               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+                              capture_output=True, text=True, check=True, timeout=600).stdout
+    return int(out[1]) / 1024, int(out[0]) / 2**20, int(baseline) / 1024
+
+
+def dataset_rates(pts, *, frames=32, size=64, num_workers=2):
+    import torch
+
+    from dataset import FMRGBDataset
+
+    def bare():
+        for p in pts:
+            r = torch.load(p, weights_only=True, mmap=True)
+            r["frames"].sum()  # touch the data, as the dataset does
+
+    bare()
+    t_bare = timed(bare)
+    ds = FMRGBDataset(pts, [0] * len(pts), frames=frames, size=size, layout="cthw")
+    [ds[i] for i in range(len(ds))]
+    t_ds = timed(lambda: [ds[i] for i in range(len(ds))])
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=num_workers)
+    next(iter(loader))
+    t_loader = timed(lambda: [b for _ in range(2) for b in loader])
+    return len(pts) / t_ds, len(pts) / t_bare, 2 * len(pts) / t_loader
+
+
+def training_steps(*, device, amp, batch=8, channels=5, frames=32, size=64, repeats=5):
+    """Median ms per training step (forward, backward, AdamW) and inference clips/s, per model."""
+    import torch
+
+    from model import build_model
+
+    results = {}
+    for name in ("conv3d", "convlstm", "vivit"):
+        torch.manual_seed(0)
+        model = build_model(name, in_channels=channels, num_classes=2, frames=frames, size=size).to(device)
+        layout = getattr(model, "layout", "cthw")
+        shape = (batch, channels, frames, size, size) if layout == "cthw" else (batch, frames, channels, size, size)
+        x = torch.randn(shape, device=device)
+        y = torch.randint(0, 2, (batch,), device=device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        ctx = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp
+               else torch.autocast(device_type=device.type, enabled=False))
+
+        def step():
+            with ctx:
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        def infer():
+            with torch.no_grad(), ctx:
+                model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        model.train()
+        step(), step()
+        train_ms = statistics.median(timed(step) for _ in range(repeats)) * 1000
+        model.eval()
+        infer()
+        infer_s = statistics.median(timed(infer) for _ in range(repeats))
+        results[name] = {"train_step_ms": round(train_ms, 1), "inference_clips_per_s": round(batch / infer_s, 1)}
+    return results
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--size", default="320x240", help="WxH of the generated clips")
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="for the dataset and training parts")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["convert", "resize", "memory", "dataset", "train"],
+                        help="parts to leave out")
+    parser.add_argument("--out", default="bench.json")
+    return parser
+
+
+def row(name, value, unit, versus="", ratio=None, target=""):
+    ratio_text = f"{ratio:.2f}x" if ratio is not None else ""
+    print(f"{name:<44} {value:>10.3f} {unit:<9} {versus:<24} {ratio_text:>7} {target}")
+
+
+def main(args):
+    import torch
+
+    width, height = (int(v) for v in args.size.split("x"))
+    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "torch": torch.__version__,
+                          "device": args.device}, "workload": vars(args).copy()}
+    work = Path(tempfile.mkdtemp(prefix="fmrgb-bench-"))
+    try:
+        clips = make_workload(work, n=args.clips, seconds=args.seconds, size=(width, height), fps=args.fps)
+        print(f"{'measure':<44} {'value':>10} {'unit':<9} {'versus':<24} {'ratio':>7} target")
+        floor = decode_floor(clips)
+        report["decode_floor_s"] = floor
+        row("decode floor (OpenCV frames + ffmpeg sound)", floor, "s/clip")
+        if "convert" not in args.skip:
+            for method, ch, target in [("simple", 5, 1.3), ("simple", 3, 1.3), ("mel", 5, 1.6), ("mel", 3, 1.6)]:
+                s = conversion(work, clips, audiomethod=method, fmrgb=ch)
+                report[f"convert_{method}_{ch}_s"] = s
+                row(f"create_fmrgbdata {method}, {ch} channels", s, "s/clip", "decode floor", s / floor, f"<= {target}x")
+            one = conversion(work, clips, audiomethod="simple", fmrgb=5, jobs=1)
+            two = conversion(work, clips, audiomethod="simple", fmrgb=5, jobs=2)
+            report["jobs2_speedup"] = one / two
+            row("create_fmrgbdata --jobs 2 speed-up", one / two, "x", "--jobs 1", None, ">= 1.6x")
+        if "resize" not in args.skip:
+            ours, bare = resize_vs_ffmpeg(work, clips)
+            report["resize_s"], report["resize_bare_ffmpeg_s"] = ours, bare
+            row("resize_video --mag 2", ours, "s/clip", "bare ffmpeg", ours / bare, "<= 1.1x")
+        if "memory" not in args.skip:
+            rss, tensor, baseline = peak_memory(clips[-1])
+            report["peak_rss_mb"], report["output_tensor_mb"], report["import_rss_mb"] = rss, tensor, baseline
+            row("conversion peak RSS (mel, 5 channels)", rss, "MB", "3x output + 300 MB", rss / (3 * tensor + 300), "<= 1.00x")
+            row("  of which imports (torch, cv2, librosa)", baseline, "MB")
+        pts = sorted(work.rglob("*.pt"))
+        if "dataset" not in args.skip and pts:
+            ds, bare, loader = dataset_rates(pts)
+            report["dataset_items_per_s"], report["bare_load_items_per_s"] = ds, bare
+            report["dataloader_2_workers_items_per_s"] = loader
+            row("dataset items/s (5x32x64x64)", ds, "items/s", "bare torch.load", ds / bare, ">= 0.5x")
+            row("DataLoader, 2 workers", loader, "items/s")
+        if "train" not in args.skip:
+            device = torch.device(args.device)
+            for amp in ([False, True] if device.type == "cuda" else [False]):
+                steps = training_steps(device=device, amp=amp)
+                report[f"training{'_amp' if amp else ''}"] = steps
+                for name, r in steps.items():
+                    row(f"train step {name}, batch 8{' (bf16)' if amp else ''}", r["train_step_ms"], "ms")
+                    row(f"inference {name}{' (bf16)' if amp else ''}", r["inference_clips_per_s"], "clips/s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
