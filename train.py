@@ -1,0 +1,678 @@
+"""Train a video classifier (Conv3D, ConvLSTM or ViViT) on labelled FMRGB tensors (.pt files).
+
+    $ python train.py --data data/ --epochs 20 --test_size 0.2 --patience 5 --learnmethod conv3d --islearnrate_search false
+    $ python train.py --data labels.csv --learnmethod vivit --islearnrate_search true --lr_grid 1e-4 1e-3
+    $ python train.py --data data/ --resume runs/conv3d-20240101-120000/last.pt --epochs 40
+    $ torchrun --standalone --nproc_per_node=4 train.py --data data/ --learnmethod vivit --amp   # DDP
+
+--data is a folder (every *.pt below it; label = the file's parent folder) or a CSV path,label.
+The files are split stratified into train/val/test; early stopping watches the validation loss and
+the best checkpoint (by validation loss) is evaluated once on the test set at the end.
+Writes into --out: best.pt, last.pt, history.csv, curves.png, metrics.json, confusion.png,
+roc.png (two classes), test_predictions.csv and, with a learning-rate search, lr_search.csv.
+"""
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from dataset import FMRGBDataset, class_names, common_length, compute_stats, find_data, inspect_files, split_indices
+from media import atomic_output
+from model import INPUT_LAYOUT, MODELS, build_model
+
+CHECKPOINT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- arguments
+
+def parse_bool(text):
+    """'true'/'false' (also 1/0, yes/no, on/off, any case) -> bool."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes", "y", "on", "t"):
+        return True
+    if value in ("false", "0", "no", "n", "off", "f"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description="Train a video classifier on FMRGB tensors.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="folder of <class>/*.pt files, or a CSV with columns path,label")
+    p.add_argument("--epochs", type=int, default=20, help="number of epochs (total, also when resuming)")
+    p.add_argument("--test_size", type=float, default=0.2, help="fraction of the files held out for the test")
+    p.add_argument("--val_size", type=float, default=None,
+                   help="fraction of the files for validation; None: the same as --test_size")
+    p.add_argument("--patience", type=int, default=5,
+                   help="stop after this many epochs without a lower validation loss")
+    p.add_argument("--learnmethod", default="conv3d", choices=sorted(MODELS), help="model")
+    p.add_argument("--islearnrate_search", type=parse_bool, default=False, metavar="true|false",
+                   help="train once per --lr_grid value and keep the lowest validation loss")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (AdamW)")
+    p.add_argument("--lr_grid", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3],
+                   help="learning rates to search")
+    p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--batch_size", type=int, default=8, help="batch size (per process under DDP)")
+    p.add_argument("--frames", type=int, default=32, help="time steps per clip given to the model")
+    p.add_argument("--size", type=int, default=64, help="frames are resized to size x size")
+    p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and shuffling")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
+    p.add_argument("--num_workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--amp", type=parse_bool, nargs="?", const=True, default=False, metavar="true|false",
+                   help="bf16 autocast on CUDA")
+    p.add_argument("--usescheduler", type=parse_bool, default=False, metavar="true|false",
+                   help="cosine learning-rate decay over --epochs")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<learnmethod>-<YYYYmmdd-HHMMSS>; "
+                                                "with --resume: the checkpoint's folder)")
+    p.add_argument("--resume", default=None, help="continue training from this checkpoint (last.pt)")
+    p.add_argument("--compile", type=parse_bool, nargs="?", const=True, default=False, metavar="true|false",
+                   help="torch.compile the model")
+    return p
+
+
+def usage_error(msg):
+    """One clear line and exit status 2 (bad command line or data)."""
+    print(f"error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+# ----------------------------------------------------------------------------- setup
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def seed_worker(worker_id):
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def resolve_device(name):
+    """'auto' | 'cpu' | 'cuda' -> torch.device; 'cuda' without a GPU is a ValueError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def setup_distributed(device_name):
+    """DDP when torchrun set RANK/WORLD_SIZE/LOCAL_RANK, else a single process.
+    Returns {"ddp", "rank", "local_rank", "world_size", "master", "device"}."""
+    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    if not ddp:
+        return {"ddp": False, "rank": 0, "local_rank": 0, "world_size": 1, "master": True,
+                "device": resolve_device(device_name)}
+    import torch.distributed as dist
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        device = torch.device(f"cuda:{local_rank}")
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return {"ddp": True, "rank": rank, "local_rank": local_rank, "world_size": world, "master": rank == 0,
+            "device": device}
+
+
+def teardown_distributed(ctx):
+    if ctx["ddp"]:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+
+
+def barrier(ctx):
+    if ctx["ddp"]:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+# ----------------------------------------------------------------------------- data
+
+def prepare_data(data, *, test_size, val_size, seed, frames, size, num_workers=0, stats=None):
+    """Find, check, split the files and compute the training set's channel statistics.
+
+    Returns {"paths", "labels" (int), "classes", "train", "val", "test" (index lists), "info"
+    (see dataset.inspect_files; "pt_frames" of the training files), "mean", "std"}.
+    `stats=(mean, std)` reuses given statistics (resuming) instead of computing them."""
+    paths, names = find_data(data)
+    classes = class_names(names)
+    train, val, test = split_indices(names, test_size=test_size, val_size=val_size, seed=seed)
+    info = inspect_files(paths)
+    info["pt_frames"] = common_length([info["lengths"][i] for i in train])
+    if stats is None:
+        stats = compute_stats([paths[i] for i in train], frames=frames, size=size, num_workers=num_workers)
+    mean, std = stats
+    return {"paths": paths, "labels": [classes.index(n) for n in names], "classes": classes,
+            "train": train, "val": val, "test": test, "info": info, "mean": list(mean), "std": list(std)}
+
+
+def subset(data, part, *, frames, size, layout):
+    idx = data[part]
+    return FMRGBDataset([data["paths"][i] for i in idx], [data["labels"][i] for i in idx], frames=frames,
+                        size=size, mean=data["mean"], std=data["std"], layout=layout)
+
+
+def make_loader(dataset, *, batch_size, shuffle, seed, num_workers, ctx=None, pin_memory=False):
+    """Deterministic DataLoader (seeded generator and workers; reseed per epoch with set_loader_epoch).
+    Under DDP each process gets its share (a DistributedSampler for training, a strided shard for
+    evaluation, so validation metrics summed over processes cover every file once)."""
+    sampler = None
+    if ctx is not None and ctx["ddp"]:
+        from torch.utils.data.distributed import DistributedSampler
+
+        if shuffle:
+            sampler = DistributedSampler(dataset, num_replicas=ctx["world_size"], rank=ctx["rank"], shuffle=True,
+                                         seed=seed)
+        else:  # evaluation: each item exactly once over all processes (no padding duplicates)
+            sampler = list(range(ctx["rank"], len(dataset), ctx["world_size"]))
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                        num_workers=num_workers, pin_memory=pin_memory, generator=gen, worker_init_fn=seed_worker,
+                        persistent_workers=num_workers > 0)
+    loader.seed = seed
+    return loader
+
+
+def set_loader_epoch(loader, epoch):
+    """Same shuffling for an epoch whether or not the run was resumed."""
+    if loader.sampler is not None and hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+    loader.generator.manual_seed(loader.seed + epoch)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def clean_state_dict(state):
+    """Weights without the "module." (DDP) / "_orig_mod." (torch.compile) prefixes, on the CPU."""
+    out = {}
+    for k, v in state.items():
+        for prefix in ("module.", "_orig_mod."):
+            while k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v.detach().cpu().clone()
+    return out
+
+
+def save_checkpoint(path, ckpt):
+    with atomic_output(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def load_checkpoint(path):
+    """A checkpoint dict (plain types + tensors, so weights_only=True loads it)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "model_state" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{path}: not a train.py checkpoint")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt):
+    model = build_model(ckpt["model"], **ckpt["model_kwargs"])
+    model.load_state_dict(clean_state_dict(ckpt["model_state"]))
+    return model
+
+
+def checkpoint_base(*, learnmethod, model_kwargs, data, frames, size, lr, train_args):
+    """The fields every checkpoint of a run shares (what predict.py needs to rebuild the recipe)."""
+    info = data["info"]
+    return {
+        "format_version": CHECKPOINT_VERSION,
+        "model": learnmethod,
+        "model_kwargs": dict(model_kwargs),
+        "layout": INPUT_LAYOUT[learnmethod],
+        "classes": list(data["classes"]),
+        "channels": list(info["channels"]),
+        "mean": [float(m) for m in data["mean"]],
+        "std": [float(s) for s in data["std"]],
+        "frames": int(frames),
+        "size": int(size),
+        "audiomethod": info["audiomethod"],
+        "frequency_param": info["frequency_param"],
+        "sample_rate": info["sample_rate"],
+        "pt_frames": info["pt_frames"],
+        "lr": float(lr),
+        "train_args": dict(train_args),
+    }
+
+
+# ----------------------------------------------------------------------------- training
+
+def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None, desc="", show_progress=False):
+    """One pass over `loader` (training if `optimizer` is given) -> (mean loss, accuracy),
+    summed over all DDP processes. A non-finite loss raises FloatingPointError."""
+    from tqdm import tqdm
+
+    training = optimizer is not None
+    model.train(training)
+    autocast = autocast or contextlib.nullcontext
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, n
+    with torch.set_grad_enabled(training):
+        for x, y in tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True,
+                         file=sys.stderr, unit="batch"):
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            with autocast():
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{desc}: the loss became {loss.item()}; try a lower --lr")
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            n = y.numel()
+            sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
+                                 torch.tensor(n, dtype=torch.float64, device=device)])
+    if ctx is not None and ctx["ddp"]:
+        import torch.distributed as dist
+
+        dist.all_reduce(sums)
+    loss_sum, correct, n = sums.tolist()
+    return loss_sum / max(n, 1), correct / max(n, 1)
+
+
+@torch.no_grad()
+def predict_probs(model, loader, *, device, autocast=None):
+    """Class probabilities (N, K) float64 and the true labels (N,) of a non-shuffled loader."""
+    model.eval()
+    autocast = autocast or contextlib.nullcontext
+    probs, targets = [], []
+    for x, y in loader:
+        with autocast():
+            logits = model(x.to(device, non_blocking=True))
+        probs.append(torch.softmax(logits.double(), dim=1).cpu())
+        targets.append(y)
+    return torch.cat(probs).numpy(), torch.cat(targets).numpy()
+
+
+def make_autocast(device, amp):
+    if amp and device.type == "cuda":
+        return lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def lr_at(epoch, *, lr, epochs, usescheduler):
+    """Learning rate of an epoch (1-based): constant, or cosine decay from lr over `epochs`
+    (computed from the epoch number, so a resumed run with more epochs follows the new schedule)."""
+    if not usescheduler:
+        return lr
+    return lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
+
+
+def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_dir, ckpt_base, weight_decay=0.01,
+        usescheduler=False, amp=False, compile=False, ctx=None, resume=None, log=print):
+    """Train with early stopping on the validation loss; write last.pt every epoch and best.pt on
+    every improvement (master process only). `resume` is a checkpoint dict to continue from
+    (with "best_state": the weights of the run's best.pt, if known).
+    Returns {"history", "best_epoch", "best_val_loss", "best_state", "epochs_run", "stopped_early"}."""
+    ctx = ctx or {"ddp": False, "master": True, "local_rank": 0}
+    out_dir = Path(out_dir)
+    raw = model.to(device)
+    optimizer = torch.optim.AdamW(raw.parameters(), lr=lr, weight_decay=weight_decay)
+    history, best_val, best_epoch, bad, start = [], float("inf"), 0, 0, 0
+    best_state = None
+    if resume is not None:
+        raw.load_state_dict(clean_state_dict(resume["model_state"]))
+        optimizer.load_state_dict(resume["optimizer_state"])
+        history = [dict(h) for h in resume.get("history", [])]
+        best_val, best_epoch = resume.get("best_val_loss", float("inf")), resume.get("best_epoch", 0)
+        bad, start = resume.get("bad_epochs", 0), int(resume["epoch"])
+        best_state = resume.get("best_state")
+    net = torch.compile(raw) if compile else raw
+    if ctx["ddp"]:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(net, device_ids=[ctx["local_rank"]] if device.type == "cuda" else None)
+    autocast = make_autocast(device, amp)
+    stopped_early = False
+    for epoch in range(start + 1, epochs + 1):
+        if bad >= patience:
+            stopped_early = True
+            break
+        t0 = time.perf_counter()
+        set_loader_epoch(train_loader, epoch)
+        cur_lr = lr_at(epoch, lr=lr, epochs=epochs, usescheduler=usescheduler)
+        for group in optimizer.param_groups:
+            group["lr"] = cur_lr
+        tr_loss, tr_acc = run_epoch(net, train_loader, device=device, optimizer=optimizer, autocast=autocast, ctx=ctx,
+                                    desc=f"epoch {epoch}/{epochs}", show_progress=ctx["master"])
+        va_loss, va_acc = run_epoch(net, val_loader, device=device, autocast=autocast, ctx=ctx,
+                                    desc=f"epoch {epoch}/{epochs} val", show_progress=ctx["master"])
+        seconds = time.perf_counter() - t0
+        history.append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc, "val_loss": va_loss,
+                        "val_acc": va_acc, "lr": cur_lr, "seconds": round(seconds, 3)})
+        improved = va_loss < best_val
+        if improved:
+            best_val, best_epoch, bad = va_loss, epoch, 0
+            best_state = clean_state_dict(raw.state_dict())
+        else:
+            bad += 1
+        if ctx["master"]:
+            log(f"epoch {epoch}/{epochs} train loss {tr_loss:.4f} acc {tr_acc:.4f} | "
+                f"val loss {va_loss:.4f} acc {va_acc:.4f} | {seconds:.1f} s" + (" *" if improved else ""))
+            state = {**ckpt_base, "model_state": clean_state_dict(raw.state_dict()), "epoch": epoch,
+                     "optimizer_state": optimizer.state_dict(),
+                     "history": [dict(h) for h in history], "best_val_loss": float(best_val),
+                     "best_epoch": int(best_epoch), "bad_epochs": int(bad), "patience": int(patience)}
+            if improved:
+                save_checkpoint(out_dir / "best.pt", state)
+            save_checkpoint(out_dir / "last.pt", state)
+        if bad >= patience and epoch < epochs:
+            stopped_early = True
+            if ctx["master"]:
+                log(f"early stop: no lower validation loss for {patience} epochs (best epoch {best_epoch})")
+            break
+    if best_state is None:
+        best_state = clean_state_dict(raw.state_dict())
+    return {"history": history, "best_epoch": best_epoch, "best_val_loss": best_val, "best_state": best_state,
+            "epochs_run": len(history), "stopped_early": stopped_early}
+
+
+# ----------------------------------------------------------------------------- results
+
+def compute_metrics(y_true, probs, classes):
+    """scikit-learn metrics of class probabilities (N, K) against true labels.
+    Two classes: precision/recall/f1 of the second class (classes[1]) and its ROC AUC;
+    more: macro averages and macro one-vs-rest ROC AUC. roc_auc is None if the test set has one class."""
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs, dtype=np.float64)
+    y_pred = probs.argmax(axis=1)
+    labels = list(range(len(classes)))
+    average = "binary" if len(classes) == 2 else "macro"
+    prf = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0,
+                                              **({"pos_label": 1} if average == "binary" else {}))
+    roc_auc = None
+    if len(set(y_true.tolist())) >= 2:
+        try:
+            if len(classes) == 2:
+                roc_auc = float(skm.roc_auc_score(y_true, probs[:, 1]))
+            else:
+                roc_auc = float(skm.roc_auc_score(y_true, probs / probs.sum(1, keepdims=True), multi_class="ovr",
+                                                  average="macro", labels=labels))
+        except ValueError:
+            roc_auc = None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # balanced accuracy warns when a predicted class is absent
+        balanced = float(skm.balanced_accuracy_score(y_true, y_pred))
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": balanced,
+        "precision": float(prf[0]),
+        "recall": float(prf[1]),
+        "f1": float(prf[2]),
+        "roc_auc": roc_auc,
+        "average": average,
+        "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "classes": list(classes),
+    }
+
+
+def write_json(path, obj):
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+
+def write_csv(path, header, rows):
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+
+
+def write_history(path, history):
+    keys = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+    write_csv(path, keys, [[h.get(k) for k in keys] for h in history])
+
+
+def _save_figure(fig, path):
+    import matplotlib.pyplot as plt
+
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_curves(history, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    a.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+    a.set(xlabel="epoch", ylabel="loss", title="loss")
+    b.plot(ep, [h["train_acc"] for h in history], "o-", label="train")
+    b.plot(ep, [h["val_acc"] for h in history], "o-", label="validation")
+    b.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save_figure(fig, path)
+
+
+def plot_confusion(cm, classes, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 3, 1.2 * len(classes) + 2.5))
+    ax.imshow(cm, cmap="Blues")
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted", ylabel="true", title="confusion matrix (test)")
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    _save_figure(fig, path)
+
+
+def plot_roc(y_true, scores, positive, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(y_true, scores):.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC (positive: {positive})")
+    ax.legend(loc="lower right")
+    _save_figure(fig, path)
+
+
+def write_test_results(out_dir, *, paths, y_true, probs, classes):
+    """test_predictions.csv, confusion.png, roc.png (two classes, both present); returns the metrics."""
+    out_dir = Path(out_dir)
+    m = compute_metrics(y_true, probs, classes)
+    pred = probs.argmax(axis=1)
+    write_csv(out_dir / "test_predictions.csv", ["path", "true", "predicted", *[f"p_{c}" for c in classes]],
+              [[str(p), classes[t], classes[k], *[f"{v:.6f}" for v in row]]
+               for p, t, k, row in zip(paths, y_true, pred, probs)])
+    plot_confusion(m["confusion_matrix"], classes, out_dir / "confusion.png")
+    if len(classes) == 2 and m["roc_auc"] is not None:
+        plot_roc(y_true, probs[:, 1], classes[1], out_dir / "roc.png")
+    return m
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(args):
+    data_path = Path(args.data)
+    if not data_path.exists():
+        usage_error(f"--data {args.data}: no such file or folder")
+    val_size = args.val_size if args.val_size is not None else args.test_size
+    for flag, v in (("--test_size", args.test_size), ("--val_size", val_size)):
+        if not 0 < v < 1:
+            usage_error(f"{flag} {v}: must be between 0 and 1")
+    if args.test_size + val_size >= 1:
+        usage_error(f"--test_size {args.test_size} + --val_size {val_size} leave no training files")
+    for flag in ("epochs", "batch_size", "frames", "size", "patience"):
+        if getattr(args, flag) < 1:
+            usage_error(f"--{flag} {getattr(args, flag)}: must be at least 1")
+    try:
+        ctx = setup_distributed(args.device)
+    except ValueError as e:
+        usage_error(str(e))
+    device = ctx["device"]
+    log = print if ctx["master"] else (lambda *a, **k: None)
+    try:
+        _train(args, ctx, device, val_size, log)
+    except FloatingPointError as e:
+        print(f"error: training stopped: {e}", file=sys.stderr)
+        raise SystemExit(1)
+    finally:
+        teardown_distributed(ctx)
+
+
+def _train(args, ctx, device, val_size, log):
+    resume = None
+    learnmethod, frames, size, lr, seed, test_size = (args.learnmethod, args.frames, args.size, args.lr, args.seed,
+                                                      args.test_size)
+    if args.resume:
+        try:
+            resume = load_checkpoint(args.resume)
+        except Exception as e:
+            usage_error(f"--resume {args.resume}: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+        ta = resume["train_args"]  # the split and recipe must match the run being continued
+        learnmethod, frames, size, lr = resume["model"], resume["frames"], resume["size"], resume["lr"]
+        seed, test_size, val_size = ta["seed"], ta["test_size"], ta["val_size"]
+        if learnmethod != args.learnmethod:
+            log(f"note: --resume continues a {learnmethod} run; --learnmethod {args.learnmethod} ignored")
+        best_path = Path(args.resume).parent / "best.pt"
+        if best_path.is_file():
+            resume["best_state"] = load_checkpoint(best_path)["model_state"]
+    if args.amp and device.type != "cuda":
+        log("note: --amp applies on CUDA only; training in float32")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    seed_everything(seed)
+    try:
+        data = prepare_data(args.data, test_size=test_size, val_size=val_size, seed=seed, frames=frames, size=size,
+                            num_workers=args.num_workers,
+                            stats=(resume["mean"], resume["std"]) if resume else None)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        usage_error(str(e))
+    if resume and data["classes"] != resume["classes"]:
+        usage_error(f"--resume: the checkpoint's classes {resume['classes']} differ from the data's {data['classes']}")
+
+    out_dir = Path(args.out) if args.out else (
+        Path(args.resume).parent if args.resume else
+        Path("runs") / f"{learnmethod}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    if ctx["master"]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        best_path = Path(args.resume).parent / "best.pt" if args.resume else None
+        if best_path is not None and best_path.is_file() and not (out_dir / "best.pt").exists():
+            with atomic_output(out_dir / "best.pt") as tmp:
+                shutil.copyfile(best_path, tmp)
+    barrier(ctx)
+
+    layout = INPUT_LAYOUT[learnmethod]
+    pin = device.type == "cuda"
+    train_ds = subset(data, "train", frames=frames, size=size, layout=layout)
+    val_ds = subset(data, "val", frames=frames, size=size, layout=layout)
+    test_ds = subset(data, "test", frames=frames, size=size, layout=layout)
+    loader_kw = dict(batch_size=args.batch_size, seed=seed, num_workers=args.num_workers, ctx=ctx, pin_memory=pin)
+    train_loader = make_loader(train_ds, shuffle=True, **loader_kw)
+    val_loader = make_loader(val_ds, shuffle=False, **loader_kw)
+    C = len(data["info"]["channels"])
+    model_kwargs = {"in_channels": C, "num_classes": len(data["classes"]), "frames": frames, "size": size}
+    train_args = {"seed": seed, "test_size": test_size, "val_size": val_size, "batch_size": args.batch_size,
+                  "patience": args.patience, "usescheduler": args.usescheduler, "weight_decay": args.weight_decay,
+                  "data": str(args.data)}
+    log(f"{learnmethod}: {len(data['train'])} train / {len(data['val'])} val / {len(data['test'])} test files, "
+        f"classes {data['classes']}, channels {data['info']['channels']}, device {device}")
+
+    def one_run(run_lr, run_dir, resume_ckpt=None):
+        seed_everything(seed)
+        model = build_model(learnmethod, **model_kwargs)
+        base = checkpoint_base(learnmethod=learnmethod, model_kwargs=model_kwargs, data=data, frames=frames,
+                               size=size, lr=run_lr, train_args=train_args)
+        if ctx["master"]:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+        return model, fit(model, train_loader, val_loader, epochs=args.epochs, lr=run_lr, patience=args.patience,
+                          device=device, out_dir=run_dir, ckpt_base=base, weight_decay=args.weight_decay,
+                          usescheduler=args.usescheduler, amp=args.amp, compile=args.compile, ctx=ctx,
+                          resume=resume_ckpt, log=log)
+
+    if args.islearnrate_search and resume is None:
+        rows, best = [], None
+        for run_lr in args.lr_grid:
+            log(f"--- learning rate {run_lr:g}")
+            run_dir = out_dir / "lr_search" / f"lr_{run_lr:g}"
+            model, result = one_run(run_lr, run_dir)
+            rows.append([f"{run_lr:g}", result["best_val_loss"], result["best_epoch"], result["epochs_run"]])
+            if best is None or result["best_val_loss"] < best[2]["best_val_loss"]:
+                best = (run_lr, model, result, run_dir)
+        lr, model, result, run_dir = best
+        if ctx["master"]:
+            write_csv(out_dir / "lr_search.csv", ["lr", "best_val_loss", "best_epoch", "epochs_run"], rows)
+            for name in ("best.pt", "last.pt"):
+                with atomic_output(out_dir / name) as tmp:
+                    shutil.copyfile(run_dir / name, tmp)
+            log(f"learning rate search: best lr {lr:g} (validation loss {result['best_val_loss']:.4f})")
+    else:
+        model, result = one_run(lr, out_dir, resume)
+
+    metrics = None
+    if ctx["master"]:
+        write_history(out_dir / "history.csv", result["history"])
+        plot_curves(result["history"], out_dir / "curves.png")
+        model.load_state_dict(result["best_state"])
+        model.to(device)
+        test_loader = make_loader(test_ds, shuffle=False, batch_size=args.batch_size, seed=seed,
+                                  num_workers=args.num_workers, pin_memory=pin)
+        probs, y_true = predict_probs(model, test_loader, device=device, autocast=make_autocast(device, args.amp))
+        metrics = write_test_results(out_dir, paths=test_ds.paths, y_true=y_true, probs=probs,
+                                     classes=data["classes"])
+        metrics.update({"n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
+                        "learnmethod": learnmethod, "lr": float(lr), "best_epoch": int(result["best_epoch"]),
+                        "best_val_loss": float(result["best_val_loss"]), "epochs_run": result["epochs_run"],
+                        "frames": frames, "size": size, "seed": seed})
+        write_json(out_dir / "metrics.json", metrics)
+        log(f"test: accuracy {metrics['accuracy']:.4f}  balanced accuracy {metrics['balanced_accuracy']:.4f}  "
+            f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
+            f"roc auc {'n/a' if metrics['roc_auc'] is None else format(metrics['roc_auc'], '.4f')}")
+        log(f"confusion matrix (rows true, columns predicted; {data['classes']}): {metrics['confusion_matrix']}")
+        log(f"wrote {out_dir}")
+    barrier(ctx)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
