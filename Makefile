@@ -35,8 +35,8 @@ bench: install
 # the README's pictures, from the demo's run
 docs-images: $(DEMO_RUN)/best.pt
 	mkdir -p docs
-	$(BIN)/python visualize.py --target "$$(ls $(DEMO_DATA)/event/*.pt | head -1)" --out docs
-	mv "docs/$$(ls $(DEMO_DATA)/event/*.pt | head -1 | xargs basename).png" docs/channels.png
+	$(BIN)/python visualize.py --target $(DEMO_DATA)/event/resized_event_001.mp4.pt --out docs
+	mv docs/resized_event_001.mp4.pt.png docs/channels.png
 	cp $(DEMO_RUN)/curves.png $(DEMO_RUN)/confusion.png docs/
 
 $(DEMO_RUN)/best.pt:
