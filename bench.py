@@ -79,7 +79,7 @@ def peak_memory(clip, audiomethod="mel"):
             "print(r['frames'].numel(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(clip), audiomethod],
                          capture_output=True, text=True, check=True, timeout=600).stdout.split()
-    baseline = subprocess.run([sys.executable, "-c", "import resource, torch, cv2, librosa, scipy;"
+    baseline = subprocess.run([sys.executable, "-c", "import resource, torch, cv2, features, media;"
                                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
                               capture_output=True, text=True, check=True, timeout=600).stdout
     return int(out[1]) / 1024, int(out[0]) / 2**20, int(baseline) / 1024
@@ -198,7 +198,7 @@ def main(args):
             rss, tensor, baseline = peak_memory(clips[-1])
             report["peak_rss_mb"], report["output_tensor_mb"], report["import_rss_mb"] = rss, tensor, baseline
             row("conversion peak RSS (mel, 5 channels)", rss, "MB", "3x output + 300 MB", rss / (3 * tensor + 300), "<= 1.00x")
-            row("  of which imports (torch, cv2, librosa)", baseline, "MB")
+            row("  of which imports (torch, cv2)", baseline, "MB")
         pts = sorted(work.rglob("*.pt"))
         if "dataset" not in args.skip and pts:
             ds, bare, loader = dataset_rates(pts)

@@ -5,8 +5,6 @@ Every function works on a whole track or a whole video at once (numpy / torch), 
 Sound is analysed at the rate sr = round(fps * frequency_param): frame i owns the samples
 [i * frequency_param, (i + 1) * frequency_param) of the mono mix-down.
 """
-import warnings
-
 import numpy as np
 
 FORMAT_VERSION = 1
@@ -64,11 +62,36 @@ def dominant_frequency(frames_audio, sample_rate):
     return np.where(loud & (spectrum.max(axis=1) > 0), to_uint8(value), 0).astype(np.uint8)
 
 
+def hz_to_mel(hz):
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, np.float64)
+    log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log_part, hz * 3.0 / 200.0)
+
+
+def mel_to_hz(mel):
+    mel = np.asarray(mel, np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * 200.0 / 3.0)
+
+
+def mel_filters(sample_rate, n_fft, n_mels):
+    """Triangular Slaney-normalised mel filters (n_mels, n_fft // 2 + 1), the same matrix as
+    librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels) (a test checks it); written
+    out here so a conversion does not import librosa and numba (+200 MB, +1 s per process)."""
+    edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2.0), n_mels + 2))
+    bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    ramps = edges[:, None] - bins[None, :]
+    widths = np.diff(edges)
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
 def mel_columns(audio, n_frames, frequency_param, sample_rate):
     """Log-mel spectrogram with one column per video frame, each column the window that ends
     with its frame: (T, n_mels) uint8, 255 = the loudest point of the video, 0 = MEL_FLOOR_DB or below."""
-    import librosa
-
     hop = frequency_param
     n_fft = 1 << int(np.ceil(np.log2(max(2 * hop, 16))))
     n_mels = max(8, min(64, n_fft // 4))
@@ -76,10 +99,7 @@ def mel_columns(audio, n_frames, frequency_param, sample_rate):
     padded = np.concatenate([np.zeros(n_fft - hop, np.float32), x])
     windows = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]  # (T, n_fft)
     power = np.abs(np.fft.rfft(windows * np.hanning(n_fft).astype(np.float32), axis=1)) ** 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # librosa warns about empty filters at very low rates
-        fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
-    mel = power @ fb.T  # (T, n_mels)
+    mel = power @ mel_filters(sample_rate, n_fft, n_mels).T  # (T, n_mels)
     peak = mel.max(initial=0.0)
     if peak <= 0:
         return np.zeros((n_frames, n_mels), np.uint8)

@@ -119,3 +119,15 @@ def test_odd_frame_rates_and_params_keep_one_row_per_frame(sr_fps):
                         audiomethod="mel", frequency_param=fp, fmrgb=5)
     assert out.shape == (n, 4, 4, 5)
     assert out[..., 3].max() == 255
+
+
+@pytest.mark.parametrize("sr,n_fft,n_mels", [(3000, 256, 64), (2997, 256, 64), (44100, 2048, 128), (300, 32, 8)])
+def test_mel_filters_are_librosas(sr, n_fft, n_mels):
+    import warnings
+
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa warns about empty filters at very low rates
+        ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+    np.testing.assert_allclose(features.mel_filters(sr, n_fft, n_mels), ref, rtol=1e-4, atol=1e-7)
