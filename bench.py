@@ -42,7 +42,7 @@ def make_workload(folder, *, n, seconds, size, fps):
 def decode_floor(clips):
     """Seconds per clip to decode every frame with OpenCV plus the sound with ffmpeg: nothing converts faster."""
     def one(clip):
-        media.decode_video(clip)
+        media.decode_video(clip)  # RGB: one pass over the frames, as any conversion needs
         media.decode_audio(clip, 3000)
 
     one(clips[0])  # warm caches and imports

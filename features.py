@@ -107,18 +107,24 @@ def mel_columns(audio, n_frames, frequency_param, sample_rate):
     return to_uint8((np.maximum(db, MEL_FLOOR_DB) - MEL_FLOOR_DB) / -MEL_FLOOR_DB * 255)
 
 
-def mel_images(columns, window, height, width):
+def mel_images(columns, window, height, width, out=None):
     """For each frame the last `window` columns (about one second) as an image, low bands at the
-    bottom, resized to the frame: (T, height, width) uint8."""
-    import torch
-    import torch.nn.functional as F
+    bottom, resized to the frame by nearest neighbour (each band and column a block of pixels, no
+    invented in-between values): (T, height, width) uint8, written into `out` if given.
 
+    All in uint8 gathers: the bands are resized once for the whole track, then each frame's image
+    is a window of that, widened by one index array.
+    """
     n_frames, n_mels = columns.shape
     history = np.concatenate([np.zeros((window - 1, n_mels), np.uint8), columns])
-    img = np.lib.stride_tricks.sliding_window_view(history, window, axis=0)  # (T, n_mels, window)
-    img = torch.from_numpy(np.ascontiguousarray(img[:, ::-1, :])).unsqueeze(1).float()  # (T, 1, n_mels, window)
-    out = F.interpolate(img, size=(height, width), mode="bilinear", align_corners=False)
-    return out.squeeze(1).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    band_of_row = (n_mels - 1) - (np.arange(height) * n_mels // height)  # top row = highest band
+    rows = history[:, band_of_row]  # (T + window - 1, H)
+    windows = np.lib.stride_tricks.sliding_window_view(rows, window, axis=0)  # (T, H, window), a view
+    column_of_x = np.arange(width) * window // width
+    if out is None:
+        out = np.empty((n_frames, height, width), np.uint8)
+    out[...] = windows[:, :, column_of_x]
+    return out
 
 
 def stretch_time(frames, n_out):
@@ -147,40 +153,25 @@ def channel_names(fmrgb, audiomethod):
     return picture + ["amplitude", "frequency" if audiomethod == "simple" else "mel"]
 
 
-def picture_into(out, bgr):
-    """Write decoded BGR frames into the first channels of `out` as RGB (or grey when out has
-    3 channels), each in one OpenCV call over the whole video (frames stacked as one tall image)."""
-    import cv2
-
-    n_frames, height, width, _ = bgr.shape
-    tall = bgr.reshape(n_frames * height, width, 3)
-    if out.shape[-1] == 5:
-        # mixChannels writes in place and swaps B and R on the way: ~2.5x faster than numpy's strided copy
-        cv2.mixChannels([tall], [out.reshape(n_frames * height, width, 5)], [0, 2, 1, 1, 2, 0])
-    else:
-        out[..., 0] = cv2.cvtColor(tall, cv2.COLOR_BGR2GRAY).reshape(n_frames, height, width)
-
-
-def fuse(bgr, audio, *, fps, audiomethod, frequency_param, fmrgb=5):
-    """Decoded frames (T, H, W, 3) BGR plus the sound track (mono float at the analysis rate,
-    or None) -> (T, H, W, fmrgb) uint8: RGB or grey, then amplitude, then frequency or mel."""
-    n_frames, height, width, _ = bgr.shape
-    n_pic = fmrgb - 2
+def fuse(frames, audio, *, fps, audiomethod, frequency_param):
+    """Fill the last two channels of `frames` (T, H, W, C) uint8, which hold the picture in the
+    first C - 2, with amplitude and frequency or mel from the sound track (mono float at the
+    analysis rate, or None). Works in place and returns `frames`."""
+    n_frames, height, width, n_channels = frames.shape
+    amp_ch, freq_ch = n_channels - 2, n_channels - 1
     sr = analysis_rate(fps, frequency_param)
-    out = np.empty((n_frames, height, width, fmrgb), np.uint8)
-    picture_into(out, bgr)
     if audio is None or len(audio) == 0 or not np.any(audio):
-        out[..., n_pic:] = 0
-        return out
+        frames[..., amp_ch:] = 0
+        return frames
     audio = np.nan_to_num(np.asarray(audio, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     per_frame = frame_samples(audio, n_frames, frequency_param)
-    out[..., n_pic] = amplitude(per_frame)[:, None, None]
+    frames[..., amp_ch] = amplitude(per_frame)[:, None, None]
     if audiomethod == "simple":
-        out[..., n_pic + 1] = dominant_frequency(per_frame, sr)[:, None, None]
+        frames[..., freq_ch] = dominant_frequency(per_frame, sr)[:, None, None]
     else:
         cols = mel_columns(audio, n_frames, frequency_param, sr)
-        out[..., n_pic + 1] = mel_images(cols, max(1, int(round(fps))), height, width)
-    return out
+        mel_images(cols, max(1, int(round(fps))), height, width, out=frames[..., freq_ch])
+    return frames
 
 
 def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None):
@@ -200,12 +191,11 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
     with ThreadPoolExecutor(1) as pool:
         # ffmpeg decodes the sound on the other core while OpenCV decodes the frames
         sound = []
-        bgr, fps = decode_video(path, on_fps=lambda r: sound.append(
+        video, fps = decode_video(path, gray=fmrgb == 3, extra_channels=2, on_fps=lambda r: sound.append(
             pool.submit(decode_audio, path, analysis_rate(r, frequency_param))))
         audio = sound[0].result()
     sr = analysis_rate(fps, frequency_param)
-    fused = fuse(bgr, audio, fps=fps, audiomethod=audiomethod, frequency_param=frequency_param, fmrgb=fmrgb)
-    del bgr
+    fused = fuse(video, audio, fps=fps, audiomethod=audiomethod, frequency_param=frequency_param)
     source_frames = fused.shape[0]
     if frames is not None:
         fused = stretch_time(fused, int(frames))

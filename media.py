@@ -113,22 +113,30 @@ def probe(path):
 
 # ----------------------------------------------------------------------------- decoding
 
-def decode_video(path, on_fps=None):
-    """Decode every frame that really decodes (container frame counts lie) and the frame rate.
+def decode_video(path, *, gray=False, extra_channels=0, on_fps=None):
+    """Decode every frame that really decodes (container frame counts lie), and the frame rate.
 
-    Returns (frames uint8 [T, H, W, 3] in OpenCV's BGR order, contiguous; fps).
-    OpenCV decodes in-process, several times faster than piping raw frames out of ffmpeg;
+    Returns (frames, fps): frames uint8 [T, H, W, P + extra_channels], contiguous, with the picture
+    in the first P channels (RGB, or P = 1 grey = ITU-R 601 luma) and the extra channels left
+    for the caller to fill, so the output is written once, while each decoded frame is still in
+    cache. OpenCV decodes in-process, several times faster than piping raw frames out of ffmpeg;
     ffmpeg is the fallback for what OpenCV cannot open, and gives the error message.
     `on_fps(fps)` is called as soon as the rate is known, before the frames are decoded, so a
     caller can start decoding the sound alongside.
     """
-    bgr, fps = _decode_opencv(path, on_fps)
-    if bgr is None:
+    frames, fps = _decode_opencv(path, gray, extra_channels, on_fps)
+    if frames is None:
         rgb, fps = _decode_ffmpeg(path)
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
         if on_fps:
             on_fps(fps)
-    return bgr, fps
+        n_pic = 1 if gray else 3
+        frames = np.empty((*rgb.shape[:3], n_pic + extra_channels), np.uint8)
+        if gray:
+            frames[..., 0] = cv2_module().cvtColor(rgb.reshape(-1, rgb.shape[2], 3), cv2_module().COLOR_RGB2GRAY
+                                                   ).reshape(rgb.shape[:3])
+        else:
+            frames[..., :3] = rgb
+    return frames, fps
 
 
 @functools.lru_cache(maxsize=1)
@@ -138,13 +146,13 @@ def cv2_module():
     return cv2
 
 
-def _decode_opencv(path, on_fps=None):
+def _decode_opencv(path, gray, extra_channels, on_fps):
     cv2 = cv2_module()
     cap = cv2.VideoCapture(os.fspath(path), cv2.CAP_FFMPEG)
     try:
         if not cap.isOpened():
             return None, None
-        ok, first = cap.read()
+        ok, frame = cap.read()
         if not ok:
             return None, None
         fps = cap.get(cv2.CAP_PROP_FPS)
@@ -152,20 +160,28 @@ def _decode_opencv(path, on_fps=None):
             fps = 25.0
         if on_fps:
             on_fps(float(fps))
-        estimate = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        buf = np.empty((max(estimate, 1) + 8, *first.shape), np.uint8)
-        buf[0] = first
-        n = 1
-        while True:
-            if n == len(buf):  # the container under-counted: grow
-                buf = np.concatenate([buf, np.empty_like(buf)])
-            ok, _ = cap.read(buf[n])  # decodes straight into the buffer, no copy
-            if not ok:
-                break
+        height, width = frame.shape[:2]
+        n_out = (1 if gray else 3) + extra_channels
+        capacity = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 1)
+        out = np.empty((capacity, height, width, n_out), np.uint8)
+        bgr_to_rgb = [0, 2, 1, 1, 2, 0]  # mixChannels pairs: B->2, G->1, R->0
+        n = 0
+        while ok:
+            if frame.shape[:2] != (height, width):  # a stream that changes size mid-way
+                frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            if n == capacity:  # the container under-counted: grow (rare)
+                out = np.concatenate([out, np.empty_like(out)])
+                capacity = len(out)
+            if gray:
+                out[n, :, :, 0] = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            else:
+                cv2.mixChannels([frame], [out[n]], bgr_to_rgb)  # writes in place, swapping B and R
             n += 1
+            ok, frame = cap.read(frame)  # reuses the one frame buffer, hot in cache
     finally:
         cap.release()
-    return buf[:n], float(fps)
+    # exactly n frames: a tensor made from a view would save the whole over-sized buffer
+    return (out if n == capacity else out[:n].copy()), float(fps)
 
 
 def count_frames(path):

@@ -96,18 +96,16 @@ def test_stretch_time_matches_scipy_zoom_linear():
         assert np.abs(ours.astype(np.float32) - ref).max() <= 0.5 + 1e-3
 
 
-def test_fuse_puts_picture_then_amplitude_then_frequency():
-    bgr = np.zeros((60, 6, 8, 3), np.uint8)
-    bgr[..., 0], bgr[..., 1], bgr[..., 2] = 10, 20, 30  # B, G, R
-    out = features.fuse(bgr, tone(440), fps=FPS, audiomethod="simple", frequency_param=FP, fmrgb=5)
+def test_fuse_fills_amplitude_then_frequency_after_the_picture():
+    frames = np.full((60, 6, 8, 5), 7, np.uint8)
+    out = features.fuse(frames, tone(440), fps=FPS, audiomethod="simple", frequency_param=FP)
     assert out.shape == (60, 6, 8, 5) and out.dtype == np.uint8
-    assert (out[..., 0] == 30).all() and (out[..., 1] == 20).all() and (out[..., 2] == 10).all()
+    assert (out[..., :3] == 7).all()  # the picture is left alone
     assert (out[..., 3] == out[:, :1, :1, 3]).all()  # one value fills the whole frame
+    assert out[..., 3].max() == 255
     assert abs(int(out[30, 0, 0, 4]) - freq_value(440)) <= 2
-    grey = features.fuse(bgr, None, fps=FPS, audiomethod="mel", frequency_param=FP, fmrgb=3)
-    assert grey.shape == (60, 6, 8, 3)
-    assert abs(int(grey[0, 0, 0, 0]) - round(0.299 * 30 + 0.587 * 20 + 0.114 * 10)) <= 1
-    assert not grey[..., 1:].any()
+    grey = features.fuse(np.full((60, 6, 8, 3), 7, np.uint8), None, fps=FPS, audiomethod="mel", frequency_param=FP)
+    assert (grey[..., 0] == 7).all() and not grey[..., 1:].any()
 
 
 @pytest.mark.parametrize("sr_fps", [(23.976, 100), (29.97, 50), (60, 10)])
@@ -115,8 +113,8 @@ def test_odd_frame_rates_and_params_keep_one_row_per_frame(sr_fps):
     fps, fp = sr_fps
     sr = features.analysis_rate(fps, fp)
     n = 48
-    out = features.fuse(np.zeros((n, 4, 4, 3), np.uint8), tone(100, seconds=3, sr=sr), fps=fps,
-                        audiomethod="mel", frequency_param=fp, fmrgb=5)
+    out = features.fuse(np.zeros((n, 4, 4, 5), np.uint8), tone(100, seconds=3, sr=sr), fps=fps,
+                        audiomethod="mel", frequency_param=fp)
     assert out.shape == (n, 4, 4, 5)
     assert out[..., 3].max() == 255
 
@@ -131,3 +129,15 @@ def test_mel_filters_are_librosas(sr, n_fft, n_mels):
         warnings.simplefilter("ignore")  # librosa warns about empty filters at very low rates
         ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
     np.testing.assert_allclose(features.mel_filters(sr, n_fft, n_mels), ref, rtol=1e-4, atol=1e-7)
+
+
+def test_mel_image_is_the_window_resized_by_nearest_neighbour():
+    import torch
+
+    cols = np.random.default_rng(3).integers(0, 256, (20, 16), dtype=np.uint8)
+    ours = features.mel_images(cols, 10, 24, 40)
+    pad = np.concatenate([np.zeros((9, 16), np.uint8), cols])
+    img = np.lib.stride_tricks.sliding_window_view(pad, 10, axis=0)[:, ::-1, :]  # (T, mels, window), low at bottom
+    ref = torch.nn.functional.interpolate(torch.from_numpy(img.copy())[:, None].float(), size=(24, 40),
+                                          mode="nearest")[:, 0].to(torch.uint8).numpy()
+    assert np.array_equal(ours, ref)

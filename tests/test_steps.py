@@ -81,6 +81,9 @@ def test_grey_layout_with_fmrgb_3(tmp_path):
     convert(tmp_path, fmrgb=3, audiomethod="mel")
     rec = load(tmp_path / "v.mp4.pt")
     assert rec["channels"] == ["grey", "amplitude", "mel"] and rec["frames"].shape[-1] == 3
+    rgb = create_fmrgbdata.convert_video(tmp_path / "v.mp4")["frames"][..., :3].float()
+    luma = rgb @ torch.tensor([0.299, 0.587, 0.114])
+    assert (rec["frames"][..., 0].float() - luma).abs().mean() < 1.5
 
 
 def test_mel_image_of_a_higher_tone_is_brighter_higher_up(tmp_path):
