@@ -205,7 +205,11 @@ def main(args):
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     if args.scan:
-        scan, failed = scan_tree(args.target, jobs=args.jobs)
+        try:
+            scan, failed = scan_tree(args.target, jobs=args.jobs)
+        except OSError as e:
+            print(media.fail_line(Path(args.target) / SCAN_FILE, e.strerror or e), file=sys.stderr)
+            return 1
         print(f"scanned {len(scan['files'])} videos, longest {scan['max_frames']} frames: "
               f"{Path(args.target) / SCAN_FILE}, failed {len(failed)}")
         return 1 if failed else 0

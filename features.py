@@ -25,6 +25,11 @@ def frame_samples(audio, n_frames, frequency_param):
     return audio.reshape(n_frames, frequency_param)
 
 
+def periodic_hann(n):
+    """The Hann window for spectral analysis (as librosa and scipy use): its last sample is not 0."""
+    return np.hanning(n + 1)[:-1].astype(np.float32)
+
+
 def frame_rms(frames_audio):
     return np.sqrt(np.mean(np.square(frames_audio, dtype=np.float64), axis=1))
 
@@ -54,7 +59,7 @@ def dominant_frequency(frames_audio, sample_rate):
         return np.zeros(n_frames, np.uint8)
     x = frames_audio - frames_audio.mean(axis=1, keepdims=True)
     n_fft = 1 << int(np.ceil(np.log2(4 * hop)))
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(hop).astype(np.float32), n=n_fft, axis=1))
+    spectrum = np.abs(np.fft.rfft(x * periodic_hann(hop), n=n_fft, axis=1))
     freq = np.argmax(spectrum, axis=1) * (sample_rate / n_fft)
     value = freq / (sample_rate / 2) * 255
     rms = frame_rms(frames_audio)
@@ -98,7 +103,7 @@ def mel_columns(audio, n_frames, frequency_param, sample_rate):
     x = frame_samples(audio, n_frames, hop).reshape(-1)
     padded = np.concatenate([np.zeros(n_fft - hop, np.float32), x])
     windows = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]  # (T, n_fft)
-    power = np.abs(np.fft.rfft(windows * np.hanning(n_fft).astype(np.float32), axis=1)) ** 2
+    power = np.abs(np.fft.rfft(windows * periodic_hann(n_fft), axis=1)) ** 2
     mel = power @ mel_filters(sample_rate, n_fft, n_mels).T  # (T, n_mels)
     peak = mel.max(initial=0.0)
     if peak <= 0:
@@ -163,7 +168,14 @@ def fuse(frames, audio, *, fps, audiomethod, frequency_param):
     if audio is None or len(audio) == 0 or not np.any(audio):
         frames[..., amp_ch:] = 0
         return frames
-    audio = np.nan_to_num(np.asarray(audio, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    audio = np.nan_to_num(np.asarray(audio, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    # every sound channel is relative to the video's loudest point, so scaling to a peak of 1 changes
+    # nothing for ordinary tracks and keeps extreme levels (1e30, 1e-30) out of overflow and underflow
+    peak = np.abs(audio).max()
+    if peak == 0:
+        frames[..., amp_ch:] = 0
+        return frames
+    audio = (audio / peak).astype(np.float32)
     per_frame = frame_samples(audio, n_frames, frequency_param)
     frames[..., amp_ch] = amplitude(per_frame)[:, None, None]
     if audiomethod == "simple":

@@ -199,8 +199,11 @@ def count_frames(path):
 
 
 def _decode_ffmpeg(path):
-    proc = run_ffmpeg(["-i", input_arg(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
+    proc = run_ffmpeg(["-i", input_arg(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+                      check=False)
     info = parse_stream_info(proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError("no video stream" if info.has_audio and not info.has_video else ffmpeg_error(proc.stderr))
     out = parse_stream_info(proc.stderr.decode("utf-8", "replace").split("Output #0", 1)[-1], 0)
     # the output stream's size is the truth: it is after ffmpeg applied any rotation
     width, height = out.width or info.width, out.height or info.height
@@ -216,7 +219,10 @@ def _decode_ffmpeg(path):
 
 def decode_audio(path, sample_rate):
     """The first audio track mixed down to mono float32 at `sample_rate`, or None when there is none."""
+    # aresample's first_pts=0 pads a track that starts after the picture with silence, so sample 0
+    # is time 0 like frame 0
     proc = run_ffmpeg(["-i", input_arg(path), "-map", "0:a:0?", "-vn", "-sn", "-dn",
+                       "-af", "aresample=async=1:first_pts=0",
                        "-ac", "1", "-ar", str(int(sample_rate)), "-f", "f32le", "pipe:1"], check=False)
     if proc.returncode != 0:
         text = proc.stderr.decode("utf-8", "replace")
@@ -332,17 +338,30 @@ def atomic_output(path):
 
     The temporary name is hidden and ends in `.part`, so no step ever takes it for a finished file.
     """
+    import signal
+    import threading
+
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the output should look like any other file
+    tmp = None
+    # Ctrl-C between creating the temp file and remembering its name would leave it behind
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            tmp = Path(name)
+        finally:
+            if main_thread:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the output should look like any other file
         yield tmp
         os.replace(tmp, path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 # ----------------------------------------------------------------------------- the run loop
@@ -352,9 +371,14 @@ def check_target_dir(parser, target):
         parser.error(f"--target {target}: no such folder")
 
 
+def show_path(path):
+    """The path on one line: control characters (a newline in a file name) shown escaped."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(path))
+
+
 def fail_line(path, err):
     msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-    return f"error: {path}: {msg}"
+    return f"error: {show_path(path)}: {msg}"
 
 
 def progress(iterable, total, desc):
@@ -449,7 +473,7 @@ def shard_of(items, shard):
 def warn(path, message):
     from tqdm import tqdm
 
-    tqdm.write(f"warning: {path}: {message}", file=sys.stderr)
+    tqdm.write(f"warning: {show_path(path)}: {message}", file=sys.stderr)
 
 
 def summary(counts, order):
@@ -466,10 +490,10 @@ def apply_deletions(decisions, *, dry_run=False):
     counts, failed = {"deleted": 0, "kept": 0}, []
     for path, reason in decisions:
         if reason is not None:
-            print(f"kept {path}: {reason}")
+            print(f"kept {show_path(path)}: {reason}")
             counts["kept"] += 1
         elif dry_run:
-            print(f"would delete {path}")
+            print(f"would delete {show_path(path)}")
             counts["deleted"] += 1
         else:
             try:

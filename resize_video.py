@@ -42,6 +42,8 @@ def is_complete_copy(source, resized, *, decode=False):
     without errors and holds as many video frames as the source, within FRAME_TOLERANCE; else (False, why)."""
     if not resized.is_file():
         return False, "no resized copy"
+    if resized.is_symlink():  # it may point at the original itself: never the only copy
+        return False, "resized copy is a symlink"
     try:
         got, _, errors = media.video_stream_length(resized, decode=decode)
     except RuntimeError as e:
