@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from media import find_files
+from media import error_summary, find_files
 
 LAYOUTS = ("cthw", "tchw")
 MIN_STD = 1e-6  # a channel that never varies (e.g. a silent sound track) is only centred, not scaled
@@ -76,7 +76,7 @@ def load_pt(path):
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) torch.save format
     except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = error_summary(e)
         raise RuntimeError(f"{path}: unreadable ({reason})") from e
     if isinstance(obj, dict):
         frames = obj.get("frames")

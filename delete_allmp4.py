@@ -22,7 +22,7 @@ def conversion_problem(video):
     try:
         record = torch.load(pt, weights_only=True, mmap=True, map_location="cpu")
     except Exception as e:
-        return f".pt does not load ({type(e).__name__})"
+        return f".pt does not load ({media.error_summary(e)})"
     frames = record.get("frames") if isinstance(record, dict) else record
     if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[0] == 0:
         return ".pt holds no uint8 [T, H, W, C] frames"

@@ -376,9 +376,18 @@ def show_path(path):
     return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(path))
 
 
+def error_summary(err):
+    """One short line for an exception: its first line, or, for torch's several-paragraph refusal
+    to unpickle anything but tensors, what that means."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        return "refused by torch.load(weights_only=True): it holds objects other than tensors (possibly code)"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def fail_line(path, err):
-    msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-    return f"error: {show_path(path)}: {msg}"
+    return f"error: {show_path(path)}: {error_summary(err)}"
 
 
 def progress(iterable, total, desc):

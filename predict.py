@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from dataset import load_pt, transform
-from media import VIDEO_EXTS, atomic_output, fail_line, find_files
+from media import VIDEO_EXTS, atomic_output, error_summary, fail_line, find_files
 
 INPUT_EXTS = {".pt"} | VIDEO_EXTS
 
@@ -125,8 +125,7 @@ def main(args):
     try:
         ckpt, results = predict_files(args.model, paths, device=device)
     except Exception as e:  # an unreadable checkpoint
-        print(f"error: --model {args.model}: {str(e).strip().splitlines()[0] if str(e).strip() else e}",
-              file=sys.stderr)
+        print(f"error: --model {args.model}: {error_summary(e)}", file=sys.stderr)
         raise SystemExit(2)
     write_predictions(args.out, ckpt["classes"], results)
     failed = sum(err is not None for _, _, err in results)

@@ -1,0 +1,115 @@
+"""Training, prediction and the .pt readers against hostile or broken .pt files and CSVs, and a
+training run killed mid-way."""
+import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_dataset import pt_dict, write_dataset  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "8", "--test_size", "0.25",
+        "--patience", "10", "--islearnrate_search", "false"]
+
+
+class Payload:
+    """Unpickling this calls Path.touch(marker): code that runs merely because a file was loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def run(script, *args, timeout=300):
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def data(tmp_path):
+    write_dataset(tmp_path / "data", per_class=8, T=8, H=16, W=16)
+    return tmp_path / "data"
+
+
+def test_a_pt_crafted_to_run_code_is_refused_by_every_reader_and_nothing_runs(data, tmp_path):
+    marker = tmp_path / "PWNED"
+    evil = data / "calm" / "evil.pt"
+    torch.save({"frames": Payload(marker)}, evil)
+    (data / "calm" / "evil.mp4").write_bytes(b"")  # so delete_allmp4 has a reason to open evil's twin
+    torch.save({"frames": Payload(marker)}, data / "calm" / "evil.mp4.pt")
+
+    r = run("train.py", "--data", data, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+    assert r.returncode == 2 and "evil" in r.stderr and "weights_only" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run("visualize.py", "--target", evil)
+    assert r.returncode == 1 and "evil.pt" in r.stderr
+    r = run("delete_allmp4.py", "--target", data)
+    assert (data / "calm" / "evil.mp4").exists() and "evil.mp4: .pt does not load" in r.stdout
+    assert not marker.exists()
+
+
+def test_a_pt_of_the_wrong_shape_dtype_or_kind_is_named(data, tmp_path):
+    for name, obj in [("float.pt", pt_dict(torch.zeros(4, 8, 8, 5))),
+                      ("three_d.pt", torch.zeros(4, 8, 5, dtype=torch.uint8)),
+                      ("list.pt", [1, 2, 3])]:
+        bad = data / "loud" / name
+        torch.save(obj, bad)
+        r = run("train.py", "--data", data, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+        assert r.returncode == 2 and name in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        bad.unlink()
+
+
+def test_a_class_with_one_file_is_refused_with_the_counts(data, tmp_path):
+    write_dataset(tmp_path / "one", per_class=1, classes=("lonely",))
+    (tmp_path / "one" / "lonely" / "lonely_00.pt").rename(data / "lonely.pt")
+    (data / "lonely").mkdir()
+    (data / "lonely.pt").rename(data / "lonely" / "x.pt")
+    r = run("train.py", "--data", data, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+    assert r.returncode == 2 and "lonely" in r.stderr and "1" in r.stderr
+
+
+def test_an_empty_csv_and_a_csv_naming_a_missing_file_are_clear_errors(data, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    r = run("train.py", "--data", empty, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+    assert r.returncode == 2 and "empty.csv" in r.stderr
+
+    listing = tmp_path / "labels.csv"
+    rows = [(str(p.relative_to(tmp_path)), p.parent.name) for p in sorted(data.rglob("*.pt"))]
+    rows.append(("data/calm/gone.pt", "calm"))
+    with open(listing, "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label"), *rows])
+    r = run("train.py", "--data", listing, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+    assert r.returncode == 2 and "gone.pt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_training_killed_mid_run_resumes_to_the_same_number_of_epochs(tmp_path):
+    write_dataset(tmp_path / "data", per_class=24, T=16, H=32, W=32)
+    out = tmp_path / "run"
+    args = ["--data", tmp_path / "data", "--out", out, "--learnmethod", "convlstm", "--epochs", "4", *FAST]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.time() + 240
+    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("training finished before it could be killed")  # nothing to resume: the machine was fast
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(out.glob(".*.part")) or all(not p.name.endswith(".pt") for p in out.glob("*.part"))
+    saved = torch.load(out / "last.pt", weights_only=True)["epoch"]
+    assert 1 <= saved < 4
+    r = run("train.py", "--data", tmp_path / "data", "--resume", out / "last.pt", "--epochs", "4", *FAST)
+    assert r.returncode == 0, r.stderr
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["epoch"] == 4 and [h["epoch"] for h in last["history"]] == [1, 2, 3, 4]
+    assert (out / "metrics.json").exists()
