@@ -428,8 +428,10 @@ def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
             else:
                 record(item, result)
         return counts, values, failed
-    pool_cls = ProcessPoolExecutor if processes else ThreadPoolExecutor
-    pool = pool_cls(max_workers=jobs)
+    if processes:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_signals)
+    else:
+        pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         futures = {pool.submit(fn, item): item for item in items}
         for fut in progress(as_completed(futures), len(futures), desc):
@@ -440,10 +442,26 @@ def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
             else:
                 record(futures[fut], result)
     except KeyboardInterrupt:
+        if processes:  # stop the workers now; their SIGTERM handler lets atomic_output clean up
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C stops now, not after the queue
         raise
     pool.shutdown()
     return counts, values, failed
+
+
+def _worker_signals():
+    """In a worker process: Ctrl-C reaches the whole process group, but the parent decides (an idle
+    worker hit by SIGINT would print a traceback); SIGTERM from the parent unwinds the task, so
+    temporary files are removed, and exits quietly."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def interruptible(main):

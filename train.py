@@ -129,7 +129,10 @@ def setup_distributed(device_name):
     if device.type == "cuda":
         device = torch.device(f"cuda:{local_rank}")
         torch.cuda.set_device(device)
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        dist.init_process_group(backend="nccl", device_id=device)
+    else:
+        dist.init_process_group(backend="gloo")
     return {"ddp": True, "rank": rank, "local_rank": local_rank, "world_size": world, "master": rank == 0,
             "device": device}
 
@@ -145,24 +148,51 @@ def barrier(ctx):
     if ctx["ddp"]:
         import torch.distributed as dist
 
-        dist.barrier()
+        device = ctx["device"]
+        dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def broadcast_object(obj, ctx):
+    """`obj` of process 0 on every process (a picklable Python object); the object itself without DDP."""
+    if not ctx["ddp"]:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj if ctx["master"] else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 # ----------------------------------------------------------------------------- data
 
-def prepare_data(data, *, test_size, val_size, seed, frames, size, num_workers=0, stats=None):
+def prepare_data(data, *, test_size, val_size, seed, frames, size, num_workers=0, stats=None, ctx=None):
     """Find, check, split the files and compute the training set's channel statistics.
 
     Returns {"paths", "labels" (int), "classes", "train", "val", "test" (index lists), "info"
     (see dataset.inspect_files; "pt_frames" of the training files), "mean", "std"}.
-    `stats=(mean, std)` reuses given statistics (resuming) instead of computing them."""
+    `stats=(mean, std)` reuses given statistics (resuming) instead of computing them.
+    Under DDP (`ctx`) process 0 computes the statistics and broadcasts them (one pass over the
+    training files instead of one per process, and bitwise the same numbers everywhere); an error
+    there is raised on every process, so none waits forever."""
     paths, names = find_data(data)
     classes = class_names(names)
     train, val, test = split_indices(names, test_size=test_size, val_size=val_size, seed=seed)
     info = inspect_files(paths)
     info["pt_frames"] = common_length([info["lengths"][i] for i in train])
     if stats is None:
-        stats = compute_stats([paths[i] for i in train], frames=frames, size=size, num_workers=num_workers)
+        ddp = ctx is not None and ctx["ddp"]
+        result = None
+        if not ddp or ctx["master"]:
+            try:
+                result = ("ok", compute_stats([paths[i] for i in train], frames=frames, size=size,
+                                              num_workers=num_workers))
+            except (ValueError, RuntimeError, FileNotFoundError) as e:
+                if not ddp:
+                    raise
+                result = (type(e).__name__, str(e))
+        kind, stats = broadcast_object(result, ctx) if ddp else result
+        if kind != "ok":
+            raise {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}.get(kind, RuntimeError)(stats)
     mean, std = stats
     return {"paths": paths, "labels": [classes.index(n) for n in names], "classes": classes,
             "train": train, "val": val, "test": test, "info": info, "mean": list(mean), "std": list(std)}
@@ -174,22 +204,62 @@ def subset(data, part, *, frames, size, layout):
                         size=size, mean=data["mean"], std=data["std"], layout=layout)
 
 
+class ShardedShuffleSampler(torch.utils.data.Sampler):
+    """The training order of every run, plain (num_replicas=1) or DDP (one per process).
+
+    Each epoch is one permutation of the n items, the same on every process (seeded with
+    seed + epoch: call set_epoch); process `rank` of `num_replicas` takes its positions rank,
+    rank + num_replicas, ... (like torch's DistributedSampler, padded by repeating the first items so
+    every process takes ceil(n / num_replicas) items and the same number of steps). Hence the items
+    of DDP step k united over the processes are exactly the plain run's batch k when the plain
+    --batch_size is num_replicas x the per-process one and n is a multiple of num_replicas
+    (otherwise the last DDP step also holds the padding repeats).
+    The permutation is randperm(n) after one 64-bit draw from the seeded generator: the order the
+    earlier RandomSampler-based loader gave plain runs (--num_workers 0), so they train as before."""
+
+    def __init__(self, n, *, num_replicas=1, rank=0, seed=0):
+        assert num_replicas >= 1 and 0 <= rank < num_replicas, f"rank {rank} of {num_replicas}"
+        self.n, self.num_replicas, self.rank, self.seed, self.epoch = int(n), num_replicas, rank, seed, 0
+        self.per_replica = math.ceil(self.n / num_replicas)
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def permutation(self):
+        """The epoch's order of all n items (before padding and sharding)."""
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        torch.empty((), dtype=torch.int64).random_(generator=g)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self):
+        order = self.permutation()
+        total = self.per_replica * self.num_replicas
+        while order and len(order) < total:
+            order += order[:total - len(order)]
+        return iter(order[self.rank:total:self.num_replicas])
+
+    def __len__(self):
+        return self.per_replica
+
+
 def make_loader(dataset, *, batch_size, shuffle, seed, num_workers, ctx=None, pin_memory=False):
     """Deterministic DataLoader (seeded generator and workers; reseed per epoch with set_loader_epoch).
-    Under DDP each process gets its share (a DistributedSampler for training, a strided shard for
-    evaluation, so validation metrics summed over processes cover every file once)."""
-    sampler = None
-    if ctx is not None and ctx["ddp"]:
-        from torch.utils.data.distributed import DistributedSampler
 
-        if shuffle:
-            sampler = DistributedSampler(dataset, num_replicas=ctx["world_size"], rank=ctx["rank"], shuffle=True,
-                                         seed=seed)
-        else:  # evaluation: each item exactly once over all processes (no padding duplicates)
-            sampler = list(range(ctx["rank"], len(dataset), ctx["world_size"]))
+    Training (shuffle=True): a ShardedShuffleSampler, with one replica in a plain run and one per
+    process under DDP, so the two sample alike (see there). Evaluation under DDP: a strided shard per
+    process, each item exactly once over all processes (no padding duplicates), so metrics summed
+    over processes cover every file once."""
+    ddp = ctx is not None and ctx["ddp"]
+    world, rank = (ctx["world_size"], ctx["rank"]) if ddp else (1, 0)
+    sampler = None
+    if shuffle:
+        sampler = ShardedShuffleSampler(len(dataset), num_replicas=world, rank=rank, seed=seed)
+    elif ddp:
+        sampler = list(range(rank, len(dataset), world))
     gen = torch.Generator()
     gen.manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
                         num_workers=num_workers, pin_memory=pin_memory, generator=gen, worker_init_fn=seed_worker,
                         persistent_workers=num_workers > 0)
     loader.seed = seed
@@ -212,7 +282,7 @@ def clean_state_dict(state):
         for prefix in ("module.", "_orig_mod."):
             while k.startswith(prefix):
                 k = k[len(prefix):]
-        out[k] = v.detach().cpu().clone()
+        out[k] = v.detach().cpu().clone(memory_format=torch.contiguous_format)  # also undoes channels-last
     return out
 
 
@@ -260,49 +330,90 @@ def checkpoint_base(*, learnmethod, model_kwargs, data, frames, size, lr, train_
 
 # ----------------------------------------------------------------------------- training
 
-def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None, desc="", show_progress=False):
-    """One pass over `loader` (training if `optimizer` is given) -> (mean loss, accuracy),
-    summed over all DDP processes. A non-finite loss raises FloatingPointError."""
+def to_input(x, device, channels_last=False):
+    """A batch on `device` (channels-last 3d for Conv3D on CUDA: see use_channels_last)."""
+    if channels_last:
+        return x.to(device, non_blocking=True, memory_format=torch.channels_last_3d)
+    return x.to(device, non_blocking=True)
+
+
+def use_channels_last(learnmethod, device):
+    """Conv3D on CUDA runs its cuDNN convolutions in channels-last 3d (NDHWC) memory format, the
+    tensor-core layout (faster with and without --amp); other models and the CPU keep the default."""
+    return device.type == "cuda" and learnmethod == "conv3d"
+
+
+def _nonfinite_error(desc, nan, inf, procs=None):
+    what = "nan" if nan else "inf"
+    where = f" (on {procs[0]} of {procs[1]} processes)" if procs else ""
+    return FloatingPointError(f"{desc}: the loss became {what}{where}; try a lower --lr")
+
+
+def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None, desc="", show_progress=False,
+              channels_last=False):
+    """One pass over `loader` (training if `optimizer` is given) -> (mean loss, accuracy, steps),
+    summed over all DDP processes (and then broadcast from process 0, so every process holds the same
+    numbers and takes the same early-stopping decision). A non-finite loss raises FloatingPointError
+    on every process together: under DDP a training step all-reduces a "non-finite" flag before the
+    backward pass (a process that stopped alone would leave the others waiting in DDP's gradient
+    all-reduce); evaluation, whose processes may take different numbers of batches, adds the flag
+    to the sums reduced at the end."""
     from tqdm import tqdm
 
+    ddp = ctx is not None and ctx["ddp"]
+    if ddp:
+        import torch.distributed as dist
     training = optimizer is not None
     model.train(training)
     autocast = autocast or contextlib.nullcontext
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, n
+    sums = torch.zeros(6, dtype=torch.float64, device=device)  # loss * n, correct, n, nan, inf, procs with nan/inf
+    steps = 0
     with torch.set_grad_enabled(training):
         for x, y in tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True,
                          file=sys.stderr, unit="batch"):
-            x = x.to(device, non_blocking=True)
+            x = to_input(x, device, channels_last)
             y = y.to(device, non_blocking=True)
             with autocast():
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: the loss became {loss.item()}; try a lower --lr")
+            bad = torch.stack([loss.isnan(), loss.isinf()]).double()
+            if training and ddp:
+                flags = torch.cat([bad, bad.amax().view(1)])
+                dist.all_reduce(flags)
+                if flags[2] > 0:
+                    nan, inf, procs = flags.tolist()
+                    raise _nonfinite_error(desc, nan, inf, (int(procs), ctx["world_size"]))
+            elif not ddp and bad.sum() > 0:
+                raise _nonfinite_error(desc, *bad.tolist())
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                steps += 1
             n = y.numel()
-            sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
-                                 torch.tensor(n, dtype=torch.float64, device=device)])
-    if ctx is not None and ctx["ddp"]:
-        import torch.distributed as dist
-
+            sums += torch.cat([torch.stack([loss.detach().double().nan_to_num() * n,
+                                            (logits.argmax(1) == y).sum().double(),
+                                            torch.tensor(n, dtype=torch.float64, device=device)]),
+                               bad, bad.amax().view(1)])
+    if ddp:
+        sums[5] = sums[5].clamp(max=1)  # this process saw a non-finite loss (counted once)
         dist.all_reduce(sums)
-    loss_sum, correct, n = sums.tolist()
-    return loss_sum / max(n, 1), correct / max(n, 1)
+        dist.broadcast(sums, src=0)  # bitwise the same values on every process, whatever the backend
+    loss_sum, correct, n, nan, inf, procs = sums.tolist()
+    if procs > 0:
+        raise _nonfinite_error(desc, nan, inf, (int(procs), ctx["world_size"]) if ddp else None)
+    return loss_sum / max(n, 1), correct / max(n, 1), steps
 
 
 @torch.no_grad()
-def predict_probs(model, loader, *, device, autocast=None):
+def predict_probs(model, loader, *, device, autocast=None, channels_last=False):
     """Class probabilities (N, K) float64 and the true labels (N,) of a non-shuffled loader."""
     model.eval()
     autocast = autocast or contextlib.nullcontext
     probs, targets = [], []
     for x, y in loader:
         with autocast():
-            logits = model(x.to(device, non_blocking=True))
+            logits = model(to_input(x, device, channels_last))
         probs.append(torch.softmax(logits.double(), dim=1).cpu())
         targets.append(y)
     return torch.cat(probs).numpy(), torch.cat(targets).numpy()
@@ -322,15 +433,28 @@ def lr_at(epoch, *, lr, epochs, usescheduler):
     return lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
 
 
+def sync_buffers(model, ctx):
+    """Process 0's buffers (BatchNorm running statistics) on every process. DDP broadcasts them
+    before each training forward; each process then updates its copy from its own batch."""
+    if ctx["ddp"]:
+        import torch.distributed as dist
+
+        for b in model.buffers():
+            dist.broadcast(b, src=0)
+
+
 def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_dir, ckpt_base, weight_decay=0.01,
-        usescheduler=False, amp=False, compile=False, ctx=None, resume=None, log=print):
+        usescheduler=False, amp=False, compile=False, channels_last=False, ctx=None, resume=None, log=print):
     """Train with early stopping on the validation loss; write last.pt every epoch and best.pt on
     every improvement (master process only). `resume` is a checkpoint dict to continue from
     (with "best_state": the weights of the run's best.pt, if known).
+    One code path for every combination: the model (channels-last 3d if `channels_last`) is wrapped
+    in DDP under torchrun, then torch.compile'd with `compile`; `amp` autocasts to bf16 on CUDA.
+    Checkpoints hold the unwrapped model's weights (no "module." / "_orig_mod." prefixes).
     Returns {"history", "best_epoch", "best_val_loss", "best_state", "epochs_run", "stopped_early"}."""
-    ctx = ctx or {"ddp": False, "master": True, "local_rank": 0}
+    ctx = ctx or {"ddp": False, "master": True, "local_rank": 0, "rank": 0, "world_size": 1}
     out_dir = Path(out_dir)
-    raw = model.to(device)
+    raw = model.to(device, memory_format=torch.channels_last_3d) if channels_last else model.to(device)
     optimizer = torch.optim.AdamW(raw.parameters(), lr=lr, weight_decay=weight_decay)
     history, best_val, best_epoch, bad, start = [], float("inf"), 0, 0, 0
     best_state = None
@@ -341,11 +465,16 @@ def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_di
         best_val, best_epoch = resume.get("best_val_loss", float("inf")), resume.get("best_epoch", 0)
         bad, start = resume.get("bad_epochs", 0), int(resume["epoch"])
         best_state = resume.get("best_state")
-    net = torch.compile(raw) if compile else raw
-    if ctx["ddp"]:
+    net = raw
+    if ctx["ddp"]:  # DDP broadcasts process 0's weights and buffers: every process starts from the same model
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        net = DDP(net, device_ids=[ctx["local_rank"]] if device.type == "cuda" else None)
+        net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile:  # after DDP, so that the compiler splits the graph at DDP's gradient buckets
+        net = torch.compile(net)
+    # evaluation runs the unwrapped model: no collective per batch, so the processes' validation
+    # shards may differ in length (or be empty); sync_buffers gives it process 0's BatchNorm statistics
+    eval_net = (torch.compile(raw) if compile else raw) if ctx["ddp"] else net
     autocast = make_autocast(device, amp)
     stopped_early = False
     for epoch in range(start + 1, epochs + 1):
@@ -357,13 +486,16 @@ def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_di
         cur_lr = lr_at(epoch, lr=lr, epochs=epochs, usescheduler=usescheduler)
         for group in optimizer.param_groups:
             group["lr"] = cur_lr
-        tr_loss, tr_acc = run_epoch(net, train_loader, device=device, optimizer=optimizer, autocast=autocast, ctx=ctx,
-                                    desc=f"epoch {epoch}/{epochs}", show_progress=ctx["master"])
-        va_loss, va_acc = run_epoch(net, val_loader, device=device, autocast=autocast, ctx=ctx,
-                                    desc=f"epoch {epoch}/{epochs} val", show_progress=ctx["master"])
+        tr_loss, tr_acc, steps = run_epoch(net, train_loader, device=device, optimizer=optimizer, autocast=autocast,
+                                           ctx=ctx, desc=f"epoch {epoch}/{epochs}", show_progress=ctx["master"],
+                                           channels_last=channels_last)
+        sync_buffers(raw, ctx)  # validate exactly the model process 0 saves
+        va_loss, va_acc, _ = run_epoch(eval_net, val_loader, device=device, autocast=autocast, ctx=ctx,
+                                       desc=f"epoch {epoch}/{epochs} val", show_progress=ctx["master"],
+                                       channels_last=channels_last)
         seconds = time.perf_counter() - t0
         history.append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc, "val_loss": va_loss,
-                        "val_acc": va_acc, "lr": cur_lr, "seconds": round(seconds, 3)})
+                        "val_acc": va_acc, "lr": cur_lr, "steps": steps, "seconds": round(seconds, 3)})
         improved = va_loss < best_val
         if improved:
             best_val, best_epoch, bad = va_loss, epoch, 0
@@ -448,7 +580,7 @@ def write_csv(path, header, rows):
 
 
 def write_history(path, history):
-    keys = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+    keys = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "steps", "seconds"]
     write_csv(path, keys, [[h.get(k) for k in keys] for h in history])
 
 
@@ -552,8 +684,9 @@ def main(args):
     log = print if ctx["master"] else (lambda *a, **k: None)
     try:
         _train(args, ctx, device, val_size, log)
-    except FloatingPointError as e:
-        print(f"error: training stopped: {e}", file=sys.stderr)
+    except FloatingPointError as e:  # raised on every process together (see run_epoch): one message
+        if ctx["master"]:
+            print(f"error: training stopped: {e}", file=sys.stderr)
         raise SystemExit(1)
     finally:
         teardown_distributed(ctx)
@@ -585,7 +718,7 @@ def _train(args, ctx, device, val_size, log):
     try:
         data = prepare_data(args.data, test_size=test_size, val_size=val_size, seed=seed, frames=frames, size=size,
                             num_workers=args.num_workers,
-                            stats=(resume["mean"], resume["std"]) if resume else None)
+                            stats=(resume["mean"], resume["std"]) if resume else None, ctx=ctx)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         usage_error(str(e))
     if resume and data["classes"] != resume["classes"]:
@@ -604,6 +737,7 @@ def _train(args, ctx, device, val_size, log):
 
     layout = INPUT_LAYOUT[learnmethod]
     pin = device.type == "cuda"
+    channels_last = use_channels_last(learnmethod, device)
     train_ds = subset(data, "train", frames=frames, size=size, layout=layout)
     val_ds = subset(data, "val", frames=frames, size=size, layout=layout)
     test_ds = subset(data, "test", frames=frames, size=size, layout=layout)
@@ -620,15 +754,17 @@ def _train(args, ctx, device, val_size, log):
 
     def one_run(run_lr, run_dir, resume_ckpt=None):
         seed_everything(seed)
-        model = build_model(learnmethod, **model_kwargs)
+        model = build_model(learnmethod, **model_kwargs)  # the same initial weights on every process
+        if ctx["rank"] > 0:  # but each process draws its own dropout masks (process 0 as a plain run)
+            torch.manual_seed(seed + ctx["rank"])
         base = checkpoint_base(learnmethod=learnmethod, model_kwargs=model_kwargs, data=data, frames=frames,
                                size=size, lr=run_lr, train_args=train_args)
         if ctx["master"]:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
         return model, fit(model, train_loader, val_loader, epochs=args.epochs, lr=run_lr, patience=args.patience,
                           device=device, out_dir=run_dir, ckpt_base=base, weight_decay=args.weight_decay,
-                          usescheduler=args.usescheduler, amp=args.amp, compile=args.compile, ctx=ctx,
-                          resume=resume_ckpt, log=log)
+                          usescheduler=args.usescheduler, amp=args.amp, compile=args.compile,
+                          channels_last=channels_last, ctx=ctx, resume=resume_ckpt, log=log)
 
     if args.islearnrate_search and resume is None:
         rows, best = [], None
@@ -657,7 +793,8 @@ def _train(args, ctx, device, val_size, log):
         model.to(device)
         test_loader = make_loader(test_ds, shuffle=False, batch_size=args.batch_size, seed=seed,
                                   num_workers=args.num_workers, pin_memory=pin)
-        probs, y_true = predict_probs(model, test_loader, device=device, autocast=make_autocast(device, args.amp))
+        probs, y_true = predict_probs(model, test_loader, device=device, autocast=make_autocast(device, args.amp),
+                                      channels_last=channels_last)
         metrics = write_test_results(out_dir, paths=test_ds.paths, y_true=y_true, probs=probs,
                                      classes=data["classes"])
         metrics.update({"n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
