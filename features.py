@@ -128,7 +128,9 @@ def mel_images(columns, window, height, width, out=None):
     column_of_x = np.arange(width) * window // width
     if out is None:
         out = np.empty((n_frames, height, width), np.uint8)
-    out[...] = windows[:, :, column_of_x]
+    # straight into `out` (a strided channel of the video): no temporary image; mode="clip" (the
+    # indices are in range anyway) keeps numpy from buffering the output
+    np.take(windows, column_of_x, axis=2, out=out, mode="clip")
     return out
 
 

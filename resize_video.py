@@ -26,12 +26,15 @@ def positive_int(text):
     return value
 
 
-def resize_args(source, dest, *, mag, audio_codec):
+AAC_LIKELY = {".mp4", ".m4v", ".mov"}  # containers whose sound is almost always AAC already
+
+
+def resize_args(source, dest, *, mag, copy_audio):
     """The ffmpeg arguments that write the resized copy of `source` to `dest` (an mp4)."""
     # trunc(x/2)*2: H.264 needs even sizes; max(2, ...) keeps tiny videos valid
     side = "max(2\\,trunc({}/{}/2)*2)"
     scale = f"scale={side.format('iw', mag)}:{side.format('ih', mag)}"
-    audio = ["-c:a", "copy"] if audio_codec == "aac" else ["-c:a", "aac", "-b:a", "128k"]
+    audio = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", "128k"]
     return ["-y", "-i", media.input_arg(source), "-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn",
             "-vf", scale, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
             *audio, "-movflags", "+faststart", "-f", "mp4", media.input_arg(dest)]
@@ -60,13 +63,23 @@ def is_complete_copy(source, resized, *, decode=False):
 
 
 def resize_one(source, *, dest, mag):
+    """Write dest, keeping the sound as AAC: copied when it already is, else encoded."""
     if is_complete_copy(source, dest)[0]:
         return "skipped"
-    info = media.probe(source)
-    if not info.has_video:
-        raise RuntimeError("no video stream")
     with media.atomic_output(dest) as tmp:
-        media.run_ffmpeg(resize_args(source, tmp, mag=mag, audio_codec=info.audio_codec))
+        if source.suffix.lower() in AAC_LIKELY:
+            # one ffmpeg run instead of probe + run: copy the sound, then check what it was
+            proc = media.run_ffmpeg(resize_args(source, tmp, mag=mag, copy_audio=True), check=False)
+            info = media.parse_stream_info(proc.stderr)
+            if proc.returncode == 0 and info.audio_codec in (None, "aac"):
+                return "resized"
+            if not info.has_video and not info.has_audio:  # unreadable: ffmpeg says why
+                raise RuntimeError(media.ffmpeg_error(proc.stderr))
+        else:
+            info = media.probe(source)
+        if not info.has_video:
+            raise RuntimeError("no video stream")
+        media.run_ffmpeg(resize_args(source, tmp, mag=mag, copy_audio=info.audio_codec == "aac"))
     return "resized"
 
 

@@ -202,6 +202,16 @@ def test_resize_halves_the_size_keeps_the_sound_and_never_resizes_twice(tmp_path
     assert not list(tmp_path.glob("resized_resized_*"))
 
 
+def test_resize_turns_other_sound_codecs_into_aac_and_copies_aac(tmp_path):
+    make_video(tmp_path / "mp3.mp4", seconds=1, extra=["-c:a", "libmp3lame"])
+    make_video(tmp_path / "aac.mp4", seconds=1)
+    assert media.probe(tmp_path / "mp3.mp4").audio_codec == "mp3"
+    counts, failed = resize_video.resize_videos(tmp_path, mag=2)
+    assert counts["resized"] == 2 and not failed
+    for name in ("mp3", "aac"):
+        assert media.probe(tmp_path / f"resized_{name}.mp4").audio_codec == "aac"
+
+
 def test_resize_replaces_a_broken_copy_and_leaves_no_partial_file(tmp_path):
     make_video(tmp_path / "a.mp4", seconds=1)
     (tmp_path / "resized_a.mp4").write_bytes(b"half written")
