@@ -263,12 +263,18 @@ def main(args):
             row("DataLoader, 2 workers", loader, "items/s")
         if "train" not in args.skip:
             device = torch.device(args.device)
-            for amp in ([False, True] if device.type == "cuda" else [False]):
-                steps = training_steps(device=device, amp=amp)
-                report[f"training{'_amp' if amp else ''}"] = steps
+            # on a GPU also batch 32: does the dataset keep up with what the model consumes?
+            for batch, amp in ([(8, False), (8, True), (32, True)] if device.type == "cuda" else [(8, False)]):
+                steps = training_steps(device=device, amp=amp, batch=batch)
+                tag = f"batch {batch}{' (bf16)' if amp else ''}"
+                report[f"training_b{batch}{'_amp' if amp else ''}"] = steps
                 for name, r in steps.items():
-                    row(f"train step {name}, batch 8{' (bf16)' if amp else ''}", r["train_step_ms"], "ms")
-                    row(f"inference {name}{' (bf16)' if amp else ''}", r["inference_clips_per_s"], "clips/s")
+                    row(f"train step {name}, {tag}", r["train_step_ms"], "ms")
+                    consumed = batch / r["train_step_ms"] * 1000
+                    dataset_rate = report.get("dataloader_2_workers_items_per_s")
+                    row(f"  clips/s consumed by training", consumed, "clips/s", "DataLoader supply",
+                        dataset_rate / consumed if dataset_rate else None)
+                    row(f"inference {name}, {tag}", r["inference_clips_per_s"], "clips/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     Path(args.out).write_text(json.dumps(report, indent=1))

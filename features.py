@@ -128,9 +128,8 @@ def mel_images(columns, window, height, width, out=None):
     column_of_x = np.arange(width) * window // width
     if out is None:
         out = np.empty((n_frames, height, width), np.uint8)
-    # straight into `out` (a strided channel of the video): no temporary image; mode="clip" (the
-    # indices are in range anyway) keeps numpy from buffering the output
-    np.take(windows, column_of_x, axis=2, out=out, mode="clip")
+    # gathered contiguously, then one strided copy: faster than gathering into the strided channel
+    out[...] = np.take(windows, column_of_x, axis=2, mode="clip")  # clip: in range anyway, and unbuffered
     return out
 
 
