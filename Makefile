@@ -27,7 +27,7 @@ demo: install
 	$(BIN)/python make_sample_data.py --out $(DEMO_DATA)-heldout --n 2 --seed 1
 	PYTHON=$(BIN)/python OUT=$(DEMO_RUN) PREDICT=$(DEMO_DATA)-heldout ./pipeline.sh $(DEMO_DATA) \
 		--learnmethod conv3d --epochs 25 --patience 8 --test_size 0.2 --islearnrate_search false
-	@echo "pictures: $(DEMO_RUN)/pictures/*.png $(DEMO_RUN)/curves.png $(DEMO_RUN)/confusion.png $(DEMO_RUN)/roc.png"
+	@echo "pictures: $(DEMO_RUN)/pictures/*/*.png $(DEMO_RUN)/curves.png $(DEMO_RUN)/confusion.png $(DEMO_RUN)/roc.png"
 
 bench: install
 	$(BIN)/python bench.py

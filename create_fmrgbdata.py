@@ -24,18 +24,15 @@ def output_path(video):
     return Path(video).with_name(Path(video).name + ".pt")
 
 
-def settings_of(args):
-    return {"audiomethod": args.audiomethod, "frequency_param": args.frequency_param, "fmrgb": args.fmrgb}
-
-
 def read_record(path):
     import torch
 
     return torch.load(path, weights_only=True, mmap=True, map_location="cpu")
 
 
-def existing_state(pt_path, settings):
-    """(source_frames, stored frame count) of a finished .pt made with these settings, or None."""
+def existing_state(pt_path, settings, video=None):
+    """(source_frames, stored frame count) of a finished .pt made with these settings (from this
+    version of `video`, when given), or None."""
     if not pt_path.is_file():
         return None
     try:
@@ -48,6 +45,8 @@ def existing_state(pt_path, settings):
         return None
     if rec.get("channels") != channel_names(settings["fmrgb"], settings["audiomethod"]):
         return None
+    if video is not None and rec.get("source_size") != Path(video).stat().st_size:
+        return None  # the video was replaced since: convert it again
     return int(rec["source_frames"]), int(rec["frames"].shape[0])
 
 
@@ -141,6 +140,17 @@ def frames_from_scan(target, videos):
     return int(scan["max_frames"])
 
 
+def warn_twice_converted(videos):
+    """An original beside its resized_ copy would be converted twice: the same clip could then land
+    in both the training and the test split."""
+    present = set(videos)
+    pairs = [v for v, out in media.resized_names([v for v in videos if not media.is_resized(v)]).items()
+             if out in present]
+    if pairs:
+        media.warn(pairs[0], f"{len(pairs)} videos have a resized_ copy beside them and both are converted; "
+                             "run delete_not_resized.py first, or the same clip is in the data twice")
+
+
 def create_fmrgbdata(target, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None,
                      jobs=1, overwrite=False, shard=None):
     """Convert every video under `target` (or one shard 'i of n' of them).
@@ -151,7 +161,8 @@ def create_fmrgbdata(target, *, audiomethod="simple", frequency_param=100, fmrgb
         # every shard must agree on the length, so the scan must still describe the whole tree
         frames = frames_from_scan(target, videos) or None
     videos = media.shard_of(videos, shard)
-    state = {} if overwrite else {v: existing_state(output_path(v), settings) for v in videos}
+    warn_twice_converted(videos)
+    state = {} if overwrite else {v: existing_state(output_path(v), settings, v) for v in videos}
     todo = [v for v in videos if state.get(v) is None]
     counts, source_frames, failed = media.run_jobs(
         functools.partial(convert_one, settings=settings, frames=frames), todo,
@@ -178,13 +189,13 @@ def get_args_parser():
     parser.add_argument("--target", required=True, help="folder searched recursively for videos")
     parser.add_argument("--audiomethod", default="simple", choices=["simple", "mel"],
                         help="last channel: dominant frequency (simple) or a log-mel image (mel)")
-    parser.add_argument("--frequency_param", type=int, default=100,
+    parser.add_argument("--frequency_param", type=media.positive_int, default=100,
                         help="sound samples per video frame; the analysis rate is fps times this")
     parser.add_argument("--fmrgb", type=int, default=5, choices=[3, 5],
                         help="5: R, G, B + 2 sound channels; 3: grey + 2 sound channels")
-    parser.add_argument("--frames", type=int, default=None,
+    parser.add_argument("--frames", type=media.positive_int, default=None,
                         help="frame count of every output (default: the longest video's decoded count)")
-    parser.add_argument("--jobs", type=int, default=1, help="videos converted at once")
+    parser.add_argument("--jobs", type=media.positive_int, default=1, help="videos converted at once")
     parser.add_argument("--overwrite", action="store_true", help="convert again even if up to date")
     parser.add_argument("--shard", type=media.parse_shard, default=None, metavar="I/N",
                         help="convert only part I of N (I from 0) of the sorted videos, for job arrays; "
@@ -198,12 +209,6 @@ def get_args_parser():
 def main(args):
     parser = get_args_parser()
     media.check_target_dir(parser, args.target)
-    if args.frequency_param < 1:
-        parser.error("--frequency_param must be at least 1")
-    if args.frames is not None and args.frames < 1:
-        parser.error("--frames must be at least 1")
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
     if args.scan:
         try:
             scan, failed = scan_tree(args.target, jobs=args.jobs)

@@ -2,8 +2,9 @@
 
     $ python delete_allmp4.py --target data --dry-run
 
-A video goes when `<video name>.pt` beside it loads (torch.load with weights_only=True) and
-holds a uint8 [T, H, W, C] tensor. Videos without one are kept and listed, unless --all.
+A video goes when `<video name>.pt` beside it loads (torch.load with weights_only=True), holds a
+uint8 [T, H, W, C] tensor, and was made from this very file (its recorded name and size match).
+Videos without such a .pt are kept and listed, unless --all.
 Only video files are ever deleted; symlinks out of the target folder are never followed.
 """
 import argparse
@@ -26,6 +27,10 @@ def conversion_problem(video):
     frames = record.get("frames") if isinstance(record, dict) else record
     if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[0] == 0:
         return ".pt holds no uint8 [T, H, W, C] frames"
+    if not isinstance(record, dict) or "source_size" not in record:
+        return ".pt does not record which video it was made from (convert again, or use --all)"
+    if record["source_size"] != video.stat().st_size or record.get("source") != video.name:
+        return ".pt was made from another version of this video (convert again)"
     return None
 
 
@@ -46,6 +51,7 @@ def get_args_parser():
     return parser
 
 
+@media.interruptible
 def main(args):
     media.check_target_dir(get_args_parser(), args.target)
     counts, failed = media.apply_deletions(deletion_plan(args.target, delete_all=args.delete_all),

@@ -37,6 +37,7 @@ def get_args_parser():
     return parser
 
 
+@media.interruptible
 def main(args):
     media.check_target_dir(get_args_parser(), args.target)
     counts, failed = media.apply_deletions(deletion_plan(args.target), dry_run=args.dry_run)

@@ -5,6 +5,8 @@ Every function works on a whole track or a whole video at once (numpy / torch), 
 Sound is analysed at the rate sr = round(fps * frequency_param): frame i owns the samples
 [i * frequency_param, (i + 1) * frequency_param) of the mono mix-down.
 """
+from pathlib import Path
+
 import numpy as np
 
 FORMAT_VERSION = 1
@@ -219,7 +221,8 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
         "audiomethod": audiomethod,
         "frequency_param": int(frequency_param),
         "sample_rate": int(sr),
-        "source": str(getattr(path, "name", path)).rsplit("/", 1)[-1],
+        "source": Path(path).name,
+        "source_size": Path(path).stat().st_size,  # tells a later run whether the video has changed
         "source_frames": int(source_frames),
         "has_audio": audio is not None and len(audio) > 0,
         "silent": audio is None or not np.any(audio),

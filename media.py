@@ -70,18 +70,24 @@ class MediaInfo:
     height: int | None
     audio_codec: str | None
     video_codec: str | None
+    comment: str | None = None  # the container's "comment" tag (resize_video.py stamps its source there)
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _STREAM = re.compile(r"Stream #(\d+):\d+.*?: (Video|Audio): (\w+)(.*)")
 _SIZE = re.compile(r"[ ,](\d{1,5})x(\d{1,5})[ ,\[]")
 _FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)")
+_COMMENT = re.compile(r"^\s*comment\s*:\s?(.*)$", re.M)
 
 
 def parse_stream_info(stderr, file_index=0):
     """Read what ffmpeg printed about input `file_index` (or output, for "Output #") into MediaInfo."""
     text = stderr if isinstance(stderr, str) else stderr.decode("utf-8", "replace")
     info = MediaInfo(None, False, False, None, None, None, None, None)
+    input_part = text.split("Output #0", 1)[0]
+    m = _COMMENT.search(input_part.split("Stream #", 1)[0])  # the file's own tags, before its streams'
+    if m:
+        info.comment = m.group(1).strip()
     m = _DURATION.search(text)
     if m:
         h, mi, s = m.groups()
@@ -132,8 +138,8 @@ def decode_video(path, *, gray=False, extra_channels=0, on_fps=None):
         n_pic = 1 if gray else 3
         frames = np.empty((*rgb.shape[:3], n_pic + extra_channels), np.uint8)
         if gray:
-            frames[..., 0] = cv2_module().cvtColor(rgb.reshape(-1, rgb.shape[2], 3), cv2_module().COLOR_RGB2GRAY
-                                                   ).reshape(rgb.shape[:3])
+            cv2 = cv2_module()
+            frames[..., 0] = cv2.cvtColor(rgb.reshape(-1, rgb.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(rgb.shape[:3])
         else:
             frames[..., :3] = rgb
     return frames, fps
@@ -195,7 +201,7 @@ def count_frames(path):
                 n += 1
     finally:
         cap.release()
-    return n if n else len(_decode_ffmpeg(path)[0])
+    return n if n else video_stream_length(path, decode=True)[0]
 
 
 def _decode_ffmpeg(path):
@@ -474,6 +480,19 @@ def interruptible(main):
             print("interrupted", file=sys.stderr)
             return 130
     return wrapper
+
+
+def positive_int(text):
+    """An argparse type: an integer of at least 1."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def parse_shard(text):

@@ -14,12 +14,14 @@
 #   JOBS             videos converted at once (--jobs)                [2]
 #   OUT              train.py's output folder                         [runs/pipeline-<date>-<time>]
 #   PREDICT          what predict.py classifies at the end            [DATA_DIR]
-#   KEEP_VIDEOS=1    skip the two delete steps (originals and resized videos stay)
-# Stops at the first step that fails, with that step's message.
+#   KEEP_VIDEOS=1    keep every video: no resizing and no delete steps (the originals are converted)
+# Without KEEP_VIDEOS the pipeline ends with only the .pt files: the originals are deleted once their
+# resized copy is verified, and the resized copies once their .pt is. Stops at the first step that
+# fails, with that step's message.
 set -euo pipefail
 
 if [[ $# -lt 1 || "$1" == -* ]]; then
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 DATA=$1
@@ -41,8 +43,11 @@ step() {
     "$@"
 }
 
-step "$PYTHON" "$here/resize_video.py" --target "$DATA" --mag "$MAG" --jobs "$JOBS"
-[[ -n "${KEEP_VIDEOS:-}" ]] || step "$PYTHON" "$here/delete_not_resized.py" --target "$DATA"
+if [[ -z "${KEEP_VIDEOS:-}" ]]; then
+    # resizing without deleting the originals would convert every clip twice (train/test leakage)
+    step "$PYTHON" "$here/resize_video.py" --target "$DATA" --mag "$MAG" --jobs "$JOBS"
+    step "$PYTHON" "$here/delete_not_resized.py" --target "$DATA"
+fi
 step "$PYTHON" "$here/create_fmrgbdata.py" --target "$DATA" --audiomethod "$AUDIOMETHOD" \
     --frequency_param "$FREQUENCY_PARAM" --fmrgb "$FMRGB" --jobs "$JOBS"
 step "$PYTHON" "$here/visualize.py" --target "$DATA" --out "$OUT/pictures"

@@ -8,7 +8,9 @@ video without sound stays without). Videos named resized_* are never resized aga
 finished resized_ file is skipped, so a re-run only does what is missing.
 """
 import argparse
+import hashlib
 import sys
+from pathlib import Path
 
 import media
 
@@ -16,14 +18,12 @@ STATUS_ORDER = [("resized", "resized"), ("skipped", "skipped (up to date)")]
 FRAME_TOLERANCE = 2  # frames a re-encode may gain or lose at the ends
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def source_stamp(source):
+    """What a resized copy records of its original (size and name), so that a copy is only ever
+    taken for the file it was made from, not for another video that now has the same name."""
+    source = Path(source)
+    name = hashlib.sha1(source.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"fmrgb-source size={source.stat().st_size} name={name}"
 
 
 AAC_LIKELY = {".mp4", ".m4v", ".mov"}  # containers whose sound is almost always AAC already
@@ -37,16 +37,24 @@ def resize_args(source, dest, *, mag, copy_audio):
     audio = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", "128k"]
     return ["-y", "-i", media.input_arg(source), "-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn",
             "-vf", scale, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-            *audio, "-movflags", "+faststart", "-f", "mp4", media.input_arg(dest)]
+            *audio, "-metadata", f"comment={source_stamp(source)}", "-movflags", "+faststart", "-f", "mp4",
+            media.input_arg(dest)]
 
 
 def is_complete_copy(source, resized, *, decode=False):
-    """(True, '') when `resized` is a finished copy of `source`: it reads (decodes, with decode=True)
-    without errors and holds as many video frames as the source, within FRAME_TOLERANCE; else (False, why)."""
+    """(True, '') when `resized` is a finished copy of `source`: made by resize_video.py from this very
+    file (its stamp), it reads (decodes, with decode=True) without errors and holds as many video
+    frames as the source, within FRAME_TOLERANCE; else (False, why)."""
     if not resized.is_file():
         return False, "no resized copy"
     if resized.is_symlink():  # it may point at the original itself: never the only copy
         return False, "resized copy is a symlink"
+    try:
+        stamp = media.probe(resized).comment
+    except RuntimeError as e:
+        return False, f"resized copy unreadable ({e})"
+    if stamp != source_stamp(source):
+        return False, "resized copy was not made from this file (another version, or another tool)"
     try:
         got, _, errors = media.video_stream_length(resized, decode=decode)
     except RuntimeError as e:
@@ -107,8 +115,8 @@ def get_args_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--target", required=True, help="folder searched recursively for videos")
-    parser.add_argument("--mag", type=positive_int, default=2, help="divide width and height by this integer")
-    parser.add_argument("--jobs", type=positive_int, default=1, help="ffmpeg processes run at once")
+    parser.add_argument("--mag", type=media.positive_int, default=2, help="divide width and height by this integer")
+    parser.add_argument("--jobs", type=media.positive_int, default=1, help="ffmpeg processes run at once")
     parser.add_argument("--shard", type=media.parse_shard, default=None, metavar="I/N",
                         help="resize only part I of N (I from 0) of the sorted videos, for job arrays")
     return parser

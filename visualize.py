@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import media
+from features import channel_names
 
 CHANNEL_VIDEO_DIR = "fmrgb_channels"  # in the working directory, when --out is not given
 
@@ -32,8 +33,7 @@ def load_fmrgb(path):
         raise ValueError("not an FMRGB file: expected uint8 frames [T, H, W, C]")
     n = frames.shape[-1]
     if len(names) != n:
-        names = {5: ["red", "green", "blue", "amplitude", "frequency"], 3: ["grey", "amplitude", "frequency"]}.get(
-            n, [f"channel {i}" for i in range(n)])
+        names = channel_names(n, "simple") if n in (3, 5) else [f"channel {i}" for i in range(n)]
     return frames.numpy(), names, fps
 
 
@@ -143,21 +143,26 @@ def get_args_parser():
     return parser
 
 
+@media.interruptible
 def main(args):
     parser = get_args_parser()
-    if not Path(args.target).exists():
+    target = Path(args.target)
+    if not target.exists():
         parser.error(f"--target {args.target}: no such file or folder")
-    files = pick_files(args.target)
+    files = pick_files(target)
     if not files:
         parser.error(f"--target {args.target}: no .pt files found")
     failed = 0
     for f in files:
+        # under --out, files of different class folders keep apart: out/<class>/<file>.png
+        out_dir = None if not args.out else Path(args.out) / (f.parent.relative_to(target) if target.is_dir() else "")
         try:
-            for written in visualize(f, out_dir=args.out, video=args.video):
+            for written in visualize(f, out_dir=out_dir, video=args.video):
                 print(written)
         except Exception as e:
             print(media.fail_line(f, e), file=sys.stderr)
             failed += 1
+    print(f"drew {len(files) - failed}, failed {failed}", file=sys.stderr)
     return 1 if failed else 0
 
 

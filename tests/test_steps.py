@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 import create_fmrgbdata
@@ -300,3 +299,56 @@ def test_visualize_on_a_folder_draws_one_file_per_class(tmp_path):
     r = run_script("visualize.py", "--target", tmp_path)
     assert r.returncode == 0
     assert sorted(r.stdout.split()) == sorted(str(tmp_path / c / "0.mp4.pt.png") for c in ("calm", "event"))
+
+
+# ----------------------------------------------------------------------------- files that changed
+
+def test_a_resized_copy_counts_only_for_the_file_it_was_made_from(tmp_path):
+    make_video(tmp_path / "a.avi", seconds=1)
+    resize_video.resize_videos(tmp_path, mag=2)  # resized_a.mp4, made from a.avi
+    make_video(tmp_path / "a.mp4", seconds=1, size=(64, 48))  # another clip, same length, same stem
+    plan = dict(delete_not_resized.deletion_plan(tmp_path))
+    assert plan[tmp_path / "a.mp4"] is not None  # resized_a.mp4 is not its copy
+    assert plan[tmp_path / "a.avi"] is not None  # its copy is now expected as resized_a.avi.mp4
+
+    (tmp_path / "a.avi").unlink()
+    make_video(tmp_path / "b.mp4", seconds=1)
+    counts, _ = resize_video.resize_videos(tmp_path, mag=2)
+    assert counts["resized"] == 2  # a.mp4 gets its own copy, b.mp4 its first
+    make_video(tmp_path / "b.mp4", seconds=1, audio=None)  # re-exported: same length, other content
+    assert "not made from this file" in dict(delete_not_resized.deletion_plan(tmp_path))[tmp_path / "b.mp4"]
+    counts, _ = resize_video.resize_videos(tmp_path, mag=2)
+    assert counts == {"resized": 1, "skipped": 1, "failed": 0}
+    assert all(why is None for _, why in delete_not_resized.deletion_plan(tmp_path))
+
+
+def test_a_replaced_video_is_converted_again_and_never_deleted_for_its_old_pt(tmp_path):
+    make_video(tmp_path / "a.mp4", seconds=1)
+    convert(tmp_path)
+    make_video(tmp_path / "a.mp4", seconds=1, size=(64, 48), audio=None)  # same name, other clip
+    assert "another version" in delete_allmp4.conversion_problem(tmp_path / "a.mp4")
+    counts, _ = convert(tmp_path)
+    assert counts["converted"] == 1
+    rec = load(tmp_path / "a.mp4.pt")
+    assert rec["frames"].shape[1:3] == (48, 64) and not rec["has_audio"]
+    assert delete_allmp4.conversion_problem(tmp_path / "a.mp4") is None
+    torch.save(rec["frames"], tmp_path / "a.mp4.pt")  # a bare tensor says nothing of its source
+    assert "does not record" in delete_allmp4.conversion_problem(tmp_path / "a.mp4")
+
+
+def test_converting_an_original_beside_its_resized_copy_warns(tmp_path, capsys):
+    make_video(tmp_path / "a.mp4", seconds=0.5)
+    resize_video.resize_videos(tmp_path, mag=2)
+    capsys.readouterr()
+    convert(tmp_path)
+    assert "resized_ copy beside them" in capsys.readouterr().err
+
+
+def test_visualize_out_keeps_classes_apart(tmp_path):
+    for cls in ("x", "y"):
+        make_video(tmp_path / "data" / cls / "1.mp4", seconds=0.5)
+    convert(tmp_path / "data")
+    r = run_script("visualize.py", "--target", tmp_path / "data", "--out", tmp_path / "pics")
+    assert r.returncode == 0
+    assert sorted(p.relative_to(tmp_path / "pics").as_posix() for p in (tmp_path / "pics").rglob("*.png")) == [
+        "x/1.mp4.pt.png", "y/1.mp4.pt.png"]
