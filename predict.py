@@ -6,8 +6,9 @@
 --data is a .pt file, a video, or a folder of either (searched recursively). A video is converted
 in memory with the checkpoint's settings (features.convert_video: audio method, frequency
 parameter, channel count, and the training files' frame count), so a video and its .pt get the
-same prediction. Prints one line per file; a file that fails prints `error: <path>: <reason>`, the
-others go on, and the exit status is 1 if any failed.
+same prediction. A .pt file made with other settings than the training files (other channels,
+audio method or frequency parameter) is refused. Prints one line per file; a file that fails
+prints `error: <path>: <reason>`, the others go on, and the exit status is 1 if any failed.
 """
 import argparse
 import sys
@@ -16,13 +17,14 @@ from pathlib import Path
 import torch
 
 from dataset import load_pt, transform
-from media import VIDEO_EXTS, atomic_output, error_summary, fail_line, find_files
+from media import VIDEO_EXTS, atomic_output, error_summary, fail_line, find_files, interruptible
+from train import load_checkpoint, model_from_checkpoint, resolve_device, usage_error
 
 INPUT_EXTS = {".pt"} | VIDEO_EXTS
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Classify FMRGB tensors or videos with a trained model.",
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="checkpoint written by train.py (best.pt)")
     p.add_argument("--data", required=True, help="a .pt file, a video, or a folder of either")
@@ -39,6 +41,28 @@ def find_inputs(data):
     return [data]
 
 
+def generic_channels(names):
+    """True for the placeholder names c0, c1, ... that a bare tensor (no channel names) gets."""
+    return list(names) == [f"c{i}" for i in range(len(names))]
+
+
+def check_recipe(meta, n_channels, ckpt):
+    """ValueError (one line) if a .pt file was made with other settings than the model's training
+    files: the channel count, the channel names (when both sides have real names), and the audio
+    method and frequency parameter (when both sides record them)."""
+    want = list(ckpt["channels"])
+    if n_channels != len(want):
+        raise ValueError(f"has {n_channels} channels, the model takes {len(want)}")
+    have = list(meta.get("channels") or [])
+    if have and not generic_channels(have) and not generic_channels(want) and have != want:
+        names = [", ".join(map(str, c)) for c in (have, want)]
+        raise ValueError(f"has channels {names[0]}, the model was trained on {names[1]}")
+    for key in ("audiomethod", "frequency_param"):
+        mine, theirs = meta.get(key), ckpt.get(key)
+        if mine is not None and theirs is not None and mine != theirs:
+            raise ValueError(f"made with {key} {mine}, the model was trained on {theirs}")
+
+
 def load_clip(path, ckpt):
     """uint8 clip [T, H, W, C] of a .pt file or a video (converted in memory per the checkpoint)."""
     path = Path(path)
@@ -46,6 +70,7 @@ def load_clip(path, ckpt):
         raise FileNotFoundError("no such file")
     if path.suffix.lower() == ".pt":
         clip, meta = load_pt(path)
+        check_recipe(meta, clip.shape[-1], ckpt)
     elif path.suffix.lower() in VIDEO_EXTS:
         from features import convert_video
 
@@ -58,8 +83,6 @@ def load_clip(path, ckpt):
         clip = convert_video(path, **kwargs)["frames"]
     else:
         raise ValueError(f"not a .pt file or a video ({path.suffix or 'no suffix'})")
-    if clip.shape[-1] != len(ckpt["channels"]):
-        raise ValueError(f"has {clip.shape[-1]} channels, the model takes {len(ckpt['channels'])}")
     return clip
 
 
@@ -74,8 +97,6 @@ def predict_clip(model, ckpt, clip, device="cpu"):
 
 def predict_files(model_path, paths, *, device="cpu", log=print):
     """[(path, probabilities or None, error or None)] for each path; classes from the checkpoint."""
-    from train import load_checkpoint, model_from_checkpoint
-
     ckpt = load_checkpoint(model_path)
     model = model_from_checkpoint(ckpt).to(device).eval()
     classes = ckpt["classes"]
@@ -107,32 +128,31 @@ def write_predictions(path, classes, results):
                 w.writerow([str(p), classes[k], f"{probs[k]:.6f}", *[f"{v:.6f}" for v in probs.tolist()]])
 
 
+@interruptible
 def main(args):
+    """Classify per `args`; returns the exit status: 0, or 1 if a file failed. A missing --model or
+    --data, an unreadable checkpoint or --device cuda without a GPU exit 2 (SystemExit) with one
+    line; Ctrl-C returns 130."""
     if not Path(args.model).is_file():
-        print(f"error: --model {args.model}: no such file", file=sys.stderr)
-        raise SystemExit(2)
+        usage_error(f"--model {args.model}: no such file")
     if not Path(args.data).exists():
-        print(f"error: --data {args.data}: no such file or folder", file=sys.stderr)
-        raise SystemExit(2)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda: no CUDA GPU is available", file=sys.stderr)
-        raise SystemExit(2)
-    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+        usage_error(f"--data {args.data}: no such file or folder")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        usage_error(str(e))
     paths = find_inputs(args.data)
     if not paths:
-        print(f"error: --data {args.data}: no .pt files or videos found", file=sys.stderr)
-        raise SystemExit(2)
+        usage_error(f"--data {args.data}: no .pt files or videos found")
     try:
         ckpt, results = predict_files(args.model, paths, device=device)
     except Exception as e:  # an unreadable checkpoint
-        print(f"error: --model {args.model}: {error_summary(e)}", file=sys.stderr)
-        raise SystemExit(2)
+        usage_error(f"--model {args.model}: {error_summary(e)}")
     write_predictions(args.out, ckpt["classes"], results)
     failed = sum(err is not None for _, _, err in results)
     print(f"wrote {args.out}: {len(results) - failed} predicted, {failed} failed")
-    if failed:
-        raise SystemExit(1)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    sys.exit(main(get_args_parser().parse_args()))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from dataset import FMRGBDataset, class_names, common_length, compute_stats, find_data, inspect_files, split_indices
-from media import atomic_output
+from media import atomic_output, error_summary, interruptible
 from model import INPUT_LAYOUT, MODELS, build_model
 
 CHECKPOINT_VERSION = 1
@@ -51,7 +51,7 @@ def parse_bool(text):
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Train a video classifier on FMRGB tensors.",
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="folder of <class>/*.pt files, or a CSV with columns path,label")
     p.add_argument("--epochs", type=int, default=20, help="number of epochs (total, also when resuming)")
@@ -129,7 +129,6 @@ def setup_distributed(device_name):
     if device.type == "cuda":
         device = torch.device(f"cuda:{local_rank}")
         torch.cuda.set_device(device)
-    if device.type == "cuda":
         dist.init_process_group(backend="nccl", device_id=device)
     else:
         dist.init_process_group(backend="gloo")
@@ -584,20 +583,24 @@ def write_history(path, history):
     write_csv(path, keys, [[h.get(k) for k in keys] for h in history])
 
 
-def _save_figure(fig, path):
-    import matplotlib.pyplot as plt
-
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_curves(history, path):
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_figure(fig, path):
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def plot_curves(history, path):
+    plt = _pyplot()
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
@@ -613,11 +616,7 @@ def plot_curves(history, path):
 
 
 def plot_confusion(cm, classes, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     cm = np.asarray(cm)
     fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 3, 1.2 * len(classes) + 2.5))
     ax.imshow(cm, cmap="Blues")
@@ -632,12 +631,9 @@ def plot_confusion(cm, classes, path):
 
 
 def plot_roc(y_true, scores, positive, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import roc_auc_score, roc_curve
 
+    plt = _pyplot()
     fpr, tpr, _ = roc_curve(y_true, scores)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(y_true, scores):.3f}")
@@ -663,7 +659,10 @@ def write_test_results(out_dir, *, paths, y_true, probs, classes):
 
 # ----------------------------------------------------------------------------- main
 
+@interruptible
 def main(args):
+    """Train per `args` (see get_args_parser); returns the exit status: 0, or 1 if the loss became
+    nan/inf. Bad arguments or data exit 2 (SystemExit) with one line; Ctrl-C returns 130."""
     data_path = Path(args.data)
     if not data_path.exists():
         usage_error(f"--data {args.data}: no such file or folder")
@@ -687,28 +686,29 @@ def main(args):
     except FloatingPointError as e:  # raised on every process together (see run_epoch): one message
         if ctx["master"]:
             print(f"error: training stopped: {e}", file=sys.stderr)
-        raise SystemExit(1)
+        return 1
     finally:
         teardown_distributed(ctx)
+    return 0
 
 
 def _train(args, ctx, device, val_size, log):
     resume = None
+    resume_best = Path(args.resume).parent / "best.pt" if args.resume else None  # the resumed run's best.pt
     learnmethod, frames, size, lr, seed, test_size = (args.learnmethod, args.frames, args.size, args.lr, args.seed,
                                                       args.test_size)
     if args.resume:
         try:
             resume = load_checkpoint(args.resume)
         except Exception as e:
-            usage_error(f"--resume {args.resume}: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+            usage_error(f"--resume {args.resume}: {error_summary(e)}")
         ta = resume["train_args"]  # the split and recipe must match the run being continued
         learnmethod, frames, size, lr = resume["model"], resume["frames"], resume["size"], resume["lr"]
         seed, test_size, val_size = ta["seed"], ta["test_size"], ta["val_size"]
         if learnmethod != args.learnmethod:
             log(f"note: --resume continues a {learnmethod} run; --learnmethod {args.learnmethod} ignored")
-        best_path = Path(args.resume).parent / "best.pt"
-        if best_path.is_file():
-            resume["best_state"] = load_checkpoint(best_path)["model_state"]
+        if resume_best.is_file():
+            resume["best_state"] = load_checkpoint(resume_best)["model_state"]
     if args.amp and device.type != "cuda":
         log("note: --amp applies on CUDA only; training in float32")
     if device.type == "cuda":
@@ -729,10 +729,9 @@ def _train(args, ctx, device, val_size, log):
         Path("runs") / f"{learnmethod}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     if ctx["master"]:
         out_dir.mkdir(parents=True, exist_ok=True)
-        best_path = Path(args.resume).parent / "best.pt" if args.resume else None
-        if best_path is not None and best_path.is_file() and not (out_dir / "best.pt").exists():
+        if resume_best is not None and resume_best.is_file() and not (out_dir / "best.pt").exists():
             with atomic_output(out_dir / "best.pt") as tmp:
-                shutil.copyfile(best_path, tmp)
+                shutil.copyfile(resume_best, tmp)
     barrier(ctx)
 
     layout = INPUT_LAYOUT[learnmethod]
@@ -812,4 +811,4 @@ def _train(args, ctx, device, val_size, log):
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    sys.exit(main(get_args_parser().parse_args()))

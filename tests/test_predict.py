@@ -8,7 +8,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dataset import write_dataset  # noqa: E402
+from test_dataset import CHANNELS5, pt_dict, write_dataset  # noqa: E402
 
 import predict  # noqa: E402
 import train  # noqa: E402
@@ -34,10 +34,11 @@ def make_checkpoint(path, pt_paths, *, name="conv3d", frames=6, size=16, seed=0)
 
 
 def run_predict(*args):
-    with pytest.raises(SystemExit) as e:
-        predict.main(predict.get_args_parser().parse_args([str(a) for a in args]))
-        raise SystemExit(0)
-    return e.value.code
+    """predict.main's exit status (returned, or SystemExit's for a usage error)."""
+    try:
+        return predict.main(predict.get_args_parser().parse_args([str(a) for a in args]))
+    except SystemExit as e:
+        return e.code
 
 
 def read_csv(path):
@@ -73,6 +74,53 @@ def test_a_failing_file_is_reported_and_the_run_goes_on(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: " in err and "zz_broken.pt" in err
     assert set(read_csv(out)) == {p.name for p in paths}
+
+
+def test_a_pt_made_with_other_settings_is_refused_by_name_and_the_others_go_on(tmp_path, capsys):
+    paths = write_dataset(tmp_path / "data", per_class=1, T=4, H=16, W=16)  # audiomethod simple, frequency 100
+    make_checkpoint(tmp_path / "best.pt", paths)
+    frames = torch.load(paths[0], weights_only=True)["frames"]
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    torch.save(pt_dict(frames, audiomethod="mel"), odd / "mel.pt")
+    torch.save(pt_dict(frames, frequency_param=50), odd / "freq50.pt")
+    torch.save(pt_dict(frames, channels=CHANNELS5[::-1]), odd / "reordered.pt")
+    torch.save(pt_dict(frames[..., :3], channels=CHANNELS5[:3]), odd / "three.pt")
+    torch.save(frames.clone(), odd / "bare.pt")  # no names, no settings: accepted on the channel count
+    torch.save(pt_dict(frames), odd / "same.pt")
+    out = tmp_path / "pred.csv"
+    assert run_predict("--model", tmp_path / "best.pt", "--data", odd, "--out", out) == 1
+    err = capsys.readouterr().err
+    lines = {ln.split(": ")[1].rsplit("/", 1)[-1]: ln for ln in err.strip().splitlines()}
+    assert set(lines) == {"mel.pt", "freq50.pt", "reordered.pt", "three.pt"}, err
+    assert all(ln.startswith("error: ") for ln in lines.values())
+    assert lines["mel.pt"].endswith(": made with audiomethod mel, the model was trained on simple")
+    assert lines["freq50.pt"].endswith(": made with frequency_param 50, the model was trained on 100")
+    assert "has channels frequency, amplitude, blue, green, red, the model was trained on red, green" in \
+        lines["reordered.pt"]
+    assert lines["three.pt"].endswith(": has 3 channels, the model takes 5")
+    assert set(read_csv(out)) == {"bare.pt", "same.pt"}
+
+
+def test_a_model_trained_on_unnamed_channels_takes_named_files_of_that_count():
+    ckpt = {"channels": ["c0", "c1", "c2", "c3", "c4"], "audiomethod": None, "frequency_param": None}
+    predict.check_recipe({"channels": CHANNELS5, "audiomethod": "mel", "frequency_param": 7}, 5, ckpt)
+    with pytest.raises(ValueError, match="has 3 channels, the model takes 5"):
+        predict.check_recipe({"channels": ["c0", "c1", "c2"]}, 3, ckpt)
+
+
+def test_ctrl_c_returns_130_and_says_interrupted(tmp_path, monkeypatch, capsys):
+    paths = write_dataset(tmp_path / "data", per_class=1, T=4, H=16, W=16)
+    make_checkpoint(tmp_path / "best.pt", paths)
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predict, "predict_clip", interrupt)
+    out = tmp_path / "pred.csv"
+    assert run_predict("--model", tmp_path / "best.pt", "--data", tmp_path / "data", "--out", out) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
+    assert not out.exists()
 
 
 def test_missing_model_or_data_exit_2(tmp_path):

@@ -21,8 +21,11 @@ FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "
 
 
 def run_main(data, out, *extra):
+    """A training run that must succeed (exit status 0); usage errors raise SystemExit(2)."""
     args = train.get_args_parser().parse_args(["--data", str(data), "--out", str(out), *FAST, *extra])
-    return train.main(args)
+    status = train.main(args)
+    assert status == 0
+    return status
 
 
 def read_csv(path):
@@ -152,7 +155,7 @@ def test_resume_continues_from_the_saved_epoch(tiny, tmp_path):
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
     args = train.get_args_parser().parse_args(["--data", str(tiny), "--resume", str(tmp_path / "last.pt"),
                                                "--epochs", "3", *FAST, *common])
-    train.main(args)  # no --out: continues in the checkpoint's folder
+    assert train.main(args) == 0  # no --out: continues in the checkpoint's folder
     last = torch.load(tmp_path / "last.pt", weights_only=True)
     assert last["epoch"] == 3
     hist = read_csv(tmp_path / "history.csv")
@@ -207,6 +210,21 @@ def test_a_nan_loss_stops_with_a_clear_message():
     with pytest.raises(FloatingPointError, match="lower --lr"):
         train.run_epoch(NaNModel(), loader, device=torch.device("cpu"),
                         optimizer=torch.optim.SGD(NaNModel().parameters(), lr=0.1), desc="epoch 1/1")
+
+
+@pytest.mark.parametrize("error, status, message", [
+    (FloatingPointError("epoch 1/1: the loss became nan; try a lower --lr"), 1, "error: training stopped: "),
+    (KeyboardInterrupt(), 130, "interrupted"),
+])
+def test_main_returns_1_for_a_nan_loss_and_130_for_ctrl_c(tiny, tmp_path, monkeypatch, capsys, error, status,
+                                                          message):
+    def fail(*a, **k):
+        raise error
+
+    monkeypatch.setattr(train, "_train", fail)
+    args = train.get_args_parser().parse_args(["--data", str(tiny), "--out", str(tmp_path), *FAST])
+    assert train.main(args) == status
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message)
 
 
 def test_compute_metrics_binary_multiclass_and_single_class():
