@@ -6,7 +6,8 @@ Writes `<file>.png` beside the file (or into --out): rows are evenly spaced fram
 picture (colour or grey), amplitude and frequency (or mel image); below, amplitude and dominant
 frequency (or the loudest mel band) over time. --video also writes one grey mp4 per channel, into --out or ./fmrgb_channels (never beside the
 data, where the next step would take them for clips).
---target may be a folder: then the first file of each folder holding .pt files (one per class).
+--target may be a folder: then one file of each folder holding .pt files (one per class; the
+first with sound).
 """
 import argparse
 import sys
@@ -123,15 +124,26 @@ def visualize(path, *, out_dir=None, video=False):
     return [png] + write_channel_videos(frames, names, fps, video_dir / path.name)
 
 
+def has_sound(path):
+    import torch
+
+    try:
+        record = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
+    except Exception:
+        return False
+    return isinstance(record, dict) and record.get("has_audio", False) and not record.get("silent", False)
+
+
 def pick_files(target):
-    """A file as given; for a folder, the first .pt of each folder that has any (one per class)."""
+    """A file as given; for a folder, one .pt of each folder that has any (one per class): the first
+    with sound, since a silent clip's sound channels are black, else the first."""
     target = Path(target)
     if target.is_file():
         return [target]
-    first = {}
+    by_folder = {}
     for p in media.find_files(target, {".pt"}):
-        first.setdefault(p.parent, p)
-    return [first[d] for d in sorted(first)]
+        by_folder.setdefault(p.parent, []).append(p)
+    return [next((p for p in files if has_sound(p)), files[0]) for _, files in sorted(by_folder.items())]
 
 
 def get_args_parser():

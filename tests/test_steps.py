@@ -291,14 +291,14 @@ def test_visualize_writes_a_png_for_5_3_channel_and_bare_files(tmp_path):
     assert media.probe(written[1]).has_video
 
 
-def test_visualize_on_a_folder_draws_one_file_per_class(tmp_path):
+def test_visualize_on_a_folder_draws_one_file_per_class_preferring_one_with_sound(tmp_path):
     for cls in ("calm", "event"):
         for i in range(2):
-            make_video(tmp_path / cls / f"{i}.mp4", seconds=0.5)
+            make_video(tmp_path / cls / f"{i}.mp4", seconds=0.5, audio=None if cls == "event" and i == 0 else "0.3")
     convert(tmp_path)
     r = run_script("visualize.py", "--target", tmp_path)
     assert r.returncode == 0
-    assert sorted(r.stdout.split()) == sorted(str(tmp_path / c / "0.mp4.pt.png") for c in ("calm", "event"))
+    assert sorted(r.stdout.split()) == [str(tmp_path / "calm" / "0.mp4.pt.png"), str(tmp_path / "event" / "1.mp4.pt.png")]
 
 
 # ----------------------------------------------------------------------------- files that changed
