@@ -5,7 +5,7 @@
 A video goes when `<video name>.pt` beside it loads (torch.load with weights_only=True), holds a
 uint8 [T, H, W, C] tensor, and was made from this very file (its recorded name and size match).
 Videos without such a .pt are kept and listed, unless --all.
-Only video files are ever deleted; symlinks out of the target folder are never followed.
+Only video files are ever deleted; symlinked files are never followed, converted or deleted.
 """
 import argparse
 import sys

@@ -5,7 +5,7 @@
 A video X.ext goes only when its resized_X.mp4 sibling (as resize_video.py names it) decodes
 without errors and holds as many frames as X.ext, within two. Every other file stays: .pt,
 .csv, models, folders, resized copies, and originals whose copy is missing or broken (listed
-as kept, with the reason). Symlinks out of the target folder are never followed.
+as kept, with the reason). Symlinked files are never followed or deleted.
 """
 import argparse
 import sys

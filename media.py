@@ -311,26 +311,16 @@ def write_test_video(path, *, seconds=2.0, size=(160, 120), fps=30, audio="0.5*s
 # ----------------------------------------------------------------------------- files
 
 def find_files(root, suffixes):
-    """Every file under `root` whose suffix is in `suffixes`, sorted, without following
-    symlinks out of `root` (a link to a file inside it is kept; loops are impossible
-    because directory links are never followed)."""
-    root = Path(root)
-    real_root = root.resolve()
+    """Every file under `root` whose suffix is in `suffixes`, sorted. Symlinked files are left out:
+    one pointing out of `root` is not ours to touch, and one pointing inside it would hand the same
+    clip over twice (the file itself is found anyway). Directory links are never followed."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
         for name in filenames:
             p = Path(dirpath) / name
-            if p.suffix.lower() not in suffixes or name.startswith(".") and name.endswith(".part"):
-                continue
-            if p.is_symlink():
-                try:
-                    target = p.resolve(strict=True)
-                except (OSError, RuntimeError):
-                    continue  # dangling or looping link
-                if real_root not in target.parents:
-                    continue
-            found.append(p)
+            if p.suffix.lower() in suffixes and not p.is_symlink():
+                found.append(p)
     return sorted(found)
 
 
