@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import sys
+import threading
 from pathlib import Path
 
 import media
@@ -63,9 +64,17 @@ def save_record(record, pt_path):
         torch.serialization.set_crc32_options(crc)
 
 
-def convert_one(video, *, settings, frames=None):
+_per_thread = threading.local()
+
+
+def convert_one(video, *, settings, frames=None, decoder_threads=None):
     """Convert one video and write its .pt; returns ('converted', source_frames)."""
-    record = convert_video(video, frames=frames, **settings)
+    # each worker decodes video after video into the same memory; the record is saved and dropped
+    # before the next one is made
+    if not hasattr(_per_thread, "scratch"):
+        _per_thread.scratch = media.ScratchBuffer()
+    record = convert_video(video, frames=frames, scratch=_per_thread.scratch, decoder_threads=decoder_threads,
+                           **settings)
     if not record["has_audio"]:
         media.warn(video, "no sound track; sound channels are 0")
     elif record["silent"]:
@@ -155,6 +164,14 @@ def create_fmrgbdata(target, *, audiomethod="simple", frequency_param=100, fmrgb
                      jobs=1, overwrite=False, shard=None):
     """Convert every video under `target` (or one shard 'i of n' of them).
     Returns ({status: count}, [failed videos])."""
+    try:
+        return _create_fmrgbdata(target, audiomethod=audiomethod, frequency_param=frequency_param, fmrgb=fmrgb,
+                                 frames=frames, jobs=jobs, overwrite=overwrite, shard=shard)
+    finally:
+        vars(_per_thread).pop("scratch", None)  # a single-process run decoded here: give the memory back
+
+
+def _create_fmrgbdata(target, *, audiomethod, frequency_param, fmrgb, frames, jobs, overwrite, shard):
     settings = {"audiomethod": audiomethod, "frequency_param": frequency_param, "fmrgb": fmrgb}
     videos = media.find_videos(target)
     if shard is not None and frames is None:
@@ -164,8 +181,10 @@ def create_fmrgbdata(target, *, audiomethod="simple", frequency_param=100, fmrgb
     warn_twice_converted(videos)
     state = {} if overwrite else {v: existing_state(output_path(v), settings, v) for v in videos}
     todo = [v for v in videos if state.get(v) is None]
+    # with several workers the cores are taken by whole videos: more decoder threads only contend
+    decoder_threads = 1 if jobs > 1 else None
     counts, source_frames, failed = media.run_jobs(
-        functools.partial(convert_one, settings=settings, frames=frames), todo,
+        functools.partial(convert_one, settings=settings, frames=frames, decoder_threads=decoder_threads), todo,
         jobs=jobs, desc="convert", processes=True)
     source_frames_new = set(source_frames)
     source_frames.update({v: s[0] for v, s in state.items() if s is not None})

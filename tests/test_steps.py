@@ -173,6 +173,16 @@ def test_jobs_gives_the_same_files(tmp_path):
                            load(tmp_path / "two" / f"v{i}.mp4.pt")["frames"])
 
 
+def test_videos_of_different_sizes_in_one_run_each_get_exactly_their_own_frames(tmp_path):
+    # one process decodes video after video into the same memory: no clip may keep another's pixels
+    for name, size, hz in [("1.mp4", (320, 240), 300), ("2.mp4", (160, 120), 600), ("3.mkv", (240, 180), 900)]:
+        make_video(tmp_path / name, seconds=1, size=size, audio=f"0.5*sin(2*PI*{hz}*t)")
+    convert(tmp_path, audiomethod="mel")
+    for name in ["1.mp4", "2.mp4", "3.mkv"]:
+        saved = load(tmp_path / f"{name}.pt")["frames"]
+        assert torch.equal(saved, create_fmrgbdata.convert_video(tmp_path / name, audiomethod="mel")["frames"]), name
+
+
 def test_usage_errors_exit_2(tmp_path):
     r = run_script("create_fmrgbdata.py", "--target", tmp_path / "nope")
     assert r.returncode == 2 and "no such folder" in r.stderr
