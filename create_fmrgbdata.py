@@ -186,18 +186,20 @@ def _create_fmrgbdata(target, *, audiomethod, frequency_param, fmrgb, frames, jo
     counts, source_frames, failed = media.run_jobs(
         functools.partial(convert_one, settings=settings, frames=frames, decoder_threads=decoder_threads), todo,
         jobs=jobs, desc="convert", processes=True)
-    source_frames_new = set(source_frames)
+    stored = {v: frames or n for v, n in source_frames.items()}  # a new file holds its own frames, or --frames
+    stored.update({v: s[1] for v, s in state.items() if s is not None})
     source_frames.update({v: s[0] for v, s in state.items() if s is not None})
     if not source_frames:
         return counts, failed
     n_frames = frames or max(source_frames.values())
     _, align_status, align_failed = media.run_jobs(
-        functools.partial(align_one, settings=settings, n_frames=n_frames), sorted(source_frames),
-        jobs=jobs, desc="align", processes=True)
-    # a video converted in this run counts once, as converted, whether or not it then needed stretching
-    for video, status in align_status.items():
-        if video not in source_frames_new:
-            counts[status] = counts.get(status, 0) + 1
+        functools.partial(align_one, settings=settings, n_frames=n_frames),
+        sorted(v for v, n in stored.items() if n != n_frames), jobs=jobs, desc="align", processes=True)
+    # a video converted in this run counts once, as converted, whether or not it then needed stretching;
+    # a file from an earlier run counts as aligned, or skipped when it already had the length
+    for video in (v for v, s in state.items() if s is not None and v not in align_failed):
+        status = align_status.get(video, "skipped")
+        counts[status] = counts.get(status, 0) + 1
     counts["failed"] = counts.get("failed", 0) + len(align_failed)
     return counts, failed + align_failed
 
