@@ -83,7 +83,7 @@ def convert_one(video, *, settings, frames=None, decoder_threads=None):
     return "converted", record["source_frames"]
 
 
-def align_one(video, *, settings, n_frames):
+def align_one(video, *, settings, n_frames, decoder_threads=None):
     """Bring a .pt to n_frames: stretch it if it still holds the video's own frames, else convert
     again. Returns its status twice, so run_jobs hands back each file's status."""
     pt_path = output_path(video)
@@ -91,7 +91,7 @@ def align_one(video, *, settings, n_frames):
     if stored == n_frames:
         return "skipped", "skipped"
     if stored != source_frames:  # already stretched once; going back to the video avoids resampling twice
-        convert_one(video, settings=settings, frames=n_frames)
+        convert_one(video, settings=settings, frames=n_frames, decoder_threads=decoder_threads)
         return "aligned", "aligned"
     import torch
 
@@ -182,25 +182,32 @@ def _create_fmrgbdata(target, *, audiomethod, frequency_param, fmrgb, frames, jo
     state = {} if overwrite else {v: existing_state(output_path(v), settings, v) for v in videos}
     todo = [v for v in videos if state.get(v) is None]
     # with several workers the cores are taken by whole videos: more decoder threads only contend
-    decoder_threads = 1 if jobs > 1 else None
+    decoder_threads = 1 if jobs > 1 and len(todo) > 1 else None
     counts, source_frames, failed = media.run_jobs(
         functools.partial(convert_one, settings=settings, frames=frames, decoder_threads=decoder_threads), todo,
         jobs=jobs, desc="convert", processes=True)
+    converted_here = set(source_frames)
     stored = {v: frames or n for v, n in source_frames.items()}  # a new file holds its own frames, or --frames
     stored.update({v: s[1] for v, s in state.items() if s is not None})
     source_frames.update({v: s[0] for v, s in state.items() if s is not None})
     if not source_frames:
         return counts, failed
     n_frames = frames or max(source_frames.values())
+    to_align = sorted(v for v, n in stored.items() if n != n_frames)
     _, align_status, align_failed = media.run_jobs(
-        functools.partial(align_one, settings=settings, n_frames=n_frames),
-        sorted(v for v, n in stored.items() if n != n_frames), jobs=jobs, desc="align", processes=True)
+        functools.partial(align_one, settings=settings, n_frames=n_frames,
+                          decoder_threads=1 if jobs > 1 and len(to_align) > 1 else None),
+        to_align, jobs=jobs, desc="align", processes=True)
     # a video converted in this run counts once, as converted, whether or not it then needed stretching;
     # a file from an earlier run counts as aligned, or skipped when it already had the length
     for video in (v for v, s in state.items() if s is not None and v not in align_failed):
         status = align_status.get(video, "skipped")
         counts[status] = counts.get(status, 0) + 1
     counts["failed"] = counts.get("failed", 0) + len(align_failed)
+    # a video converted here whose alignment then failed is not done: it counts as failed only
+    unfinished = sum(v in converted_here for v in align_failed)
+    if unfinished:
+        counts["converted"] -= unfinished
     return counts, failed + align_failed
 
 

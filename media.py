@@ -134,8 +134,12 @@ def decode_video(path, *, gray=False, extra_channels=0, on_fps=None, scratch=Non
     0 for its default (all cores), None to choose by the clip's size (see _open_capture).
     """
     alloc = scratch.take if scratch is not None else (lambda shape: np.empty(shape, np.uint8))
-    frames, fps = _decode_opencv(path, gray, extra_channels, on_fps, alloc, threads)
-    if frames is None:
+    buffer, n, fps = _decode_opencv(path, gray, extra_channels, on_fps, alloc, threads)
+    if buffer is not None:
+        # the first n frames, a contiguous view; copied out when the buffer is larger than they are
+        # and is not a scratch buffer, so the unused rest is not kept alive with them
+        frames = buffer[:n] if scratch is not None or n == len(buffer) else buffer[:n].copy()
+    else:
         rgb, fps = _decode_ffmpeg(path)
         if on_fps:
             on_fps(fps)
@@ -174,7 +178,10 @@ class ScratchBuffer:
         return self._block[:size].reshape(shape)
 
 
-MAX_INITIAL_FRAMES_BYTES = 4 * 2**30  # a header may claim any frame count; beyond this, grow as frames come
+def initial_frames_limit_bytes():
+    """A header may claim any frame count: an array for more than half the machine's memory is
+    not made up front (beyond it, the array grows as frames come)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
 
 
 SMALL_CLIP = 20_000_000  # width x height x frames below which one decoder thread is faster
@@ -191,7 +198,7 @@ def _open_capture(path, threads):
         cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
         size = math.prod(cap.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT,
                                                cv2.CAP_PROP_FRAME_COUNT))
-        if not cap.isOpened() or size < SMALL_CLIP:  # NaN counts as large
+        if not cap.isOpened() or 0 < size < SMALL_CLIP:  # an unknown count (NaN, 0, negative) counts as large
             return cap
         cap.release()
         threads = 0
@@ -203,10 +210,10 @@ def _decode_opencv(path, gray, extra_channels, on_fps, alloc, threads):
     cap = _open_capture(path, threads)
     try:
         if not cap.isOpened():
-            return None, None
+            return None, 0, None
         ok, frame = cap.read()
         if not ok:
-            return None, None
+            return None, 0, None
         fps = cap.get(cv2.CAP_PROP_FPS)
         if not (fps and np.isfinite(fps) and 0 < fps < 1000):
             fps = 25.0
@@ -215,8 +222,8 @@ def _decode_opencv(path, gray, extra_channels, on_fps, alloc, threads):
         height, width = frame.shape[:2]
         n_out = (1 if gray else 3) + extra_channels
         frame_bytes = height * width * n_out
-        claimed = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        capacity = int(min(claimed if np.isfinite(claimed) else 1, MAX_INITIAL_FRAMES_BYTES // frame_bytes))
+        claimed = cap.get(cv2.CAP_PROP_FRAME_COUNT)  # NaN or negative when unknown (piped mkv, raw h264)
+        capacity = int(min(claimed if np.isfinite(claimed) else 1, initial_frames_limit_bytes() // frame_bytes))
         capacity = max(capacity, 1)
         out = alloc((capacity, height, width, n_out))
         bgr_to_rgb = [0, 2, 1, 1, 2, 0]  # mixChannels pairs: B->2, G->1, R->0
@@ -225,8 +232,9 @@ def _decode_opencv(path, gray, extra_channels, on_fps, alloc, threads):
             if frame.shape[:2] != (height, width):  # a stream that changes size mid-way
                 frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
             if n == capacity:  # the container under-counted: grow (rare)
-                out = np.concatenate([out, np.empty_like(out)])
-                capacity = len(out)
+                grown = np.empty((2 * capacity, *out.shape[1:]), np.uint8)
+                grown[:capacity] = out
+                out, capacity = grown, 2 * capacity
             if gray:
                 out[n, :, :, 0] = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             else:
@@ -235,8 +243,7 @@ def _decode_opencv(path, gray, extra_channels, on_fps, alloc, threads):
             ok, frame = cap.read(frame)  # reuses the one frame buffer, hot in cache
     finally:
         cap.release()
-    # the first n frames are a contiguous view; torch saves a view's own bytes only
-    return out[:n], float(fps)
+    return out, n, float(fps)
 
 
 def count_frames(path):

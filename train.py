@@ -138,8 +138,11 @@ def setup_distributed(device_name):
 
 def teardown_distributed(ctx):
     if ctx["ddp"]:
+        import gc
+
         import torch.distributed as dist
 
+        gc.collect()  # a DDP model kept alive by a traceback's reference cycle should not outlive its group
         dist.destroy_process_group()
 
 

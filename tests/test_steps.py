@@ -183,6 +183,19 @@ def test_videos_of_different_sizes_in_one_run_each_get_exactly_their_own_frames(
         assert torch.equal(saved, create_fmrgbdata.convert_video(tmp_path / name, audiomethod="mel")["frames"]), name
 
 
+def test_a_video_whose_alignment_fails_counts_as_failed_not_converted(tmp_path, monkeypatch):
+    make_video(tmp_path / "long.mp4", seconds=1)
+    make_video(tmp_path / "short.mp4", seconds=0.5)
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(create_fmrgbdata, "stretch_time", disk_full)
+    counts, failed = convert(tmp_path)
+    assert failed == [tmp_path / "short.mp4"]
+    assert counts.get("converted") == 1 and counts.get("failed") == 1 and not counts.get("aligned")
+
+
 def test_usage_errors_exit_2(tmp_path):
     r = run_script("create_fmrgbdata.py", "--target", tmp_path / "nope")
     assert r.returncode == 2 and "no such folder" in r.stderr
