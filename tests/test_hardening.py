@@ -738,3 +738,18 @@ def test_delete_allmp4_deletes_exactly_the_converted_videos_and_all_only_videos(
         gone_all.add("data[1]/cls a/truncated_faststart.mp4")
     assert set(after) - set(final) == gone_all
     assert final == {k: v for k, v in after.items() if k not in gone_all}
+
+
+def test_frames_beyond_the_first_buffer_are_all_kept_and_the_spare_room_is_not(tmp_path, monkeypatch):
+    # a header that under-counts (or a clip larger than the first buffer may be) makes the frame
+    # array grow while decoding; here the first buffer holds one frame, so it grows 1 -> 64 for 45
+    video = make_video(tmp_path / "a.mp4", seconds=1.5)
+    expected, _ = media.decode_video(video, extra_channels=2)
+    frame_bytes = expected[0].nbytes
+    monkeypatch.setattr(media, "initial_frames_limit_bytes", lambda: frame_bytes)
+    grown, _ = media.decode_video(video, extra_channels=2)
+    assert grown.shape == expected.shape == (45, 120, 160, 5)
+    assert np.array_equal(grown[..., :3], expected[..., :3])
+    assert grown.flags.owndata, "45 frames must not keep a 64-frame buffer alive"
+    with_scratch, _ = media.decode_video(video, extra_channels=2, scratch=media.ScratchBuffer())
+    assert np.array_equal(with_scratch[..., :3], expected[..., :3])
