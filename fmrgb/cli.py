@@ -1,0 +1,217 @@
+"""The command-line side every step shares: the per-file run loop with its progress bar, one
+error line per failing file, the summary line, exit statuses, and argument types.
+
+Library modules raise; only the scripts print and exit, through these helpers:
+`usage_error` is the one way to exit 2, `interruptible` the one way to exit 130.
+"""
+import argparse
+import functools
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+
+# ----------------------------------------------------------------------------- messages
+
+def show_path(path):
+    """The path on one line: control characters (a newline in a file name) shown escaped."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(path))
+
+
+def error_summary(err):
+    """One short line for an exception: its first line, or, for torch's several-paragraph refusal
+    to unpickle anything but tensors, what that means."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        return "refused by torch.load(weights_only=True): it holds objects other than tensors (possibly code)"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def fail_line(path, err):
+    return f"error: {show_path(path)}: {error_summary(err)}"
+
+
+def warn(path, message):
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {show_path(path)}: {message}", file=sys.stderr)
+
+
+def usage_error(msg):
+    """One clear line and exit status 2: a bad command line, or data that cannot be used at all."""
+    print(f"error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_target_dir(target):
+    if not Path(target).is_dir():
+        usage_error(f"--target {target}: no such folder")
+
+
+def summary(counts, order):
+    """One line such as 'converted 118, skipped 2 (up to date), failed 1'."""
+    known = {key for key, _ in order} | {"failed"}
+    parts = [f"{word} {counts.get(key, 0)}" for key, word in order]
+    parts += [f"{k} {v}" for k, v in sorted(counts.items()) if k not in known]
+    return ", ".join(parts + [f"failed {counts.get('failed', 0)}"])
+
+
+# ----------------------------------------------------------------------------- the run loop
+
+def progress(iterable, total, desc, unit="file"):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None, leave=False, file=sys.stderr)
+
+
+def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
+    """Call fn(item) for each item (in `jobs` workers) with a progress bar.
+
+    fn returns a status word, or (status word, value). A failing item prints one line naming it
+    and the reason, and the run goes on. Returns ({status: count}, {item: value}, [failed items]).
+    """
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    counts, values, failed = {}, {}, []
+
+    def record(item, result=None, err=None):
+        if err is not None:
+            tqdm.write(fail_line(item, err), file=sys.stderr)
+            failed.append(item)
+            status = "failed"
+        elif isinstance(result, tuple):
+            status, values[item] = result
+        else:
+            status = result
+        counts[status] = counts.get(status, 0) + 1
+
+    if jobs <= 1 or len(items) <= 1:
+        for item in progress(items, len(items), desc):
+            try:
+                result = fn(item)
+            except Exception as e:  # one bad file must not stop the others
+                record(item, err=e)
+            else:
+                record(item, result)
+        return counts, values, failed
+    if processes:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_signals)
+    else:
+        pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(fn, item): item for item in items}
+        for fut in progress(as_completed(futures), len(futures), desc):
+            try:
+                result = fut.result()
+            except Exception as e:
+                record(futures[fut], err=e)
+            else:
+                record(futures[fut], result)
+    except KeyboardInterrupt:
+        if processes:  # stop the workers now; their SIGTERM handler lets atomic_output clean up
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C stops now, not after the queue
+        raise
+    pool.shutdown()
+    return counts, values, failed
+
+
+def _worker_signals():
+    """In a worker process: Ctrl-C reaches the whole process group, but the parent decides (an idle
+    worker hit by SIGINT would print a traceback); SIGTERM from the parent unwinds the task, so
+    temporary files are removed, and exits quietly."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def interruptible(main):
+    """Ctrl-C ends a step promptly with status 130; atomic_output has already removed its temp files."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    return wrapper
+
+
+def apply_deletions(decisions, *, dry_run=False):
+    """decisions: (path, None) to delete or (path, reason) to keep. Prints a line per kept file
+    (and per deletion on a dry run), deletes, and returns ({status: count}, [paths that failed])."""
+    counts, failed = {"deleted": 0, "kept": 0}, []
+    for path, reason in decisions:
+        if reason is not None:
+            print(f"kept {show_path(path)}: {reason}")
+            counts["kept"] += 1
+        elif dry_run:
+            print(f"would delete {show_path(path)}")
+            counts["deleted"] += 1
+        else:
+            try:
+                os.unlink(path)  # unlink removes a link itself, never what it points to
+            except OSError as e:
+                print(fail_line(path, e.strerror or e), file=sys.stderr)
+                failed.append(path)
+            else:
+                counts["deleted"] += 1
+    counts["failed"] = len(failed)
+    return counts, failed
+
+
+def deletion_summary(counts, dry_run):
+    verb = "would delete" if dry_run else "deleted"
+    return f"{verb} {counts['deleted']}, kept {counts['kept']}, failed {counts['failed']}"
+
+
+# ----------------------------------------------------------------------------- argument types
+
+def positive_int(text):
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def parse_bool(text):
+    """'true'/'false' (also 1/0, yes/no, on/off, any case) -> bool."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes", "y", "on", "t"):
+        return True
+    if value in ("false", "0", "no", "n", "off", "f"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse_shard(text):
+    """'i/n' -> (i, n), with 0 <= i < n; an argparse type."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like i/n (e.g. 0/4), not {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"needs 0 <= i < n, not {text!r}")
+    return i, n
+
+
+def shard_of(items, shard):
+    """The i-th of n interleaved parts of the sorted items: no overlap, no gaps, balanced."""
+    if shard is None:
+        return list(items)
+    i, n = shard
+    return sorted(items)[i::n]
