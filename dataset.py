@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from media import error_summary, find_files
+from fmrgb.files import find_files
+from fmrgb.record import load_record
 
 LAYOUTS = ("cthw", "tchw")
 MIN_STD = 1e-6  # a channel that never varies (e.g. a silent sound track) is only centred, not scaled
@@ -63,38 +64,7 @@ def class_names(labels):
     return sorted(set(labels))
 
 
-# ----------------------------------------------------------------------------- one file
-
-def load_pt(path):
-    """(frames uint8 [T, H, W, C], metadata dict) of one FMRGB .pt (memory-mapped: only the
-    frames that are indexed later are read). Accepts the format_version 1 dict and a bare tensor."""
-    try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) torch.save format
-    except Exception as e:
-        reason = error_summary(e)
-        raise RuntimeError(f"{path}: unreadable ({reason})") from e
-    if isinstance(obj, dict):
-        frames = obj.get("frames")
-        meta = {k: v for k, v in obj.items() if k != "frames"}
-    else:
-        frames, meta = obj, {}
-    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.dtype != torch.uint8:
-        what = (f"{frames.dtype} tensor of shape {tuple(frames.shape)}" if isinstance(frames, torch.Tensor)
-                else type(frames).__name__)
-        raise RuntimeError(f"{path}: unreadable (expected uint8 frames [T, H, W, C], found {what})")
-    if frames.shape[0] == 0:
-        raise RuntimeError(f"{path}: unreadable (no frames)")
-    C = frames.shape[-1]
-    channels = meta.get("channels")
-    if not isinstance(channels, (list, tuple)) or len(channels) != C:
-        meta["channels"] = [f"c{i}" for i in range(C)]
-    return frames, meta
-
+# ----------------------------------------------------------------------------- one clip
 
 def frame_indices(n, frames):
     """`frames` evenly spaced indices into a clip of n frames (a shorter clip repeats frames)."""
@@ -135,7 +105,7 @@ def inspect_files(paths):
     assert len(paths) > 0, "no files to inspect"
     first, metas, lengths = None, [], []
     for p in paths:
-        clip, meta = load_pt(p)
+        clip, meta = load_record(p)
         if first is None:
             first = (p, clip.shape[-1])
         elif clip.shape[-1] != first[1]:
@@ -210,7 +180,7 @@ class FMRGBDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        clip, _ = load_pt(self.paths[i])
+        clip, _ = load_record(self.paths[i])
         C = clip.shape[-1]
         mean = self.mean if self.mean is not None else [0.0] * C
         std = self.std if self.std is not None else [1.0] * C
@@ -228,7 +198,7 @@ class _StatsItems(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        clip, _ = load_pt(self.paths[i])
+        clip, _ = load_record(self.paths[i])
         x = pick_and_resize(clip, frames=self.frames, size=self.size).double()  # (T, C, S, S)
         return x.sum(dim=(0, 2, 3)), x.square().sum(dim=(0, 2, 3)), x[:, 0].numel()
 
