@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-import media
+from fmrgb import decode
+from fmrgb.synthetic import write_test_video
 
 
 def timed(fn, *args, **kwargs):
@@ -59,7 +60,7 @@ def make_workload(folder, *, n, seconds, size, fps):
     clips = []
     for i in range(n):
         cls = "a" if i % 2 else "b"
-        clips.append(media.write_test_video(folder / cls / f"clip{i:03d}.mp4", seconds=seconds, size=size, fps=fps,
+        clips.append(write_test_video(folder / cls / f"clip{i:03d}.mp4", seconds=seconds, size=size, fps=fps,
                                             audio=f"0.4*sin(2*PI*{220 + 40 * i}*t)*(1+0.5*sin(2*PI*t))",
                                             channels=2, sample_rate=44100))
     return clips
@@ -69,8 +70,8 @@ def decode_floor(folder, clips, repeats=3):
     """Seconds per clip to decode every frame with OpenCV plus the sound with ffmpeg, nothing else,
     best of `repeats` passes over the clips as for the conversions: nothing converts faster."""
     def one(clip):
-        media.decode_video(clip, threads=0)  # RGB, OpenCV's own (fastest) threading: one pass over the frames
-        media.decode_audio(clip, 3000)
+        decode.decode_video(clip, threads=0)  # RGB, OpenCV's own (fastest) threading: one pass over the frames
+        decode.decode_audio(clip, 3000)
 
     one(clips[0])  # warm caches and imports
     best = float("inf")
@@ -85,9 +86,9 @@ def write_floor(folder, clips, channels=5):
     other half of what no conversion can avoid (memory made once, outside the timing)."""
     import torch
 
-    from create_fmrgbdata import save_record
+    from fmrgb.record import save_record
 
-    frames, _ = media.decode_video(clips[0], extra_channels=channels - 3)
+    frames, _ = decode.decode_video(clips[0], extra_channels=channels - 3)
     record = {"frames": torch.from_numpy(frames)}
     out = Path(folder) / "write_floor"
     out.mkdir(exist_ok=True)
@@ -100,14 +101,14 @@ def write_floor(folder, clips, channels=5):
 def conversion(folder, clips, *, audiomethod, fmrgb, jobs=1, repeats=3):
     """Seconds per clip of create_fmrgbdata over the folder, best of `repeats` (in this process,
     imports already paid; the previous outputs are removed first, untimed, so every run writes new files)."""
-    from create_fmrgbdata import create_fmrgbdata
+    from fmrgb.convert import convert_tree
 
     best = float("inf")
     for _ in range(repeats):
         for p in Path(folder).rglob("*.pt"):
             p.unlink()
         quiesce(folder)
-        best = min(best, timed(create_fmrgbdata, folder, audiomethod=audiomethod, fmrgb=fmrgb, jobs=jobs))
+        best = min(best, timed(convert_tree, folder, audiomethod=audiomethod, fmrgb=fmrgb, jobs=jobs))
     return best / len(clips)
 
 
@@ -123,7 +124,7 @@ def jobs_speedup(folder, clips, *, repeats=3):
     """Seconds per clip of create_fmrgbdata (simple, 5 channels) with --jobs 1 and --jobs 2, each
     the best of `repeats` runs taken in turns, and the cores each keeps busy on average: --jobs 1
     already decodes the sound on a second core, which bounds what a second worker can add."""
-    from create_fmrgbdata import create_fmrgbdata
+    from fmrgb.convert import convert_tree
 
     seconds, busy = {1: float("inf"), 2: float("inf")}, {}
     for _ in range(repeats):
@@ -132,19 +133,19 @@ def jobs_speedup(folder, clips, *, repeats=3):
                 p.unlink()
             quiesce(folder)
             cpu = cpu_seconds()
-            wall = timed(create_fmrgbdata, folder, audiomethod="simple", fmrgb=5, jobs=jobs)
+            wall = timed(convert_tree, folder, audiomethod="simple", fmrgb=5, jobs=jobs)
             if wall / len(clips) < seconds[jobs]:
                 seconds[jobs], busy[jobs] = wall / len(clips), (cpu_seconds() - cpu) / wall
     return seconds, busy
 
 
 def resize_vs_ffmpeg(folder, clips, mag=2):
-    from resize_video import resize_args, resize_videos
+    from fmrgb.resized import resize_args, resize_videos
 
     bare = tempfile.mkdtemp(dir=folder)
     t_bare = 0.0
     for c in clips:
-        t_bare += timed(media.run_ffmpeg, resize_args(c, Path(bare) / c.name, mag=mag, copy_audio=True))
+        t_bare += timed(decode.run_ffmpeg, resize_args(c, Path(bare) / c.name, mag=mag, copy_audio=True))
     shutil.rmtree(bare)
     t_ours = timed(resize_videos, folder, mag=mag)
     for p in Path(folder).rglob("resized_*.mp4"):
@@ -155,15 +156,15 @@ def resize_vs_ffmpeg(folder, clips, mag=2):
 PEAK_RSS_CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import create_fmrgbdata, features, media, torch, cv2
+import fmrgb.convert, fmrgb.record, torch, cv2
 
 def rss_kb(field):
     return int(next(l for l in open("/proc/self/status") if l.startswith(field)).split()[1])
 
 before = rss_kb("VmRSS:")
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) now that the imports are done
-r = features.convert_video(sys.argv[2], audiomethod=sys.argv[3])
-create_fmrgbdata.save_record(r, sys.argv[4])
+r = fmrgb.convert.convert_video(sys.argv[2], audiomethod=sys.argv[3])
+fmrgb.record.save_record(r, sys.argv[4])
 print(r["frames"].numel(), rss_kb("VmHWM:"), before)
 """
 

@@ -13,14 +13,20 @@ One item: the clip's `frames` evenly spaced time steps, resized to size x size (
 antialiased), scaled from 0..255 to 0..1, each channel normalised with the training set's mean/std,
 in the layout the model wants ("cthw" -> (C, T, H, W); "tchw" -> (T, C, H, W)).
 `transform` is that whole recipe for one uint8 clip; predict.py uses the same function.
+All of the above in one call, as train.py does it (under DDP pass its DistContext):
+
+    data = prepare_data("data/", test_size=0.2, val_size=0.2, seed=0, frames=32, size=64)
+    ds = data.subset("train", frames=32, size=64, layout="cthw")
 """
 import csv
+import dataclasses
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from fmrgb.distributed import broadcast_object
 from fmrgb.files import find_files
 from fmrgb.record import load_record
 
@@ -220,3 +226,58 @@ def compute_stats(paths, *, frames=32, size=64, num_workers=0):
     std = var.sqrt()
     std = torch.where(std < MIN_STD, torch.ones_like(std), std)
     return mean.tolist(), std.tolist()
+
+
+# ----------------------------------------------------------------------------- a training run's data
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """The files of a run, split: `train`, `val`, `test` index into `paths`/`labels` (class indices
+    into `classes`); `info` is inspect_files' summary with "pt_frames" of the training files;
+    `mean`/`std` are the training files' channel statistics."""
+    paths: list
+    labels: list
+    classes: list
+    train: list
+    val: list
+    test: list
+    info: dict
+    mean: list
+    std: list
+
+    def subset(self, part, *, frames, size, layout):
+        """An FMRGBDataset of one part ("train", "val" or "test"), normalised with the training statistics."""
+        idx = getattr(self, part)
+        return FMRGBDataset([self.paths[i] for i in idx], [self.labels[i] for i in idx], frames=frames, size=size,
+                            mean=self.mean, std=self.std, layout=layout)
+
+
+def prepare_data(data, *, test_size, val_size, seed, frames, size, num_workers=0, stats=None, ctx=None):
+    """Find, check, split the files and compute the training set's channel statistics -> Prepared.
+
+    `stats=(mean, std)` reuses given statistics (resuming) instead of computing them.
+    Under DDP (`ctx`) process 0 computes the statistics and broadcasts them (one pass over the
+    training files instead of one per process, and bitwise the same numbers everywhere); an error
+    there is raised on every process, so none waits forever."""
+    paths, names = find_data(data)
+    classes = class_names(names)
+    train, val, test = split_indices(names, test_size=test_size, val_size=val_size, seed=seed)
+    info = inspect_files(paths)
+    info["pt_frames"] = common_length([info["lengths"][i] for i in train])
+    if stats is None:
+        ddp = ctx is not None and ctx.ddp
+        result = None
+        if not ddp or ctx.master:
+            try:
+                result = ("ok", compute_stats([paths[i] for i in train], frames=frames, size=size,
+                                              num_workers=num_workers))
+            except (ValueError, RuntimeError, FileNotFoundError) as e:
+                if not ddp:
+                    raise
+                result = (type(e).__name__, str(e))
+        kind, stats = broadcast_object(result, ctx) if ddp else result
+        if kind != "ok":
+            raise {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}.get(kind, RuntimeError)(stats)
+    mean, std = stats
+    return Prepared(paths=paths, labels=[classes.index(n) for n in names], classes=classes, train=train, val=val,
+                    test=test, info=info, mean=list(mean), std=list(std))

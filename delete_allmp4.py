@@ -10,34 +10,8 @@ Only video files are ever deleted; symlinked files are never followed, converted
 import argparse
 import sys
 
-import media
-
-
-def conversion_problem(video):
-    """None when the video's .pt is a valid FMRGB file, else why not."""
-    import torch
-
-    pt = video.with_name(video.name + ".pt")
-    if not pt.is_file():
-        return "no .pt file"
-    try:
-        record = torch.load(pt, weights_only=True, mmap=True, map_location="cpu")
-    except Exception as e:
-        return f".pt does not load ({media.error_summary(e)})"
-    frames = record.get("frames") if isinstance(record, dict) else record
-    if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[0] == 0:
-        return ".pt holds no uint8 [T, H, W, C] frames"
-    if not isinstance(record, dict) or "source_size" not in record:
-        return ".pt does not record which video it was made from (convert again, or use --all)"
-    if record["source_size"] != video.stat().st_size or record.get("source") != video.name:
-        return ".pt was made from another version of this video (convert again)"
-    return None
-
-
-def deletion_plan(target, *, delete_all=False):
-    videos = media.find_videos(target)
-    return [(v, None if delete_all else conversion_problem(v))
-            for v in media.progress(videos, len(videos), "check")]
+from fmrgb import cli
+from fmrgb.deletion import converted_videos
 
 
 def get_args_parser():
@@ -51,12 +25,12 @@ def get_args_parser():
     return parser
 
 
-@media.interruptible
+@cli.interruptible
 def main(args):
-    media.check_target_dir(get_args_parser(), args.target)
-    counts, failed = media.apply_deletions(deletion_plan(args.target, delete_all=args.delete_all),
-                                           dry_run=args.dry_run)
-    print(media.deletion_summary(counts, args.dry_run))
+    cli.check_target_dir(args.target)
+    counts, failed = cli.apply_deletions(converted_videos(args.target, delete_all=args.delete_all),
+                                         dry_run=args.dry_run)
+    print(cli.deletion_summary(counts, args.dry_run))
     return 1 if failed else 0
 
 

@@ -10,22 +10,8 @@ as kept, with the reason). Symlinked files are never followed or deleted.
 import argparse
 import sys
 
-import media
-from resize_video import is_complete_copy
-
-
-def deletion_plan(target):
-    """[(original, None)] for originals that may go, [(original, reason)] for those that stay."""
-    originals = [v for v in media.find_videos(target) if not media.is_resized(v)]
-    names = media.resized_names(originals)
-    plan = []
-    for video in media.progress(originals, len(originals), "check"):
-        if video not in names:
-            plan.append((video, "its resized_ name clashes with another video's"))
-            continue
-        ok, why = is_complete_copy(video, names[video], decode=True)
-        plan.append((video, None if ok else why))
-    return plan
+from fmrgb import cli
+from fmrgb.deletion import originals_with_copies
 
 
 def get_args_parser():
@@ -37,11 +23,11 @@ def get_args_parser():
     return parser
 
 
-@media.interruptible
+@cli.interruptible
 def main(args):
-    media.check_target_dir(get_args_parser(), args.target)
-    counts, failed = media.apply_deletions(deletion_plan(args.target), dry_run=args.dry_run)
-    print(media.deletion_summary(counts, args.dry_run))
+    cli.check_target_dir(args.target)
+    counts, failed = cli.apply_deletions(originals_with_copies(args.target), dry_run=args.dry_run)
+    print(cli.deletion_summary(counts, args.dry_run))
     return 1 if failed else 0
 
 

@@ -20,14 +20,15 @@ the seed, its class and its number (not on --n), and single-threaded x264 with b
 muxing makes re-runs byte-identical. Existing clips are kept unless --overwrite.
 """
 import argparse
-import csv
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from media import atomic_output, input_arg, run_ffmpeg, run_jobs
+from fmrgb.cli import run_jobs, usage_error
+from fmrgb.decode import input_arg, run_ffmpeg
+from fmrgb.files import atomic_output, write_csv
 
 CLASSES = ("event", "calm")
 SILENT_EVERY = 10  # clip i has no sound track when i % SILENT_EVERY == 0 (10 % of a large set)
@@ -195,13 +196,8 @@ def make_clip(params, path, *, overwrite=False):
     return "written"
 
 
-def write_csv(rows, path):
-    with atomic_output(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in CSV_FIELDS})
+def write_clips_csv(rows, path):
+    write_csv(path, CSV_FIELDS, [["" if row.get(k) is None else row[k] for k in CSV_FIELDS] for row in rows])
 
 
 def clip_path(out, params):
@@ -236,7 +232,7 @@ def get_args_parser():
 
 def main(args):
     if args.n < 1 or args.seed < 0 or args.seconds <= 0 or args.fps < 1 or args.jobs < 1:
-        get_args_parser().error("--n, --fps and --jobs must be at least 1, --seconds positive, --seed >= 0")
+        usage_error("--n, --fps and --jobs must be at least 1, --seconds positive, --seed >= 0")
     out = Path(args.out)
     params = dataset_params(args.seed, args.n, seconds=args.seconds, size=args.size, fps=args.fps)
     for label in CLASSES:
@@ -246,7 +242,7 @@ def main(args):
     counts, _, failed = run_jobs(lambda path: make_clip(by_path[path], path, overwrite=args.overwrite),
                               list(by_path), jobs=args.jobs, desc="clips")
     done = [p for path, p in by_path.items() if path not in set(failed)]
-    write_csv(done, out / "clips.csv")
+    write_clips_csv(done, out / "clips.csv")
     per_class = ", ".join(f"{c} {sum(p['class'] == c for p in done)}" for c in CLASSES)
     line = (f"wrote {counts.get('written', 0)} clips to {out} ({per_class}; "
             f"{sum(not p['has_audio'] for p in done)} without sound")
@@ -255,9 +251,8 @@ def main(args):
     if failed:
         line += f"; {len(failed)} failed"
     print(line + ")")
-    if failed:
-        sys.exit(1)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    sys.exit(main(get_args_parser().parse_args()))

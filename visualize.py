@@ -15,26 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-import media
-from features import channel_names
+from fmrgb import cli, decode, files
+from fmrgb.record import generic_channels, load_record
+from fmrgb.sound import channel_names
 
 CHANNEL_VIDEO_DIR = "fmrgb_channels"  # in the working directory, when --out is not given
+DEFAULT_FPS = 25.0  # for a bare tensor, which records no frame rate
 
 
 def load_fmrgb(path):
     """(frames uint8 numpy [T, H, W, C], channel names, fps) from a record or a bare tensor."""
-    import torch
-
-    record = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
-    if isinstance(record, dict):
-        frames, names, fps = record["frames"], list(record.get("channels", [])), float(record.get("fps", 25.0))
-    else:
-        frames, names, fps = record, [], 25.0
-    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.dtype != torch.uint8:
-        raise ValueError("not an FMRGB file: expected uint8 frames [T, H, W, C]")
+    frames, meta = load_record(path)
+    names, fps = list(meta["channels"]), float(meta.get("fps", DEFAULT_FPS))
     n = frames.shape[-1]
-    if len(names) != n:
-        names = channel_names(n, "simple") if n in (3, 5) else [f"channel {i}" for i in range(n)]
+    if generic_channels(names) and n in (3, 5):
+        names = channel_names(n, "simple")
     return frames.numpy(), names, fps
 
 
@@ -61,11 +56,9 @@ def sound_curves(frames, names):
 
 
 def draw(frames, names, fps, out_png, *, title="", rows=6):
-    import matplotlib
+    from fmrgb.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = picture_columns(names)
     picks = np.linspace(0, len(frames) - 1, min(rows, len(frames))).round().astype(int)
     fig = plt.figure(figsize=(2.2 * len(panels), 1.8 * len(picks) + 2.4), constrained_layout=True)
@@ -87,9 +80,7 @@ def draw(frames, names, fps, out_png, *, title="", rows=6):
         ax.plot(seconds, values, label=label)
     ax.set_xlabel("time (s)"), ax.set_ylim(-0.02, 1.02), ax.legend(fontsize=8, loc="upper right")
     fig.suptitle(title, fontsize=10)
-    with media.atomic_output(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=80, tight=False)
 
 
 def write_channel_videos(frames, names, fps, stem):
@@ -98,12 +89,12 @@ def write_channel_videos(frames, names, fps, stem):
     t, h, w, _ = frames.shape
     for i, name in enumerate(names):
         out = stem.with_name(f"{stem.name}.{name}.mp4")
-        with media.atomic_output(out) as tmp:
+        with files.atomic_output(out) as tmp:
             plane = np.ascontiguousarray(frames[..., i])
             pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]  # H.264 needs even sizes
-            media.run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-r", f"{fps:.6f}",
+            decode.run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-r", f"{fps:.6f}",
                               "-i", "pipe:0", *pad, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                              "-f", "mp4", media.input_arg(tmp)], input=plane.tobytes())
+                              "-f", "mp4", decode.input_arg(tmp)], input=plane.tobytes())
         written.append(out)
     return written
 
@@ -125,13 +116,11 @@ def visualize(path, *, out_dir=None, video=False):
 
 
 def has_sound(path):
-    import torch
-
     try:
-        record = torch.load(path, weights_only=True, mmap=True, map_location="cpu")
-    except Exception:
+        _, meta = load_record(path)
+    except RuntimeError:
         return False
-    return isinstance(record, dict) and record.get("has_audio", False) and not record.get("silent", False)
+    return meta.get("has_audio", False) and not meta.get("silent", False)
 
 
 def pick_files(target):
@@ -141,9 +130,9 @@ def pick_files(target):
     if target.is_file():
         return [target]
     by_folder = {}
-    for p in media.find_files(target, {".pt"}):
+    for p in files.find_files(target, {".pt"}):
         by_folder.setdefault(p.parent, []).append(p)
-    return [next((p for p in files if has_sound(p)), files[0]) for _, files in sorted(by_folder.items())]
+    return [next((p for p in group if has_sound(p)), group[0]) for _, group in sorted(by_folder.items())]
 
 
 def get_args_parser():
@@ -155,26 +144,25 @@ def get_args_parser():
     return parser
 
 
-@media.interruptible
+@cli.interruptible
 def main(args):
-    parser = get_args_parser()
     target = Path(args.target)
     if not target.exists():
-        parser.error(f"--target {args.target}: no such file or folder")
-    files = pick_files(target)
-    if not files:
-        parser.error(f"--target {args.target}: no .pt files found")
+        cli.usage_error(f"--target {args.target}: no such file or folder")
+    chosen = pick_files(target)
+    if not chosen:
+        cli.usage_error(f"--target {args.target}: no .pt files found")
     failed = 0
-    for f in files:
+    for f in chosen:
         # under --out, files of different class folders keep apart: out/<class>/<file>.png
         out_dir = None if not args.out else Path(args.out) / (f.parent.relative_to(target) if target.is_dir() else "")
         try:
             for written in visualize(f, out_dir=out_dir, video=args.video):
                 print(written)
         except Exception as e:
-            print(media.fail_line(f, e), file=sys.stderr)
+            print(cli.fail_line(f, e), file=sys.stderr)
             failed += 1
-    print(f"drew {len(files) - failed}, failed {failed}", file=sys.stderr)
+    print(f"drew {len(chosen) - failed}, failed {failed}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -34,6 +34,13 @@ def fail_line(path, err):
     return f"error: {show_path(path)}: {error_summary(err)}"
 
 
+def report_failure(path, err):
+    """The one line a failing file gets, printed above any progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(fail_line(path, err), file=sys.stderr)
+
+
 def warn(path, message):
     from tqdm import tqdm
 
@@ -75,13 +82,11 @@ def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
     """
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 
-    from tqdm import tqdm
-
     counts, values, failed = {}, {}, []
 
     def record(item, result=None, err=None):
         if err is not None:
-            tqdm.write(fail_line(item, err), file=sys.stderr)
+            report_failure(item, err)
             failed.append(item)
             status = "failed"
         elif isinstance(result, tuple):

@@ -21,13 +21,9 @@ import pytest
 import torch
 
 import create_fmrgbdata
-import delete_allmp4
-import delete_not_resized
-import features
-import media
-import resize_video
-from conftest import ROOT, make_video
-from test_steps import run_script
+from conftest import ROOT, load_pt, make_video, run_script
+from fmrgb import convert, decode, deletion, files, record, resized, sound
+from fmrgb.scan import scan_tree
 
 SIZE = (64, 48)
 TONE = "0.5*sin(2*PI*440*t)"
@@ -37,9 +33,6 @@ def tiny(path, seconds=0.5, **kw):
     kw.setdefault("size", SIZE)
     return make_video(path, seconds=seconds, **kw)
 
-
-def load(pt):
-    return torch.load(pt, weights_only=True)
 
 
 def digest(path):
@@ -125,9 +118,9 @@ def make_no_moov(path):
 def make_sound_only(path):
     """An AAC-only mp4 (what an .m4a renamed .mp4 is)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    media.run_ffmpeg(["-y", "-f", "lavfi", "-i", f"aevalsrc={TONE}:s=44100:d=1", "-c:a", "aac",
-                      "-f", "mp4", media.input_arg(path)])
-    assert not media.probe(path).has_video
+    decode.run_ffmpeg(["-y", "-f", "lavfi", "-i", f"aevalsrc={TONE}:s=44100:d=1", "-c:a", "aac",
+                      "-f", "mp4", decode.input_arg(path)])
+    assert not decode.probe(path).has_video
     return path
 
 
@@ -147,21 +140,21 @@ def test_broken_file_fails_alone_with_one_error_line_in_every_step(tmp_path, kin
     BROKEN[kind](bad)
     before = digest(bad)
 
-    counts, failed = create_fmrgbdata.create_fmrgbdata(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path)
     err = capsys.readouterr().err
     assert failed == [bad] and counts["converted"] == 1 and counts["failed"] == 1
     assert error_lines(err) == [ln for ln in err.splitlines() if str(bad) in ln]
     assert len(error_lines(err)) == 1 and error_lines(err)[0].startswith(f"error: {bad}: ")
-    assert load(tmp_path / "good.mp4.pt")["frames"].shape[0] == 15
+    assert load_pt(tmp_path / "good.mp4.pt")["frames"].shape[0] == 15
     assert not (tmp_path / "bad.mp4.pt").exists()
 
-    counts, failed = resize_video.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2)
     err = capsys.readouterr().err
     assert failed == [bad] and counts["resized"] == 1
     assert len(error_lines(err)) == 1 and error_lines(err)[0].startswith(f"error: {bad}: ")
     assert not (tmp_path / "resized_bad.mp4").exists()
 
-    scan, failed = create_fmrgbdata.scan_tree(tmp_path)
+    scan, failed = scan_tree(tmp_path)
     assert failed == [bad] and scan["max_frames"] == 15
     capsys.readouterr()
 
@@ -187,7 +180,7 @@ def test_broken_files_make_the_scripts_exit_1_after_doing_the_rest(tmp_path):
 
 def test_sound_only_file_is_reported_as_having_no_video(tmp_path, capsys):
     make_sound_only(tmp_path / "song.mp4")
-    _, failed = create_fmrgbdata.create_fmrgbdata(tmp_path)
+    _, failed = convert.convert_tree(tmp_path)
     line = error_lines(capsys.readouterr().err)[0]
     assert failed and "video" in line.split(": ", 2)[2].lower()
 
@@ -195,14 +188,14 @@ def test_sound_only_file_is_reported_as_having_no_video(tmp_path, capsys):
 def test_truncated_faststart_file_keeps_only_what_really_decodes(tmp_path, capsys):
     tiny(tmp_path / "good.mp4", seconds=1)
     bad = make_truncated_faststart(tmp_path / "half.mp4") or tmp_path / "half.mp4"
-    _, failed = create_fmrgbdata.create_fmrgbdata(tmp_path)
+    _, failed = convert.convert_tree(tmp_path)
     err = capsys.readouterr().err
     pt = tmp_path / "half.mp4.pt"
     if failed:  # refusing is fine, as long as it is said and nothing is written
         assert failed == [bad] and len(error_lines(err)) == 1 and not pt.exists()
     else:  # converting is fine, as long as the record does not pretend to more frames than decode
-        rec = load(pt)
-        assert 0 < rec["source_frames"] == media.count_frames(bad) < 30
+        rec = load_pt(pt)
+        assert 0 < rec["source_frames"] == decode.count_frames(bad) < 30
         assert rec["frames"].shape[0] == 30  # stretched to the complete clip, like any shorter video
     assert not part_files(tmp_path)
 
@@ -210,14 +203,14 @@ def test_truncated_faststart_file_keeps_only_what_really_decodes(tmp_path, capsy
 def test_error_lines_stay_one_line_even_for_a_name_with_a_newline(tmp_path, capsys):
     make_zero(tmp_path / "bad\nname.mp4")
     tiny(tmp_path / "ok.mp4")
-    _, failed = resize_video.resize_videos(tmp_path, mag=2)
+    _, failed = resized.resize_videos(tmp_path, mag=2)
     err = capsys.readouterr().err
     assert len(failed) == 1 and len(error_lines(err)) == 1
 
 
 def test_every_stderr_line_of_a_failed_file_with_a_newline_in_its_name_is_an_error_line(tmp_path, capsys):
     make_zero(tmp_path / "bad\nname.mp4")
-    resize_video.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert lines and all(ln.startswith("error: ") for ln in lines), lines
 
@@ -227,11 +220,11 @@ def test_every_stderr_line_of_a_failed_file_with_a_newline_in_its_name_is_an_err
 def make_vfr(path):
     """30 frames over 1.5 s: the first 15 every 2/30 s, the rest every 1/30 s; a tone from t = 1 s."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    media.run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
+    decode.run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
                       "-f", "lavfi", "-i", f"aevalsrc=if(gte(t\\,1)\\,{TONE}\\,0):s=44100:d=1.5",
                       "-vf", "setpts='if(lt(N,15),2*N,N+15)/TB/30'", "-fps_mode", "vfr",
                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-                      media.input_arg(path)])
+                      decode.input_arg(path)])
     return path
 
 
@@ -249,7 +242,7 @@ ODD = {  # name: (maker, expected frames, expected fps)
 def test_odd_but_valid_video_converts_with_its_tone_on_the_right_value(tmp_path, kind):
     make, n, fps = ODD[kind]
     video = make(tmp_path / "v.mp4")
-    rec = features.convert_video(video)
+    rec = convert.convert_video(video)
     frames = rec["frames"]
     assert frames.shape == (n, SIZE[1], SIZE[0], 5) and frames.dtype == torch.uint8
     assert rec["fps"] == pytest.approx(fps, abs=0.01)
@@ -270,29 +263,29 @@ def test_odd_but_valid_video_converts_with_its_tone_on_the_right_value(tmp_path,
 def test_one_frame_video_is_stretched_to_the_others_length_as_copies_of_its_frame(tmp_path):
     ODD["one_frame"][0](tmp_path / "one.mp4")
     tiny(tmp_path / "long.mp4", seconds=1)
-    counts, failed = create_fmrgbdata.create_fmrgbdata(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path)
     assert not failed and counts["converted"] == 2
-    rec = load(tmp_path / "one.mp4.pt")
+    rec = load_pt(tmp_path / "one.mp4.pt")
     assert rec["source_frames"] == 1 and rec["frames"].shape[0] == 30
     assert (rec["frames"] == rec["frames"][:1]).all()
 
 
 def test_variable_frame_rate_keeps_every_frame_and_the_sound_spans_the_clip(tmp_path):
     video = make_vfr(tmp_path / "vfr.mp4")
-    rec = features.convert_video(video)
+    rec = convert.convert_video(video)
     amp = rec["frames"][:, 0, 0, 3].numpy()
-    assert rec["frames"].shape[0] == 30 == media.count_frames(video)
+    assert rec["frames"].shape[0] == 30 == decode.count_frames(video)
     assert rec["frames"].shape[0] / rec["fps"] == pytest.approx(1.5, rel=0.1)  # the whole clip's sound
     assert (amp[:10] == 0).all() and (amp[22:] > 200).all()
 
 
 def test_sound_starting_late_stays_on_its_frames(tmp_path):
     video = tmp_path / "late.mp4"
-    media.run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
+    decode.run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
                       "-itsoffset", "0.5", "-f", "lavfi", "-i", f"aevalsrc={TONE}:s=44100:d=0.5",
                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-                      media.input_arg(video)])
-    amp = features.convert_video(video)["frames"][:, 0, 0, 3].numpy()
+                      decode.input_arg(video)])
+    amp = convert.convert_video(video)["frames"][:, 0, 0, 3].numpy()
     assert len(amp) == 30
     assert (amp[:13] == 0).all() and (amp[17:29] > 200).all(), amp
 
@@ -301,12 +294,12 @@ def test_a_clip_20_times_longer_sets_everyones_length_and_shorter_ones_keep_thei
     for name in ("a.mp4", "b.mp4"):
         tiny(tmp_path / name, seconds=0.5)
     tiny(tmp_path / "long.mp4", seconds=10)
-    counts, failed = create_fmrgbdata.create_fmrgbdata(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path)
     assert not failed and counts["converted"] == 3
-    direct = features.convert_video(tmp_path / "a.mp4")["frames"]
+    direct = convert.convert_video(tmp_path / "a.mp4")["frames"]
     for name in ("a.mp4", "b.mp4", "long.mp4"):
-        assert load(tmp_path / f"{name}.pt")["frames"].shape == (300, SIZE[1], SIZE[0], 5)
-    a = load(tmp_path / "a.mp4.pt")
+        assert load_pt(tmp_path / f"{name}.pt")["frames"].shape == (300, SIZE[1], SIZE[0], 5)
+    a = load_pt(tmp_path / "a.mp4.pt")
     assert a["source_frames"] == 15
     assert torch.equal(a["frames"][0], direct[0]) and torch.equal(a["frames"][-1], direct[-1])
 
@@ -334,7 +327,7 @@ def test_hostile_names_and_a_glob_target_with_a_lookalike_sibling(tmp_path):
     assert r.returncode == 0, r.stderr
     for name in HOSTILE_NAMES:
         assert (target / f"resized_{Path(name).stem}.mp4").is_file(), name
-        assert load(target / f"{name}.pt")["frames"].shape[0] == 15, name
+        assert load_pt(target / f"{name}.pt")["frames"].shape[0] == 15, name
     assert snapshot(lookalike) == before
     assert not list(tmp_path.rglob("PWNED*")) and not list(ROOT.glob("PWNED*"))
 
@@ -354,10 +347,10 @@ def test_links_out_of_the_target_loops_and_dangling_links_are_left_alone(tmp_pat
     os.symlink("a.mp4", target / "cls" / "inside.mp4")  # a link inside would repeat a.mp4: left alone too
     outside_before, links_before = snapshot(outside), snapshot(target)
 
-    assert media.find_videos(target) == [target / "cls" / "a.mp4"]
-    counts, failed = create_fmrgbdata.create_fmrgbdata(target)
+    assert files.find_videos(target) == [target / "cls" / "a.mp4"]
+    counts, failed = convert.convert_tree(target)
     assert not failed and counts["converted"] == 1
-    counts, failed = resize_video.resize_videos(target, mag=2)
+    counts, failed = resized.resize_videos(target, mag=2)
     assert not failed and counts["resized"] == 1
     assert not error_lines(capsys.readouterr().err)
     assert snapshot(outside) == outside_before
@@ -366,7 +359,7 @@ def test_links_out_of_the_target_loops_and_dangling_links_are_left_alone(tmp_pat
     assert set(after) - set(links_before) == {"cls/a.mp4.pt", "cls/resized_a.mp4"}
     # the target itself may be a link to the data
     os.symlink(target, tmp_path / "data_link")
-    counts, _ = create_fmrgbdata.create_fmrgbdata(tmp_path / "data_link")
+    counts, _ = convert.convert_tree(tmp_path / "data_link")
     assert counts.get("skipped") == 1 and counts["failed"] == 0
 
 
@@ -406,7 +399,7 @@ def test_read_only_target_fails_each_file_cleanly_and_changes_nothing(tmp_path):
     target = tmp_path / "ro"
     tiny(target / "a.mp4")
     tiny(target / "b.mp4")
-    resize_video.resize_videos(target, mag=2)
+    resized.resize_videos(target, mag=2)
     (target / "resized_b.mp4").unlink()  # a, b and resized_a.mp4 are three videos to convert
     before = snapshot(target)
     if READONLY == "chmod":
@@ -503,17 +496,17 @@ def test_sigkill_while_converting_leaves_nothing_a_later_step_takes_as_finished(
     finish(proc, 10)
     assert saw_part, "the run ended before a temp file was seen"
     assert proc.returncode == -signal.SIGKILL
-    assert media.find_videos(tmp_path) == videos  # temp files are never taken for videos
-    for pt in media.find_files(tmp_path, {".pt"}):  # what the training step reads is all finished
-        rec = load(pt)
+    assert files.find_videos(tmp_path) == videos  # temp files are never taken for videos
+    for pt in files.find_files(tmp_path, {".pt"}):  # what the training step reads is all finished
+        rec = load_pt(pt)
         assert rec["frames"].shape[0] in (rec["source_frames"], 30)
     for v in videos:
-        assert delete_allmp4.conversion_problem(v) == (None if v.with_name(v.name + ".pt").exists()
+        assert record.conversion_problem(v) == (None if v.with_name(v.name + ".pt").exists()
                                                        else "no .pt file")
-    counts, failed = create_fmrgbdata.create_fmrgbdata(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path)
     assert not failed
     for v in videos:
-        assert load(v.with_name(v.name + ".pt"))["frames"].shape == (30, 240, 320, 5)
+        assert load_pt(v.with_name(v.name + ".pt"))["frames"].shape == (30, 240, 320, 5)
         assert digest(v) == digests[v]
 
 
@@ -526,15 +519,15 @@ def test_sigkill_while_resizing_leaves_no_resized_copy_that_passes_for_complete(
     os.killpg(proc.pid, signal.SIGKILL)
     finish(proc, 10)
     assert saw_part and proc.returncode == -signal.SIGKILL
-    assert media.find_videos(tmp_path) == sorted(videos + list(tmp_path.glob("resized_*.mp4")))
+    assert files.find_videos(tmp_path) == sorted(videos + list(tmp_path.glob("resized_*.mp4")))
     for copy in tmp_path.glob("resized_*.mp4"):
-        assert resize_video.is_complete_copy(tmp_path / copy.name[len("resized_"):], copy, decode=True)[0]
-    plan = dict(delete_not_resized.deletion_plan(tmp_path))
+        assert resized.is_complete_copy(tmp_path / copy.name[len("resized_"):], copy, decode=True)[0]
+    plan = dict(deletion.originals_with_copies(tmp_path))
     assert {v for v, why in plan.items() if why is None} == {
         tmp_path / c.name[len("resized_"):] for c in tmp_path.glob("resized_*.mp4")}
-    counts, failed = resize_video.resize_videos(tmp_path, mag=1)
+    counts, failed = resized.resize_videos(tmp_path, mag=1)
     assert not failed and counts.get("resized", 0) >= 1
-    assert all(why is None for _, why in delete_not_resized.deletion_plan(tmp_path))
+    assert all(why is None for _, why in deletion.originals_with_copies(tmp_path))
     assert all(digest(v) == digests[v] for v in videos)
 
 
@@ -557,18 +550,18 @@ def test_ctrl_c_stops_promptly_with_130_and_removes_its_temp_files(tmp_path, scr
     time.sleep(0.2)  # any straggler child would show up now
     assert not part_files(tmp_path)
     for pt in tmp_path.glob("*.pt"):
-        assert load(pt)["frames"].dtype == torch.uint8
+        assert load_pt(pt)["frames"].dtype == torch.uint8
     for copy in tmp_path.glob("resized_*.mp4"):
-        assert resize_video.is_complete_copy(tmp_path / copy.name[len("resized_"):], copy, decode=True)[0]
+        assert resized.is_complete_copy(tmp_path / copy.name[len("resized_"):], copy, decode=True)[0]
 
 
 def test_ctrl_c_right_after_the_temp_file_is_created_still_removes_it(tmp_path, monkeypatch):
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(media.os, "chmod", interrupted)  # the first step after mkstemp
+    monkeypatch.setattr(files.os, "chmod", interrupted)  # the first step after mkstemp
     with pytest.raises(KeyboardInterrupt):
-        with media.atomic_output(tmp_path / "out.pt") as tmp:
+        with files.atomic_output(tmp_path / "out.pt") as tmp:
             tmp.write_bytes(b"data")
     monkeypatch.undo()
     assert not list(tmp_path.iterdir())
@@ -585,7 +578,7 @@ def test_two_conversions_of_one_folder_at_once_give_a_single_runs_files(tmp_path
     assert [p.returncode for p in procs] == [0, 0, 0], results
     assert not part_files(one)
     for i in range(3):
-        got, want = load(one / f"v{i}.mp4.pt"), load(two / f"v{i}.mp4.pt")
+        got, want = load_pt(one / f"v{i}.mp4.pt"), load_pt(two / f"v{i}.mp4.pt")
         assert got.keys() == want.keys()
         assert torch.equal(got.pop("frames"), want.pop("frames")) and got == want
 
@@ -610,13 +603,13 @@ def test_disk_full_names_the_file_leaves_no_partial_and_the_rest_converts(tmp_pa
     assert error_lines(err) == [f"error: {videos['b']}: [Errno 28] No space left on device"]
     assert "converted 2," in out and "failed 1" in out
     assert not (tmp_path / "b.mp4.pt").exists() and not part_files(tmp_path)
-    assert load(tmp_path / "a.mp4.pt")["frames"].shape[0] == load(tmp_path / "c.mp4.pt")["frames"].shape[0] == 15
+    assert load_pt(tmp_path / "a.mp4.pt")["frames"].shape[0] == load_pt(tmp_path / "c.mp4.pt")["frames"].shape[0] == 15
     assert {n: digest(v) for n, v in videos.items()} == digests
 
 
 def test_disk_full_while_stretching_keeps_the_old_file_whole_and_a_rerun_finishes(tmp_path, monkeypatch, capsys):
     tiny(tmp_path / "short.mp4", seconds=0.5)
-    create_fmrgbdata.create_fmrgbdata(tmp_path)
+    convert.convert_tree(tmp_path)
     old = (tmp_path / "short.mp4.pt").read_bytes()
     tiny(tmp_path / "long.mp4", seconds=1)
     real_save = torch.save
@@ -628,19 +621,19 @@ def test_disk_full_while_stretching_keeps_the_old_file_whole_and_a_rerun_finishe
         return real_save(obj, f, *a, **kw)
 
     monkeypatch.setattr(torch, "save", save)
-    counts, failed = create_fmrgbdata.create_fmrgbdata(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path)
     assert failed == [tmp_path / "short.mp4"] and counts["converted"] == 1
     assert "short.mp4: [Errno 28] No space left on device" in capsys.readouterr().err
     assert (tmp_path / "short.mp4.pt").read_bytes() == old and not part_files(tmp_path)
     monkeypatch.setattr(torch, "save", real_save)
-    counts, failed = create_fmrgbdata.create_fmrgbdata(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path)
     assert not failed and counts.get("aligned") == 1
-    assert load(tmp_path / "short.mp4.pt")["frames"].shape[0] == 30
+    assert load_pt(tmp_path / "short.mp4.pt")["frames"].shape[0] == 30
 
 
 def test_disk_full_while_resizing_leaves_no_resized_copy(tmp_path, monkeypatch, capsys):
     videos = {n: tiny(tmp_path / f"{n}.mp4") for n in "ab"}
-    real = media.run_ffmpeg
+    real = decode.run_ffmpeg
 
     def run_ffmpeg(args, **kw):
         dest = str(args[-1])
@@ -649,13 +642,13 @@ def test_disk_full_while_resizing_leaves_no_resized_copy(tmp_path, monkeypatch, 
             raise RuntimeError("ffmpeg: Error writing trailer: No space left on device")
         return real(args, **kw)
 
-    monkeypatch.setattr(media, "run_ffmpeg", run_ffmpeg)
-    counts, failed = resize_video.resize_videos(tmp_path, mag=2)
+    monkeypatch.setattr(resized, "run_ffmpeg", run_ffmpeg)
+    counts, failed = resized.resize_videos(tmp_path, mag=2)
     assert failed == [videos["b"]] and counts["resized"] == 1
     assert error_lines(capsys.readouterr().err) == [
         f"error: {videos['b']}: ffmpeg: Error writing trailer: No space left on device"]
     assert not (tmp_path / "resized_b.mp4").exists() and not part_files(tmp_path)
-    assert dict(delete_not_resized.deletion_plan(tmp_path))[videos["b"]] == "no resized copy"
+    assert dict(deletion.originals_with_copies(tmp_path))[videos["b"]] == "no resized copy"
 
 
 # ----------------------------------------------------------------------------- deletion promises
@@ -692,7 +685,7 @@ def build_tree(tmp_path):
 
 def test_delete_not_resized_deletes_exactly_the_originals_with_a_complete_copy(tmp_path):
     target, c, good = build_tree(tmp_path)
-    resize_video.resize_videos(target, mag=2)
+    resized.resize_videos(target, mag=2)
     (c / "resized_truncated_faststart.mp4").unlink(missing_ok=True)
     (c / "sub" / "resized_deep.mp4").unlink()  # copy missing
     half = (c / "resized_-dash.mp4").read_bytes()
@@ -714,7 +707,7 @@ def test_delete_not_resized_deletes_exactly_the_originals_with_a_complete_copy(t
 
 def test_delete_allmp4_deletes_exactly_the_converted_videos_and_all_only_videos(tmp_path):
     target, c, good = build_tree(tmp_path)
-    create_fmrgbdata.create_fmrgbdata(target)
+    convert.convert_tree(target)
     (c / "-dash.mp4.pt").write_bytes(b"not a tensor file")
     torch.save({"frames": torch.zeros(3, 4, 4, 5)}, c / "silent.mov.pt")  # float, not uint8
     (c / "sub" / "deep.mp4.pt").unlink()
@@ -744,12 +737,12 @@ def test_frames_beyond_the_first_buffer_are_all_kept_and_the_spare_room_is_not(t
     # a header that under-counts (or a clip larger than the first buffer may be) makes the frame
     # array grow while decoding; here the first buffer holds one frame, so it grows 1 -> 64 for 45
     video = make_video(tmp_path / "a.mp4", seconds=1.5)
-    expected, _ = media.decode_video(video, extra_channels=2)
+    expected, _ = decode.decode_video(video, extra_channels=2)
     frame_bytes = expected[0].nbytes
-    monkeypatch.setattr(media, "initial_frames_limit_bytes", lambda: frame_bytes)
-    grown, _ = media.decode_video(video, extra_channels=2)
+    monkeypatch.setattr(decode, "initial_frames_limit_bytes", lambda: frame_bytes)
+    grown, _ = decode.decode_video(video, extra_channels=2)
     assert grown.shape == expected.shape == (45, 120, 160, 5)
     assert np.array_equal(grown[..., :3], expected[..., :3])
     assert grown.flags.owndata, "45 frames must not keep a 64-frame buffer alive"
-    with_scratch, _ = media.decode_video(video, extra_channels=2, scratch=media.ScratchBuffer())
+    with_scratch, _ = decode.decode_video(video, extra_channels=2, scratch=decode.ScratchBuffer())
     assert np.array_equal(with_scratch[..., :3], expected[..., :3])

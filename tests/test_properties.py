@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import features
+from fmrgb import convert, sound
 
 PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FPS = [23.976, 25.0, 29.97, 30.0, 59.94]
@@ -62,10 +62,10 @@ def loud_frames(per_frame):
 @given(tracks())
 def test_amplitude_is_255_on_the_loudest_frame_and_0_on_silent_ones(track):
     audio, n_frames, fp, _ = track
-    per_frame = features.frame_samples(audio, n_frames, fp)
+    per_frame = sound.frame_samples(audio, n_frames, fp)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        amp = features.amplitude(per_frame)
+        amp = sound.amplitude(per_frame)
     assert amp.shape == (n_frames,) and amp.dtype == np.uint8
     loud = loud_frames(per_frame)
     if loud.any():
@@ -79,9 +79,9 @@ def test_amplitude_is_255_on_the_loudest_frame_and_0_on_silent_ones(track):
 @given(tracks(extremes=False), st.integers(-20, 20))
 def test_amplitude_ignores_the_volume(track, exponent):
     audio, n_frames, fp, _ = track
-    per_frame = features.frame_samples(audio, n_frames, fp)
+    per_frame = sound.frame_samples(audio, n_frames, fp)
     scaled = per_frame * np.float32(2.0 ** exponent)  # a power of two scales exactly
-    assert np.array_equal(features.amplitude(per_frame), features.amplitude(scaled))
+    assert np.array_equal(sound.amplitude(per_frame), sound.amplitude(scaled))
 
 
 # ----------------------------------------------------------------------------- dominant frequency
@@ -90,11 +90,11 @@ def test_amplitude_ignores_the_volume(track, exponent):
 @given(tracks(extremes=False), st.sampled_from(FPS))
 def test_dominant_frequency_is_uint8_without_nan_and_0_where_nothing_sounds(track, fps):
     audio, n_frames, fp, _ = track
-    per_frame = features.frame_samples(audio, n_frames, fp)
-    sr = features.analysis_rate(fps, fp)
+    per_frame = sound.frame_samples(audio, n_frames, fp)
+    sr = sound.analysis_rate(fps, fp)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        freq = features.dominant_frequency(per_frame, sr)
+        freq = sound.dominant_frequency(per_frame, sr)
     assert freq.shape == (n_frames,) and freq.dtype == np.uint8
     assert (freq[~loud_frames(per_frame)] == 0).all()
     constant = (per_frame == per_frame[:, :1]).all(axis=1)
@@ -109,14 +109,14 @@ def test_dominant_frequency_is_uint8_without_nan_and_0_where_nothing_sounds(trac
 def test_mel_columns_and_images_are_uint8_of_the_right_shape_with_255_at_the_loudest_point(
         track, fps, window, height, width):
     audio, n_frames, fp, _ = track
-    sr = features.analysis_rate(fps, fp)
+    sr = sound.analysis_rate(fps, fp)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        cols = features.mel_columns(audio, n_frames, fp, sr)
-        images = features.mel_images(cols, window, height, width)
+        cols = sound.mel_columns(audio, n_frames, fp, sr)
+        images = sound.mel_images(cols, window, height, width)
     assert cols.dtype == np.uint8 and cols.ndim == 2 and cols.shape[0] == n_frames and 8 <= cols.shape[1] <= 64
     assert images.shape == (n_frames, height, width) and images.dtype == np.uint8
-    if not features.frame_samples(audio, n_frames, fp).any():
+    if not sound.frame_samples(audio, n_frames, fp).any():
         assert not cols.any() and not images.any()
 
 
@@ -124,11 +124,11 @@ def test_mel_columns_and_images_are_uint8_of_the_right_shape_with_255_at_the_lou
 @given(tracks(extremes=False, max_param=160), st.sampled_from(FPS))
 def test_mel_columns_reach_255_whenever_the_track_sounds(track, fps):
     audio, n_frames, fp, _ = track
-    per_frame = features.frame_samples(audio, n_frames, fp)
+    per_frame = sound.frame_samples(audio, n_frames, fp)
     # a constant offset is no sound to a spectrogram: ask only for tracks that move, and not only
     # in their very last sample (the Hann window gives the newest sample of a window weight 0)
     assume(per_frame.size > 1 and np.ptp(per_frame.reshape(-1)[:-1]) > 1e-3)
-    cols = features.mel_columns(audio, n_frames, fp, features.analysis_rate(fps, fp))
+    cols = sound.mel_columns(audio, n_frames, fp, sound.analysis_rate(fps, fp))
     assert cols.max() == 255
 
 
@@ -136,9 +136,9 @@ def test_mel_columns_reach_255_whenever_the_track_sounds(track, fps):
 @given(tracks(extremes=False, max_frames=12, max_param=80), st.integers(1, 30))
 def test_mel_image_at_its_own_size_is_the_last_window_columns_low_bands_at_the_bottom(track, window):
     audio, n_frames, fp, _ = track
-    cols = features.mel_columns(audio, n_frames, fp, 30 * fp)
+    cols = sound.mel_columns(audio, n_frames, fp, 30 * fp)
     n_mels = cols.shape[1]
-    images = features.mel_images(cols, window, n_mels, window)
+    images = sound.mel_images(cols, window, n_mels, window)
     for i in range(n_frames):
         for k in range(window):  # column window-1-k of frame i is frame i-k's column, or nothing yet
             want = cols[i - k][::-1] if i - k >= 0 else np.zeros(n_mels, np.uint8)
@@ -150,16 +150,16 @@ def test_sound_channels_do_not_depend_on_the_level_of_a_finite_track(method):
     t = np.arange(3000) / 3000
     tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
 
-    def sound(audio):
+    def channels(audio):
         frames = np.zeros((30, 4, 4, 5), np.uint8)
-        return features.fuse(frames, audio, fps=30, audiomethod=method, frequency_param=100)[..., 3:]
+        return sound.fuse(frames, audio, fps=30, audiomethod=method, frequency_param=100)[..., 3:]
 
-    reference = sound(tone)
+    reference = channels(tone)
     assert reference[..., 1].max() > 0
     for level in (6e37, 1e20, 1e-20, 1e-30):
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)
-            got = sound((tone * level).astype(np.float32))
+            got = channels((tone * level).astype(np.float32))
         assert np.abs(got.astype(int) - reference).max() <= 1, level
 
 
@@ -175,19 +175,19 @@ def test_fuse_keeps_the_picture_and_gives_sane_sound_channels(track, fps, method
     frames = np.concatenate([picture, rng.integers(0, 256, (n_frames, h, w, 2), dtype=np.uint8)], axis=-1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        out = features.fuse(frames, None if no_track else audio, fps=fps, audiomethod=method, frequency_param=fp)
+        out = sound.fuse(frames, None if no_track else audio, fps=fps, audiomethod=method, frequency_param=fp)
     assert out.shape == (n_frames, h, w, fmrgb) and out.dtype == np.uint8
     assert np.array_equal(out[..., :fmrgb - 2], picture)  # the picture is never touched
-    sound = out[..., fmrgb - 2:]
-    per_frame = features.frame_samples(audio, n_frames, fp)
+    channels = out[..., fmrgb - 2:]
+    per_frame = sound.frame_samples(audio, n_frames, fp)
     if no_track or not loud_frames(per_frame).any():
-        assert not sound.any()
+        assert not channels.any()
         return
-    amp = sound[..., 0]
+    amp = channels[..., 0]
     assert (amp == amp[:, :1, :1]).all()  # one value per frame, filling it
-    assert amp.max() == 255 and np.array_equal(amp[:, 0, 0], features.amplitude(per_frame))
+    assert amp.max() == 255 and np.array_equal(amp[:, 0, 0], sound.amplitude(per_frame))
     if method == "simple":
-        assert (sound[..., 1] == sound[:, :1, :1, 1]).all()
+        assert (channels[..., 1] == channels[:, :1, :1, 1]).all()
 
 
 # ----------------------------------------------------------------------------- stretch_time
@@ -196,7 +196,7 @@ def test_fuse_keeps_the_picture_and_gives_sane_sound_channels(track, fps, method
 @given(st.integers(1, 20), st.integers(1, 50), st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**32 - 1))
 def test_stretch_time_keeps_shape_dtype_ends_and_stays_between_neighbours(n_in, n_out, h, c, seed):
     frames = np.random.default_rng(seed).integers(0, 256, (n_in, h, 3, c), dtype=np.uint8)
-    out = features.stretch_time(frames, n_out)
+    out = convert.stretch_time(frames, n_out)
     assert out.shape == (n_out, h, 3, c) and out.dtype == np.uint8
     assert np.array_equal(out[0], frames[0])
     if n_out > 1:
@@ -211,7 +211,7 @@ def test_stretch_time_keeps_shape_dtype_ends_and_stays_between_neighbours(n_in, 
 @pytest.mark.parametrize("n_in,n_out", [(1, 1), (1, 7), (7, 1), (300, 15), (15, 300)])
 def test_stretch_time_edge_lengths(n_in, n_out):
     frames = (np.arange(n_in) * 3 % 256).astype(np.uint8).reshape(n_in, 1, 1, 1).repeat(2, axis=1)
-    out = features.stretch_time(frames, n_out)
+    out = convert.stretch_time(frames, n_out)
     assert out.shape == (n_out, 2, 1, 1)
     assert out[0, 0, 0, 0] == frames[0, 0, 0, 0]
     if n_out > 1:

@@ -4,11 +4,9 @@ import json
 import pytest
 import torch
 
-import create_fmrgbdata
-import media
-import resize_video
-from conftest import make_video
-from test_steps import run_script
+from conftest import make_video, run_script
+from fmrgb import cli, convert, resized
+from fmrgb.scan import scan_tree
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +27,7 @@ def copy_tree(src, dst):
 
 def test_shards_split_the_sorted_list_without_overlap_or_gap():
     items = [f"f{i}" for i in range(11)]
-    parts = [media.shard_of(items, (i, 4)) for i in range(4)]
+    parts = [cli.shard_of(items, (i, 4)) for i in range(4)]
     assert sorted(sum(parts, [])) == sorted(items)
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
@@ -37,14 +35,14 @@ def test_shards_split_the_sorted_list_without_overlap_or_gap():
 def test_four_shards_make_exactly_the_files_one_run_makes(tree, tmp_path):
     whole = copy_tree(tree, tmp_path / "whole")
     sharded = copy_tree(tree, tmp_path / "sharded")
-    create_fmrgbdata.create_fmrgbdata(whole, audiomethod="mel")
+    convert.convert_tree(whole, audiomethod="mel")
     with pytest.raises(ValueError, match="--scan"):
-        create_fmrgbdata.create_fmrgbdata(sharded, shard=(0, 4))
-    scan, failed = create_fmrgbdata.scan_tree(sharded)
+        convert.convert_tree(sharded, shard=(0, 4))
+    scan, failed = scan_tree(sharded)
     assert not failed and scan["max_frames"] == 39
     assert json.loads((sharded / "fmrgb_scan.json").read_text())["files"]["b/v0.mp4"]["frames"] == 15
     for i in range(4):
-        create_fmrgbdata.create_fmrgbdata(sharded, audiomethod="mel", shard=(i, 4))
+        convert.convert_tree(sharded, audiomethod="mel", shard=(i, 4))
     whole_pts = sorted(p.relative_to(whole) for p in whole.rglob("*.pt"))
     assert whole_pts == sorted(p.relative_to(sharded) for p in sharded.rglob("*.pt")) and len(whole_pts) == 5
     for rel in whole_pts:
@@ -55,10 +53,10 @@ def test_four_shards_make_exactly_the_files_one_run_makes(tree, tmp_path):
 
 def test_a_stale_scan_is_refused(tree, tmp_path):
     root = copy_tree(tree, tmp_path / "t")
-    create_fmrgbdata.scan_tree(root)
+    scan_tree(root)
     make_video(root / "a" / "new.mp4", seconds=0.3, size=(64, 48))
     with pytest.raises(ValueError, match="out of date"):
-        create_fmrgbdata.create_fmrgbdata(root, shard=(1, 2))
+        convert.convert_tree(root, shard=(1, 2))
     r = run_script("create_fmrgbdata.py", "--target", root, "--shard", "1/2")
     assert r.returncode == 2 and "out of date" in r.stderr
     r = run_script("create_fmrgbdata.py", "--target", root, "--shard", "2/2")
@@ -69,7 +67,7 @@ def test_resize_shards_cover_every_video_once(tree, tmp_path):
     root = copy_tree(tree, tmp_path / "r")
     total = 0
     for i in range(3):
-        counts, failed = resize_video.resize_videos(root, mag=2, shard=(i, 3))
+        counts, failed = resized.resize_videos(root, mag=2, shard=(i, 3))
         assert not failed
         total += counts.get("resized", 0)
     assert total == 5 and len(list(root.rglob("resized_*.mp4"))) == 5

@@ -1,0 +1,31 @@
+"""What the two delete steps may remove: only files that are provably redundant. Each plan is a list
+of (path, None) for a file that may go and (path, reason) for one that stays; cli.apply_deletions
+carries it out.
+
+    plan = originals_with_copies("data")          # delete_not_resized.py
+    plan = converted_videos("data")               # delete_allmp4.py
+"""
+from fmrgb import cli, files
+from fmrgb.record import conversion_problem
+from fmrgb.resized import is_complete_copy
+
+
+def originals_with_copies(target):
+    """Originals whose resized_ copy is finished, was made from them, decodes without errors and
+    holds as many frames; every other original stays, with the reason."""
+    originals = [v for v in files.find_videos(target) if not files.is_resized(v)]
+    names = files.resized_names(originals)
+    plan = []
+    for video in cli.progress(originals, len(originals), "check"):
+        if video not in names:
+            plan.append((video, "its resized_ name clashes with another video's"))
+            continue
+        ok, why = is_complete_copy(video, names[video], decode=True)
+        plan.append((video, None if ok else why))
+    return plan
+
+
+def converted_videos(target, *, delete_all=False):
+    """Videos whose record loads and was made from this very file; with delete_all every video."""
+    videos = files.find_videos(target)
+    return [(v, None if delete_all else conversion_problem(v)) for v in cli.progress(videos, len(videos), "check")]
