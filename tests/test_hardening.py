@@ -459,13 +459,15 @@ def start(script, *args):
 
 
 def wait_for(proc, target, pred, timeout=60):
-    """Poll as fast as the folder lists until pred(names) holds; True if it did while proc ran."""
+    """Poll every millisecond until pred(names) holds; True if it did while proc ran. (A loop without
+    a sleep would take a core from the very process it watches.)"""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred(os.listdir(target)):
             return True
         if proc.poll() is not None:
             return False
+        time.sleep(0.001)
     return False
 
 
