@@ -5,6 +5,7 @@ Library modules raise; only the scripts print and exit, through these helpers:
 `usage_error` is the one way to exit 2, `interruptible` the one way to exit 130.
 """
 import argparse
+import dataclasses
 import functools
 import os
 import re
@@ -74,43 +75,73 @@ def progress(iterable, total, desc, unit="file"):
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None, leave=False, file=sys.stderr)
 
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a job returns when it has more to say than a status word: a value for the caller, and
+    warnings that the run loop prints in the parent (a worker process's own prints could be lost)."""
+    status: str
+    value: object = None
+    warnings: tuple = ()
+
+
+WORKER_DIED = "its worker process died (a crash inside a decoder library, or killed for lack of memory)"
+
+
 def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
     """Call fn(item) for each item (in `jobs` workers) with a progress bar.
 
-    fn returns a status word, or (status word, value). A failing item prints one line naming it
-    and the reason, and the run goes on. Returns ({status: count}, {item: value}, [failed items]).
+    fn returns a status word, (status word, value) or an Outcome. A failing item prints one line
+    naming it and the reason, and the run goes on. With processes=True every item runs in a worker
+    process (even with jobs=1), so a file that crashes the process costs only itself.
+    Returns ({status: count}, {item: value}, [failed items]).
     """
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-
+    items = list(items)
     counts, values, failed = {}, {}, []
+    bar = progress(None, len(items), desc)
 
     def record(item, result=None, err=None):
         if err is not None:
             report_failure(item, err)
             failed.append(item)
             status = "failed"
+        elif isinstance(result, Outcome):
+            status = result.status
+            if result.value is not None:
+                values[item] = result.value
+            for message in result.warnings:
+                warn(item, message)
         elif isinstance(result, tuple):
             status, values[item] = result
         else:
             status = result
         counts[status] = counts.get(status, 0) + 1
+        bar.update(1)
 
-    if jobs <= 1 or len(items) <= 1:
-        for item in progress(items, len(items), desc):
-            try:
-                result = fn(item)
-            except Exception as e:  # one bad file must not stop the others
-                record(item, err=e)
-            else:
-                record(item, result)
-        return counts, values, failed
-    if processes:
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_signals)
-    else:
-        pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        if processes:
+            _run_in_processes(fn, items, jobs, record)
+        elif jobs <= 1 or len(items) <= 1:
+            for item in items:
+                try:
+                    result = fn(item)
+                except Exception as e:  # one bad file must not stop the others
+                    record(item, err=e)
+                else:
+                    record(item, result)
+        else:
+            _run_in_threads(fn, items, jobs, record)
+    finally:
+        bar.close()
+    return counts, values, failed
+
+
+def _run_in_threads(fn, items, jobs, record):
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         futures = {pool.submit(fn, item): item for item in items}
-        for fut in progress(as_completed(futures), len(futures), desc):
+        for fut in as_completed(futures):
             try:
                 result = fut.result()
             except Exception as e:
@@ -118,21 +149,61 @@ def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
             else:
                 record(futures[fut], result)
     except KeyboardInterrupt:
-        if processes:  # stop the workers now; their SIGTERM handler lets atomic_output clean up
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C stops now, not after the queue
         raise
     pool.shutdown()
-    return counts, values, failed
+
+
+def _run_in_processes(fn, items, jobs, record):
+    """Worker processes that survive a worker's death: the items it left unfinished run again, one
+    worker taking them in order, so the one that was running when a worker died again is known
+    (and named as failed); the rest go back to `jobs` workers."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    pending, width = items, jobs
+    while pending:
+        n_workers = min(width, len(pending))
+        pool = ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_signals)
+        unfinished = []
+        try:
+            futures = {pool.submit(fn, item): item for item in pending}
+            for fut in as_completed(futures):
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    unfinished.append(futures[fut])
+                except Exception as e:
+                    record(futures[fut], err=e)
+                else:
+                    record(futures[fut], result)
+        except KeyboardInterrupt:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()  # their SIGTERM handler lets atomic_output clean up
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        position = {item: k for k, item in enumerate(pending)}
+        unfinished.sort(key=position.__getitem__)
+        if unfinished and n_workers == 1:
+            # one worker takes its items in order: the first unfinished one was running when it died
+            record(unfinished[0], err=RuntimeError(WORKER_DIED))
+            unfinished, width = unfinished[1:], jobs
+        elif unfinished:
+            width = 1  # find the culprit with one worker, then go wide again
+        pending = unfinished
 
 
 def _worker_signals():
     """In a worker process: Ctrl-C reaches the whole process group, but the parent decides (an idle
     worker hit by SIGINT would print a traceback); SIGTERM from the parent unwinds the task, so
     temporary files are removed, and exits quietly."""
+    import faulthandler
+
     def stop(signum, frame):
         raise SystemExit(128 + signum)
+
+    faulthandler.disable()  # a worker that crashes is reported by the parent in one line, not a dump
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop)

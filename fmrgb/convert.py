@@ -106,19 +106,20 @@ _per_thread = threading.local()
 
 
 def convert_one(video, *, recipe, frames=None, decoder_threads=None):
-    """Convert one video and write its record; returns ('converted', source_frames)."""
+    """Convert one video and write its record; returns Outcome('converted', source_frames, warnings)."""
     # each worker decodes video after video into the same memory; the record is saved and dropped
     # before the next one is made
     if not hasattr(_per_thread, "scratch"):
         _per_thread.scratch = ScratchBuffer()
     record = convert_video(video, frames=frames, scratch=_per_thread.scratch, decoder_threads=decoder_threads,
                            **dataclasses.asdict(recipe))
+    warnings = []
     if not record["has_audio"]:
-        cli.warn(video, "no sound track; sound channels are 0")
+        warnings.append("no sound track; sound channels are 0")
     elif record["silent"]:
-        cli.warn(video, "sound track is digital silence; sound channels are 0")
+        warnings.append("sound track is digital silence; sound channels are 0")
     save_record(record, record_path(video))
-    return "converted", record["source_frames"]
+    return cli.Outcome("converted", record["source_frames"], tuple(warnings))
 
 
 def align_one(video, *, recipe, n_frames, decoder_threads=None):
