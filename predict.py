@@ -4,7 +4,7 @@
     $ python predict.py --model RUN/best.pt --data folder/ --out predictions.csv
 
 --data is a .pt file, a video, or a folder of either (searched recursively). A video is converted
-in memory with the checkpoint's settings (features.convert_video: audio method, frequency
+in memory with the checkpoint's settings (fmrgb.convert.convert_video: audio method, frequency
 parameter, channel count, and the training files' frame count), so a video and its .pt get the
 same prediction. A .pt file made with other settings than the training files (other channels,
 audio method or frequency parameter) is refused. Prints one line per file; a file that fails
@@ -16,9 +16,12 @@ from pathlib import Path
 
 import torch
 
-from dataset import load_pt, transform
-from media import VIDEO_EXTS, atomic_output, error_summary, fail_line, find_files, interruptible
-from train import load_checkpoint, model_from_checkpoint, resolve_device, usage_error
+from dataset import transform
+from fmrgb.checkpoint import load_checkpoint, model_from_checkpoint
+from fmrgb.cli import error_summary, fail_line, interruptible, usage_error
+from fmrgb.distributed import resolve_device
+from fmrgb.files import VIDEO_EXTS, find_files, write_csv
+from fmrgb.record import generic_channels, load_record
 
 INPUT_EXTS = {".pt"} | VIDEO_EXTS
 
@@ -39,11 +42,6 @@ def find_inputs(data):
     if data.is_dir():
         return find_files(data, INPUT_EXTS)
     return [data]
-
-
-def generic_channels(names):
-    """True for the placeholder names c0, c1, ... that a bare tensor (no channel names) gets."""
-    return list(names) == [f"c{i}" for i in range(len(names))]
 
 
 def check_recipe(meta, n_channels, ckpt):
@@ -69,10 +67,10 @@ def load_clip(path, ckpt):
     if not path.exists():
         raise FileNotFoundError("no such file")
     if path.suffix.lower() == ".pt":
-        clip, meta = load_pt(path)
+        clip, meta = load_record(path)
         check_recipe(meta, clip.shape[-1], ckpt)
     elif path.suffix.lower() in VIDEO_EXTS:
-        from features import convert_video
+        from fmrgb.convert import convert_video
 
         n = len(ckpt["channels"])
         kwargs = {"fmrgb": n, "frames": ckpt.get("pt_frames")}
@@ -115,17 +113,13 @@ def predict_files(model_path, paths, *, device="cpu", log=print):
 
 
 def write_predictions(path, classes, results):
-    with atomic_output(path) as tmp:
-        import csv
-
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["path", "predicted", "probability", *[f"p_{c}" for c in classes]])
-            for p, probs, err in results:
-                if probs is None:
-                    continue
-                k = int(probs.argmax())
-                w.writerow([str(p), classes[k], f"{probs[k]:.6f}", *[f"{v:.6f}" for v in probs.tolist()]])
+    """One row per predicted file (the failed ones are left out)."""
+    rows = []
+    for p, probs, err in results:
+        if probs is not None:
+            k = int(probs.argmax())
+            rows.append([str(p), classes[k], f"{probs[k]:.6f}", *[f"{v:.6f}" for v in probs.tolist()]])
+    write_csv(path, ["path", "predicted", "probability", *[f"p_{c}" for c in classes]], rows)
 
 
 @interruptible

@@ -1,42 +1,13 @@
 """dataset.py: finding the data, the per-item recipe, statistics, the split and clear errors."""
 import csv
-from pathlib import Path
 
 import pytest
 import torch
 
-from dataset import (FMRGBDataset, compute_stats, find_data, frame_indices, inspect_files, load_pt,
-                     pick_and_resize, split_indices, transform)
-
-CHANNELS5 = ["red", "green", "blue", "amplitude", "frequency"]
-CHANNELS3 = ["grey", "amplitude", "frequency"]
-
-
-def pt_dict(frames, **meta):
-    C = frames.shape[-1]
-    d = {"frames": frames, "channels": CHANNELS5 if C == 5 else CHANNELS3 if C == 3 else [f"c{i}" for i in range(C)],
-         "fps": 30.0, "audiomethod": "simple", "frequency_param": 100, "sample_rate": 44100, "source": "x.mp4",
-         "source_frames": frames.shape[0], "has_audio": True, "format_version": 1}
-    d.update(meta)
-    return d
-
-
-def write_dataset(root, *, per_class=10, T=8, H=16, W=16, C=5, seed=0, classes=("calm", "loud"), level=None):
-    """A learnable set of .pt dicts in root/<class>/: noise everywhere, the amplitude channel
-    (second to last) is dark for the first class and bright for the others. Returns the paths."""
-    root = Path(root)
-    g = torch.Generator().manual_seed(seed)
-    paths = []
-    for k, cls in enumerate(classes):
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            x = torch.randint(0, 256, (T, H, W, C), generator=g).float()
-            base = 40 + 120 * k / max(len(classes) - 1, 1) if level is None else level[k]
-            x[..., -2] = base + 40 * torch.rand((T, H, W), generator=g)
-            p = root / cls / f"{cls}_{i:02d}.pt"
-            torch.save(pt_dict(x.clamp(0, 255).to(torch.uint8)), p)
-            paths.append(p)
-    return paths
+from conftest import pt_dict, write_dataset
+from dataset import (FMRGBDataset, compute_stats, find_data, frame_indices, inspect_files, pick_and_resize,
+                     split_indices, transform)
+from fmrgb.record import load_record
 
 
 # ----------------------------------------------------------------------------- finding the data
@@ -107,7 +78,7 @@ def test_resize_is_antialiased_bilinear_and_keeps_flat_channels_flat():
 def test_bare_uint8_tensor_is_accepted_with_generic_channel_names(tmp_path):
     p = tmp_path / "bare.pt"
     torch.save(torch.zeros(5, 8, 8, 3, dtype=torch.uint8), p)
-    clip, meta = load_pt(p)
+    clip, meta = load_record(p)
     assert clip.shape == (5, 8, 8, 3) and meta["channels"] == ["c0", "c1", "c2"]
     info = inspect_files([p])
     assert info["channels"] == ["c0", "c1", "c2"] and info["pt_frames"] == 5 and info["audiomethod"] is None
@@ -127,7 +98,7 @@ def test_stats_are_one_value_per_channel_and_match_float64_computation(tmp_path)
     paths = write_dataset(tmp_path, per_class=2, T=5, H=10, W=10, C=5)
     mean, std = compute_stats(paths, frames=3, size=6)
     assert len(mean) == 5 and len(std) == 5
-    xs = torch.cat([pick_and_resize(load_pt(p)[0], frames=3, size=6).double() for p in paths])  # (N, C, S, S)
+    xs = torch.cat([pick_and_resize(load_record(p)[0], frames=3, size=6).double() for p in paths])  # (N, C, S, S)
     torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), xs.mean(dim=(0, 2, 3)), atol=1e-9, rtol=1e-9)
     torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), xs.std(dim=(0, 2, 3), unbiased=False),
                                atol=1e-9, rtol=1e-7)

@@ -19,7 +19,6 @@ lines, both runs learn the learnable data, and the DDP best.pt (no "module." pre
 predict.py, whose predictions on the test files equal the DDP run's test_predictions.csv (the test
 metrics come from the whole test set and the saved model, not from process 0's share).
 """
-import csv
 import json
 import multiprocessing
 import os
@@ -33,24 +32,19 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dataset import write_dataset  # noqa: E402
+import predict
+import train
+from conftest import ROOT, load_pt, read_csv, write_dataset
+from fmrgb.distributed import DistContext
+from fmrgb.engine import run_epoch
+from fmrgb.sampling import make_loader, set_loader_epoch
 
-import predict  # noqa: E402
-import train  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 4
 PER_PROCESS_BATCH = 4
-COMMON = ["--frames", "8", "--size", "32", "--num_workers", "0", "--epochs", str(EPOCHS), "--test_size", "0.2",
-          "--patience", "10", "--learnmethod", "conv3d", "--lr", "3e-3", "--seed", "0"]
+COMMON = ["--device", "cpu", "--frames", "8", "--size", "32", "--num_workers", "0", "--epochs", str(EPOCHS),
+          "--test_size", "0.2", "--patience", "10", "--learnmethod", "conv3d", "--lr", "3e-3", "--seed", "0"]
 OUTPUTS = {"best.pt", "last.pt", "history.csv", "curves.png", "metrics.json", "confusion.png", "roc.png",
            "test_predictions.csv"}
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def run(cmd):
@@ -95,7 +89,7 @@ def test_ddp_and_plain_runs_share_split_statistics_and_steps_and_both_learn(runs
     assert (md["n_train"], md["n_val"], md["n_test"]) == (mp["n_train"], mp["n_val"], mp["n_test"]) == (24, 8, 8)
     assert [r["path"] for r in read_csv(ddp / "test_predictions.csv")] == \
         [r["path"] for r in read_csv(plain / "test_predictions.csv")]
-    cd, cp = (torch.load(d / "best.pt", map_location="cpu", weights_only=True) for d in (ddp, plain))
+    cd, cp = (load_pt(d / "best.pt") for d in (ddp, plain))
     assert cd["mean"] == cp["mean"] and cd["std"] == cp["std"]  # process 0's statistics, broadcast
     hd, hp = read_csv(ddp / "history.csv"), read_csv(plain / "history.csv")
     assert [int(h["epoch"]) for h in hd] == [int(h["epoch"]) for h in hp] == list(range(1, EPOCHS + 1))
@@ -106,7 +100,7 @@ def test_ddp_and_plain_runs_share_split_statistics_and_steps_and_both_learn(runs
 
 def test_ddp_checkpoint_loads_in_predict_and_reproduces_the_test_predictions(runs, tmp_path):
     ddp = runs["root"] / "ddp"
-    ckpt = torch.load(ddp / "best.pt", map_location="cpu", weights_only=True)
+    ckpt = load_pt(ddp / "best.pt")
     assert not [k for k in ckpt["model_state"] if k.startswith(("module.", "_orig_mod."))]
     rows = read_csv(ddp / "test_predictions.csv")
     for r in rows:  # the test files alone, in a folder of their own
@@ -131,7 +125,7 @@ def test_a_ddp_checkpoint_resumes_in_a_plain_run(runs, tmp_path, capsys):
         ["--data", str(runs["root"] / "data"), "--resume", str(tmp_path / "last.pt"),
          *COMMON[:COMMON.index("--epochs")], "--epochs", str(EPOCHS + 1), "--batch_size", "8"])
     assert train.main(args) == 0
-    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == EPOCHS + 1
+    assert load_pt(tmp_path / "last.pt")["epoch"] == EPOCHS + 1
     assert [int(h["epoch"]) for h in read_csv(tmp_path / "history.csv")] == list(range(1, EPOCHS + 2))
     assert json.loads((tmp_path / "metrics.json").read_text())["n_test"] == 8
 
@@ -139,16 +133,16 @@ def test_a_ddp_checkpoint_resumes_in_a_plain_run(runs, tmp_path, capsys):
 # ----------------------------------------------------------------------------- sampling
 
 def step_sets(loader, epoch):
-    train.set_loader_epoch(loader, epoch)
+    set_loader_epoch(loader, epoch)
     return [b[0].tolist() for b in loader]
 
 
 @pytest.mark.parametrize("n", [24, 25])
 def test_plain_batches_are_the_union_of_the_two_processes_steps(n):
     ds = TensorDataset(torch.arange(n))
-    plain = train.make_loader(ds, batch_size=8, shuffle=True, seed=5, num_workers=0)
-    ranks = [train.make_loader(ds, batch_size=4, shuffle=True, seed=5, num_workers=0,
-                               ctx={"ddp": True, "rank": r, "world_size": 2, "master": r == 0}) for r in (0, 1)]
+    plain = make_loader(ds, batch_size=8, shuffle=True, seed=5, num_workers=0)
+    ranks = [make_loader(ds, batch_size=4, shuffle=True, seed=5, num_workers=0,
+                         ctx=DistContext(ddp=True, rank=r, world_size=2)) for r in (0, 1)]
     orders = []
     for epoch in (1, 2, 3):
         single = step_sets(plain, epoch)
@@ -187,7 +181,7 @@ def _nan_worker(rank, world, init_file, result_file, training):
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    ctx = {"ddp": True, "rank": rank, "world_size": world, "master": rank == 0}
+    ctx = DistContext(ddp=True, rank=rank, local_rank=rank, world_size=world)
     torch.manual_seed(0)
     model = NaNOnOneRank(rank)
     batch = (torch.randn(2, 3), torch.tensor([0, 1]))
@@ -200,7 +194,7 @@ def _nan_worker(rank, world, init_file, result_file, training):
         loader = [batch] * (3 if rank == 0 else 2)  # evaluation shards may differ in length
         kw = {}
     try:
-        train.run_epoch(net, loader, device=torch.device("cpu"), ctx=ctx, desc="epoch 1/1", **kw)
+        run_epoch(net, loader, device=torch.device("cpu"), ctx=ctx, desc="epoch 1/1", **kw)
         outcome = "finished"
     except FloatingPointError as e:
         outcome = f"FloatingPointError: {e}"

@@ -1,34 +1,26 @@
 """predict.py: .pt files, videos converted in memory, folders, failures."""
-import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dataset import CHANNELS5, pt_dict, write_dataset  # noqa: E402
-
-import predict  # noqa: E402
-import train  # noqa: E402
-from dataset import FMRGBDataset, compute_stats, inspect_files  # noqa: E402
-from model import INPUT_LAYOUT, build_model  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+import predict
+from conftest import CHANNELS5, ROOT, load_pt, pt_dict, read_csv, run_script, write_dataset
+from dataset import FMRGBDataset, compute_stats, inspect_files
+from fmrgb.checkpoint import checkpoint_base, clean_state_dict
+from model import INPUT_LAYOUT, build_model
 
 
 def make_checkpoint(path, pt_paths, *, name="conv3d", frames=6, size=16, seed=0):
     """A train.py checkpoint (untrained weights) whose recipe comes from `pt_paths`."""
     info = inspect_files(pt_paths)
     mean, std = compute_stats(pt_paths, frames=frames, size=size)
-    data = {"info": info, "classes": ["calm", "loud"], "mean": mean, "std": std}
     kwargs = {"in_channels": len(info["channels"]), "num_classes": 2, "frames": frames, "size": size}
     torch.manual_seed(seed)
     model = build_model(name, **kwargs).eval()
-    ckpt = train.checkpoint_base(learnmethod=name, model_kwargs=kwargs, data=data, frames=frames, size=size,
-                                 lr=1e-3, train_args={"seed": seed})
-    ckpt.update({"model_state": train.clean_state_dict(model.state_dict()), "epoch": 1})
+    ckpt = checkpoint_base(learnmethod=name, model_kwargs=kwargs, classes=["calm", "loud"], info=info, mean=mean,
+                           std=std, frames=frames, size=size, lr=1e-3, train_args={"seed": seed})
+    ckpt.update({"model_state": clean_state_dict(model.state_dict()), "epoch": 1})
     torch.save(ckpt, path)
     return model, ckpt
 
@@ -41,9 +33,9 @@ def run_predict(*args):
         return e.code
 
 
-def read_csv(path):
-    with open(path, newline="") as f:
-        return {Path(r["path"]).name: r for r in csv.DictReader(f)}
+def rows_by_name(path):
+    """A predictions CSV's rows keyed by file name."""
+    return {Path(r["path"]).name: r for r in read_csv(path)}
 
 
 def test_predict_on_pt_files_equals_the_models_output(tmp_path, capsys):
@@ -51,7 +43,7 @@ def test_predict_on_pt_files_equals_the_models_output(tmp_path, capsys):
     model, ckpt = make_checkpoint(tmp_path / "best.pt", paths, name="vivit")
     out = tmp_path / "pred.csv"
     assert run_predict("--model", tmp_path / "best.pt", "--data", tmp_path / "data", "--out", out) == 0
-    rows = read_csv(out)
+    rows = rows_by_name(out)
     assert len(rows) == 4
     ds = FMRGBDataset(paths, [0] * 4, frames=6, size=16, mean=ckpt["mean"], std=ckpt["std"],
                       layout=INPUT_LAYOUT["vivit"])
@@ -73,13 +65,13 @@ def test_a_failing_file_is_reported_and_the_run_goes_on(tmp_path, capsys):
     assert run_predict("--model", tmp_path / "best.pt", "--data", tmp_path / "data", "--out", out) == 1
     err = capsys.readouterr().err
     assert "error: " in err and "zz_broken.pt" in err
-    assert set(read_csv(out)) == {p.name for p in paths}
+    assert set(rows_by_name(out)) == {p.name for p in paths}
 
 
 def test_a_pt_made_with_other_settings_is_refused_by_name_and_the_others_go_on(tmp_path, capsys):
     paths = write_dataset(tmp_path / "data", per_class=1, T=4, H=16, W=16)  # audiomethod simple, frequency 100
     make_checkpoint(tmp_path / "best.pt", paths)
-    frames = torch.load(paths[0], weights_only=True)["frames"]
+    frames = load_pt(paths[0])["frames"]
     odd = tmp_path / "odd"
     odd.mkdir()
     torch.save(pt_dict(frames, audiomethod="mel"), odd / "mel.pt")
@@ -99,7 +91,7 @@ def test_a_pt_made_with_other_settings_is_refused_by_name_and_the_others_go_on(t
     assert "has channels frequency, amplitude, blue, green, red, the model was trained on red, green" in \
         lines["reordered.pt"]
     assert lines["three.pt"].endswith(": has 3 channels, the model takes 5")
-    assert set(read_csv(out)) == {"bare.pt", "same.pt"}
+    assert set(rows_by_name(out)) == {"bare.pt", "same.pt"}
 
 
 def test_a_model_trained_on_unnamed_channels_takes_named_files_of_that_count():
@@ -124,19 +116,16 @@ def test_ctrl_c_returns_130_and_says_interrupted(tmp_path, monkeypatch, capsys):
 
 
 def test_missing_model_or_data_exit_2(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "predict.py"), "--model", str(tmp_path / "no.pt"), "--data",
-                        str(tmp_path)], capture_output=True, text=True, timeout=120)
+    r = run_script("predict.py", "--model", tmp_path / "no.pt", "--data", tmp_path, timeout=120)
     assert r.returncode == 2 and "no.pt" in r.stderr
 
 
 def test_predict_on_a_video_equals_predict_on_its_pt(tmp_path, video_factory):
-    pytest.importorskip("features")
+    pytest.importorskip("fmrgb.convert")
     folder = tmp_path / "videos"
     video = video_factory("videos/clip.mp4", seconds=1.0, size=(64, 48), fps=20)
     other = video_factory("videos/other.mp4", seconds=1.5, size=(64, 48), fps=20, audio="0.3*sin(2*PI*880*t)")
-    r = subprocess.run([sys.executable, str(ROOT / "create_fmrgbdata.py"), "--target", str(folder),
-                        "--frequency_param", "50", "--frames", "12"], capture_output=True, text=True, cwd=ROOT,
-                       timeout=300)
+    r = run_script("create_fmrgbdata.py", "--target", folder, "--frequency_param", "50", "--frames", "12", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     pts = sorted(folder.glob("*.pt"))
     assert len(pts) == 2
@@ -148,9 +137,9 @@ def test_predict_on_a_video_equals_predict_on_its_pt(tmp_path, video_factory):
     assert run_predict("--model", tmp_path / "best.pt", "--data", video.with_name("clip.mp4.pt"), "--out",
                        out_p) == 0
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing written beside the video
-    v, p = read_csv(out_v)["clip.mp4"], read_csv(out_p)["clip.mp4.pt"]
+    v, p = rows_by_name(out_v)["clip.mp4"], rows_by_name(out_p)["clip.mp4.pt"]
     assert v["predicted"] == p["predicted"]
     assert float(v["p_calm"]) == pytest.approx(float(p["p_calm"]), abs=1e-6)
     # a video and a .pt in one folder run: both files get a line
     assert run_predict("--model", tmp_path / "best.pt", "--data", folder, "--out", tmp_path / "all.csv") == 0
-    assert set(read_csv(tmp_path / "all.csv")) == {"clip.mp4", "clip.mp4.pt", "other.mp4", "other.mp4.pt"}
+    assert set(rows_by_name(tmp_path / "all.csv")) == {"clip.mp4", "clip.mp4.pt", "other.mp4", "other.mp4.pt"}

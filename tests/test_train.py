@@ -1,23 +1,21 @@
 """train.py: learning on a tiny data set, outputs, checkpoints, resume, LR search, determinism, errors."""
-import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dataset import write_dataset  # noqa: E402
+import train
+from conftest import ROOT, load_pt, read_csv, run_script, write_dataset
+from dataset import compute_stats, prepare_data
+from fmrgb.checkpoint import clean_state_dict, model_from_checkpoint
+from fmrgb.cli import parse_bool
+from fmrgb.engine import run_epoch
+from fmrgb.report import compute_metrics
+from model import INPUT_LAYOUT, build_model
 
-import train  # noqa: E402
-from dataset import compute_stats  # noqa: E402
-from model import INPUT_LAYOUT, build_model  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "8"]
+FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "8", "--device", "cpu"]
 
 
 def run_main(data, out, *extra):
@@ -26,11 +24,6 @@ def run_main(data, out, *extra):
     status = train.main(args)
     assert status == 0
     return status
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,7 @@ def trained(tiny, tmp_path_factory):
 def test_bool_flags_parse_robustly():
     for text, value in [("true", True), ("True", True), ("1", True), ("yes", True), ("false", False),
                         ("FALSE", False), ("0", False), ("no", False)]:
-        assert train.parse_bool(text) is value
+        assert parse_bool(text) is value
     p = train.get_args_parser()
     assert p.parse_args(["--data", "x", "--islearnrate_search", "yes"]).islearnrate_search is True
     assert p.parse_args(["--data", "x", "--amp"]).amp is True
@@ -87,7 +80,7 @@ def test_conv3d_learns_the_tiny_set_and_writes_every_output(trained):
 
 
 def test_checkpoint_round_trip_with_weights_only(trained, tiny):
-    ckpt = torch.load(trained / "best.pt", map_location="cpu", weights_only=True)
+    ckpt = load_pt(trained / "best.pt")
     for key in ("model", "model_kwargs", "model_state", "classes", "channels", "mean", "std", "frames", "size",
                 "audiomethod", "frequency_param", "pt_frames", "optimizer_state", "epoch", "history", "layout"):
         assert key in ckpt, key
@@ -96,7 +89,7 @@ def test_checkpoint_round_trip_with_weights_only(trained, tiny):
     assert len(ckpt["mean"]) == len(ckpt["std"]) == 5
     m = json.loads((trained / "metrics.json").read_text())
     assert ckpt["epoch"] == m["best_epoch"]
-    model = train.model_from_checkpoint(ckpt).eval()
+    model = model_from_checkpoint(ckpt).eval()
     # the rebuilt model reproduces the saved test probabilities
     from dataset import FMRGBDataset
 
@@ -112,28 +105,28 @@ def test_checkpoint_round_trip_with_weights_only(trained, tiny):
 def test_state_dict_prefixes_of_ddp_and_compile_are_stripped():
     model = build_model("conv3d", in_channels=3, num_classes=2, frames=4, size=16)
     wrapped = {"module._orig_mod." + k: v for k, v in model.state_dict().items()}
-    clean = train.clean_state_dict(wrapped)
+    clean = clean_state_dict(wrapped)
     assert set(clean) == set(model.state_dict())
     build_model("conv3d", in_channels=3, num_classes=2, frames=4, size=16).load_state_dict(clean)
 
 
 def test_statistics_come_from_the_training_files_only(tmp_path):
     write_dataset(tmp_path, per_class=10, T=4, H=8, W=8, level=(0, 200))
-    data = train.prepare_data(tmp_path, test_size=0.2, val_size=0.2, seed=0, frames=4, size=8)
-    train_paths = [data["paths"][i] for i in data["train"]]
+    data = prepare_data(tmp_path, test_size=0.2, val_size=0.2, seed=0, frames=4, size=8)
+    train_paths = [data.paths[i] for i in data.train]
     mean, std = compute_stats(train_paths, frames=4, size=8)
-    assert data["mean"] == mean and data["std"] == std
-    all_mean, _ = compute_stats(data["paths"], frames=4, size=8)
+    assert data.mean == mean and data.std == std
+    all_mean, _ = compute_stats(data.paths, frames=4, size=8)
     assert all_mean != mean
-    assert not set(data["train"]) & (set(data["val"]) | set(data["test"]))
+    assert not set(data.train) & (set(data.val) | set(data.test))
 
 
 @pytest.mark.parametrize("name", ["conv3d", "convlstm", "vivit"])
 def test_each_models_training_loss_falls(name, tmp_path):
     write_dataset(tmp_path, per_class=8, T=6, H=16, W=16)
-    data = train.prepare_data(tmp_path, test_size=0.25, val_size=0.25, seed=0, frames=6, size=16)
+    data = prepare_data(tmp_path, test_size=0.25, val_size=0.25, seed=0, frames=6, size=16)
     torch.manual_seed(0)
-    ds = train.subset(data, "train", frames=6, size=16, layout=INPUT_LAYOUT[name])
+    ds = data.subset("train", frames=6, size=16, layout=INPUT_LAYOUT[name])
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     y = torch.tensor([ds[i][1] for i in range(len(ds))])
     model = build_model(name, in_channels=5, num_classes=2, frames=6, size=16)
@@ -152,11 +145,11 @@ def test_resume_continues_from_the_saved_epoch(tiny, tmp_path):
     common = ["--test_size", "0.25", "--patience", "10", "--learnmethod", "convlstm", "--islearnrate_search",
               "false", "--frames", "4", "--usescheduler", "true"]
     run_main(tiny, tmp_path, "--epochs", "2", *common)
-    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
+    assert load_pt(tmp_path / "last.pt")["epoch"] == 2
     args = train.get_args_parser().parse_args(["--data", str(tiny), "--resume", str(tmp_path / "last.pt"),
                                                "--epochs", "3", *FAST, *common])
     assert train.main(args) == 0  # no --out: continues in the checkpoint's folder
-    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    last = load_pt(tmp_path / "last.pt")
     assert last["epoch"] == 3
     hist = read_csv(tmp_path / "history.csv")
     assert [int(h["epoch"]) for h in hist] == [1, 2, 3]
@@ -184,7 +177,7 @@ def test_lr_search_keeps_the_lowest_validation_loss(tiny, tmp_path):
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["lr"] == float(best["lr"])
     assert m["best_val_loss"] == pytest.approx(float(best["best_val_loss"]))
-    ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
+    ckpt = load_pt(tmp_path / "best.pt")
     assert ckpt["lr"] == float(best["lr"]) and ckpt["best_val_loss"] == pytest.approx(m["best_val_loss"])
 
 
@@ -208,7 +201,7 @@ def test_a_nan_loss_stops_with_a_clear_message():
 
     loader = [(torch.zeros(2, 3), torch.tensor([0, 1]))]
     with pytest.raises(FloatingPointError, match="lower --lr"):
-        train.run_epoch(NaNModel(), loader, device=torch.device("cpu"),
+        run_epoch(NaNModel(), loader, device=torch.device("cpu"),
                         optimizer=torch.optim.SGD(NaNModel().parameters(), lr=0.1), desc="epoch 1/1")
 
 
@@ -221,7 +214,7 @@ def test_main_returns_1_for_a_nan_loss_and_130_for_ctrl_c(tiny, tmp_path, monkey
     def fail(*a, **k):
         raise error
 
-    monkeypatch.setattr(train, "_train", fail)
+    monkeypatch.setattr(train, "fit", fail)
     args = train.get_args_parser().parse_args(["--data", str(tiny), "--out", str(tmp_path), *FAST])
     assert train.main(args) == status
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message)
@@ -231,12 +224,12 @@ def test_compute_metrics_binary_multiclass_and_single_class():
     import numpy as np
 
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
-    m = train.compute_metrics([0, 1, 1, 1], probs, ["a", "b"])
+    m = compute_metrics([0, 1, 1, 1], probs, ["a", "b"])
     assert m["accuracy"] == 0.75 and m["recall"] == pytest.approx(2 / 3) and m["precision"] == 1.0
     assert m["roc_auc"] == 1.0 and m["confusion_matrix"] == [[1, 0], [1, 2]]
-    assert train.compute_metrics([1, 1, 1, 1], probs, ["a", "b"])["roc_auc"] is None
+    assert compute_metrics([1, 1, 1, 1], probs, ["a", "b"])["roc_auc"] is None
     p3 = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.5, 0.4, 0.1]])
-    m3 = train.compute_metrics([0, 1, 2, 1], p3, ["a", "b", "c"])
+    m3 = compute_metrics([0, 1, 2, 1], p3, ["a", "b", "c"])
     assert m3["average"] == "macro" and m3["accuracy"] == 0.75 and m3["roc_auc"] is not None
 
 
@@ -251,13 +244,9 @@ def test_three_classes_train(tmp_path):
 
 # ----------------------------------------------------------------------------- command-line errors
 
-def cli(*args):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
-
-
 def test_missing_data_path_is_one_line_and_exit_2(tmp_path):
-    r = cli("--data", str(tmp_path / "nowhere"), "--epochs", "1")
+    r = run_script("train.py", "--data", tmp_path / "nowhere", "--epochs", "1", "--device", "cpu", cwd=ROOT,
+                   timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "nowhere" in r.stderr and "no such file" in r.stderr
 

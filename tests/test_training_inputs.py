@@ -10,12 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_dataset import pt_dict, write_dataset  # noqa: E402
+from conftest import ROOT, load_pt, pt_dict, run_script, write_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "8", "--test_size", "0.25",
-        "--patience", "10", "--islearnrate_search", "false"]
+        "--patience", "10", "--islearnrate_search", "false", "--device", "cpu"]
 
 
 class Payload:
@@ -28,9 +26,13 @@ class Payload:
         return (Path.touch, (Path(self.marker),))
 
 
-def run(script, *args, timeout=300):
-    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+def wait_for(path, proc, timeout=240):
+    """Return as soon as `path` exists (atomic writes: then it is complete); fail if `proc` ends first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the process ended (status {proc.returncode}) before {path.name} appeared"
+        assert time.monotonic() < deadline, f"no {path.name} after {timeout} s"
+        time.sleep(0.001)
 
 
 @pytest.fixture
@@ -46,12 +48,12 @@ def test_a_pt_crafted_to_run_code_is_refused_by_every_reader_and_nothing_runs(da
     (data / "calm" / "evil.mp4").write_bytes(b"")  # so delete_allmp4 has a reason to open evil's twin
     torch.save({"frames": Payload(marker)}, data / "calm" / "evil.mp4.pt")
 
-    r = run("train.py", "--data", data, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+    r = run_script("train.py", "--data", data, "--out", tmp_path / "run", "--epochs", "1", *FAST, cwd=ROOT)
     assert r.returncode == 2 and "evil" in r.stderr and "weights_only" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    r = run("visualize.py", "--target", evil)
+    r = run_script("visualize.py", "--target", evil, cwd=ROOT)
     assert r.returncode == 1 and "evil.pt" in r.stderr
-    r = run("delete_allmp4.py", "--target", data)
+    r = run_script("delete_allmp4.py", "--target", data, cwd=ROOT)
     assert (data / "calm" / "evil.mp4").exists() and "evil.mp4: .pt does not load" in r.stdout
     assert not marker.exists()
 
@@ -62,7 +64,7 @@ def test_a_pt_of_the_wrong_shape_dtype_or_kind_is_named(data, tmp_path):
                       ("list.pt", [1, 2, 3])]:
         bad = data / "loud" / name
         torch.save(obj, bad)
-        r = run("train.py", "--data", data, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+        r = run_script("train.py", "--data", data, "--out", tmp_path / "run", "--epochs", "1", *FAST, cwd=ROOT)
         assert r.returncode == 2 and name in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
         bad.unlink()
@@ -73,14 +75,14 @@ def test_a_class_with_one_file_is_refused_with_the_counts(data, tmp_path):
     (tmp_path / "one" / "lonely" / "lonely_00.pt").rename(data / "lonely.pt")
     (data / "lonely").mkdir()
     (data / "lonely.pt").rename(data / "lonely" / "x.pt")
-    r = run("train.py", "--data", data, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+    r = run_script("train.py", "--data", data, "--out", tmp_path / "run", "--epochs", "1", *FAST, cwd=ROOT)
     assert r.returncode == 2 and "lonely" in r.stderr and "1" in r.stderr
 
 
 def test_an_empty_csv_and_a_csv_naming_a_missing_file_are_clear_errors(data, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    r = run("train.py", "--data", empty, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+    r = run_script("train.py", "--data", empty, "--out", tmp_path / "run", "--epochs", "1", *FAST, cwd=ROOT)
     assert r.returncode == 2 and "empty.csv" in r.stderr
 
     listing = tmp_path / "labels.csv"
@@ -88,7 +90,7 @@ def test_an_empty_csv_and_a_csv_naming_a_missing_file_are_clear_errors(data, tmp
     rows.append(("data/calm/gone.pt", "calm"))
     with open(listing, "w", newline="") as f:
         csv.writer(f).writerows([("path", "label"), *rows])
-    r = run("train.py", "--data", listing, "--out", tmp_path / "run", "--epochs", "1", *FAST)
+    r = run_script("train.py", "--data", listing, "--out", tmp_path / "run", "--epochs", "1", *FAST, cwd=ROOT)
     assert r.returncode == 2 and "gone.pt" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -98,11 +100,7 @@ def test_training_killed_mid_run_resumes_to_the_same_number_of_epochs(tmp_path):
     args = ["--data", tmp_path / "data", "--out", out, "--learnmethod", "convlstm", "--epochs", "4", *FAST]
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *map(str, args)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.time() + 240
-    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    if proc.poll() is not None:
-        pytest.skip("training finished before it could be killed")  # nothing to resume: the machine was fast
+    wait_for(out / "last.pt", proc)  # epoch 1 is saved, epochs 2 to 4 are still to come
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # SIGKILL skips atomic_output's cleanup, so a save cut short may leave its hidden .part file; the
@@ -111,12 +109,13 @@ def test_training_killed_mid_run_resumes_to_the_same_number_of_epochs(tmp_path):
     visible = [p for p in out.glob("*.pt") if not p.name.startswith(".")]
     assert "last.pt" in {p.name for p in visible}
     for p in visible:
-        assert "model_state" in torch.load(p, weights_only=True), p
-    saved = torch.load(out / "last.pt", weights_only=True)["epoch"]
+        assert "model_state" in load_pt(p), p
+    saved = load_pt(out / "last.pt")["epoch"]
     assert 1 <= saved < 4
-    r = run("train.py", "--data", tmp_path / "data", "--resume", out / "last.pt", "--epochs", "4", *FAST)
+    r = run_script("train.py", "--data", tmp_path / "data", "--resume", out / "last.pt", "--epochs", "4", *FAST,
+                   cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    last = torch.load(out / "last.pt", weights_only=True)
+    last = load_pt(out / "last.pt")
     assert last["epoch"] == 4 and [h["epoch"] for h in last["history"]] == [1, 2, 3, 4]
     assert (out / "metrics.json").exists()
 
@@ -127,14 +126,10 @@ def test_ctrl_c_stops_training_with_status_130_and_no_traceback(tmp_path):
     args = ["--data", tmp_path / "data", "--out", out, "--learnmethod", "convlstm", "--epochs", "50", *FAST]
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *map(str, args)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    deadline = time.time() + 240
-    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    if proc.poll() is not None:
-        pytest.skip("training finished before it could be interrupted")
+    wait_for(out / "last.pt", proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err, err
     assert not list(out.glob(".*.part"))  # an interrupted save removes its temporary file
-    torch.load(out / "last.pt", weights_only=True)
+    load_pt(out / "last.pt")

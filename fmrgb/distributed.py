@@ -1,0 +1,110 @@
+"""Process-group facts for training: one process, or one per GPU (or CPU worker) under torchrun.
+
+    with process_group("auto") as ctx:    # DistContext; DDP when torchrun set RANK/WORLD_SIZE
+        ctx.log("printed once")           # silent on every process but rank 0
+        barrier(ctx)                      # a no-op without DDP, like every helper here
+
+Only process 0 (`ctx.master`) prints and writes files; the others train alongside it.
+"""
+import contextlib
+import dataclasses
+import os
+
+import torch
+
+
+def resolve_device(name):
+    """'auto' | 'cpu' | 'cuda' -> torch.device; 'cuda' without a GPU is a ValueError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: DDP or not, its rank of world_size, and its device.
+    The defaults describe a plain single-process run on the CPU."""
+    ddp: bool = False
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def master(self):
+        """Process 0: the one that prints and saves."""
+        return self.rank == 0
+
+    def log(self, *args, **kwargs):
+        """print() on process 0, nothing elsewhere (one line per run, not one per process)."""
+        if self.master:
+            print(*args, **kwargs)
+
+
+def setup_distributed(device_name):
+    """A DistContext: DDP when torchrun set RANK/WORLD_SIZE/LOCAL_RANK (NCCL on CUDA, gloo on the
+    CPU), else a single process. An unusable `device_name` is a ValueError."""
+    device = resolve_device(device_name)
+    if not ("RANK" in os.environ and "WORLD_SIZE" in os.environ):
+        return DistContext(device=device)
+    import torch.distributed as dist
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device.type == "cuda":
+        device = torch.device(f"cuda:{local_rank}")
+        torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl", device_id=device)
+    else:
+        dist.init_process_group(backend="gloo")
+    return DistContext(ddp=True, rank=rank, local_rank=local_rank, world_size=world, device=device)
+
+
+def teardown_distributed(ctx):
+    if ctx.ddp:
+        import gc
+
+        import torch.distributed as dist
+
+        gc.collect()  # a DDP model kept alive by a traceback's reference cycle should not outlive its group
+        dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(device_name):
+    """setup_distributed for the length of a `with` block; the group is destroyed however it ends."""
+    ctx = setup_distributed(device_name)
+    try:
+        yield ctx
+    finally:
+        teardown_distributed(ctx)
+
+
+def barrier(ctx):
+    if ctx.ddp:
+        import torch.distributed as dist
+
+        dist.barrier(device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+
+def broadcast_object(obj, ctx):
+    """`obj` of process 0 on every process (a picklable Python object); the object itself without DDP."""
+    if not ctx.ddp:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj if ctx.master else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def sync_buffers(model, ctx):
+    """Process 0's buffers (BatchNorm running statistics) on every process. DDP broadcasts them
+    before each training forward; each process then updates its copy from its own batch."""
+    if ctx.ddp:
+        import torch.distributed as dist
+
+        for b in model.buffers():
+            dist.broadcast(b, src=0)

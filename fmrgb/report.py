@@ -1,0 +1,138 @@
+"""What a training run reports: test metrics, history.csv, and its pictures.
+
+    m = write_test_results("run", paths=paths, y_true=y, probs=probs, classes=classes)  # + confusion.png, roc.png
+    write_history("run/history.csv", history); plot_curves(history, "run/curves.png")
+
+Pictures go through pyplot() (matplotlib on the file-only Agg backend) and save_figure (atomic).
+"""
+from pathlib import Path
+
+import numpy as np
+
+from fmrgb.files import atomic_output, write_csv
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "steps", "seconds"]
+
+
+def compute_metrics(y_true, probs, classes):
+    """scikit-learn metrics of class probabilities (N, K) against true labels.
+    Two classes: precision/recall/f1 of the second class (classes[1]) and its ROC AUC;
+    more: macro averages and macro one-vs-rest ROC AUC. roc_auc is None if the test set has one class."""
+    import warnings
+
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs, dtype=np.float64)
+    y_pred = probs.argmax(axis=1)
+    labels = list(range(len(classes)))
+    average = "binary" if len(classes) == 2 else "macro"
+    prf = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0,
+                                              **({"pos_label": 1} if average == "binary" else {}))
+    roc_auc = None
+    if len(set(y_true.tolist())) >= 2:
+        try:
+            if len(classes) == 2:
+                roc_auc = float(skm.roc_auc_score(y_true, probs[:, 1]))
+            else:
+                roc_auc = float(skm.roc_auc_score(y_true, probs / probs.sum(1, keepdims=True), multi_class="ovr",
+                                                  average="macro", labels=labels))
+        except ValueError:
+            roc_auc = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # balanced accuracy warns when a predicted class is absent
+        balanced = float(skm.balanced_accuracy_score(y_true, y_pred))
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": balanced,
+        "precision": float(prf[0]),
+        "recall": float(prf[1]),
+        "f1": float(prf[2]),
+        "roc_auc": roc_auc,
+        "average": average,
+        "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "classes": list(classes),
+    }
+
+
+def write_history(path, history):
+    write_csv(path, HISTORY_COLUMNS, [[h.get(k) for k in HISTORY_COLUMNS] for h in history])
+
+
+# ----------------------------------------------------------------------------- pictures
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, *, dpi=100, tight=True):
+    """The figure as a PNG at `path`, atomically; the figure is closed."""
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+    pyplot().close(fig)
+
+
+def plot_curves(history, path):
+    plt = pyplot()
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    a.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+    a.set(xlabel="epoch", ylabel="loss", title="loss")
+    b.plot(ep, [h["train_acc"] for h in history], "o-", label="train")
+    b.plot(ep, [h["val_acc"] for h in history], "o-", label="validation")
+    b.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    save_figure(fig, path)
+
+
+def plot_confusion(cm, classes, path):
+    plt = pyplot()
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 3, 1.2 * len(classes) + 2.5))
+    ax.imshow(cm, cmap="Blues")
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted", ylabel="true", title="confusion matrix (test)")
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    save_figure(fig, path)
+
+
+def plot_roc(y_true, scores, positive, path):
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt = pyplot()
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(y_true, scores):.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC (positive: {positive})")
+    ax.legend(loc="lower right")
+    save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------- the test set
+
+def write_test_results(out_dir, *, paths, y_true, probs, classes):
+    """test_predictions.csv, confusion.png, roc.png (two classes, both present); returns the metrics."""
+    out_dir = Path(out_dir)
+    m = compute_metrics(y_true, probs, classes)
+    pred = probs.argmax(axis=1)
+    write_csv(out_dir / "test_predictions.csv", ["path", "true", "predicted", *[f"p_{c}" for c in classes]],
+              [[str(p), classes[t], classes[k], *[f"{v:.6f}" for v in row]]
+               for p, t, k, row in zip(paths, y_true, pred, probs)])
+    plot_confusion(m["confusion_matrix"], classes, out_dir / "confusion.png")
+    if len(classes) == 2 and m["roc_auc"] is not None:
+        plot_roc(y_true, probs[:, 1], classes[1], out_dir / "roc.png")
+    return m

@@ -1,0 +1,93 @@
+"""Seeded training order and loaders, the same for plain and DDP runs.
+
+    seed_everything(0)
+    loader = make_loader(ds, batch_size=8, shuffle=True, seed=0, num_workers=2, ctx=ctx)
+    set_loader_epoch(loader, epoch)   # before each epoch: its order depends on the epoch alone
+"""
+import math
+import random
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def seed_worker(worker_id):
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+class ShardedShuffleSampler(torch.utils.data.Sampler):
+    """The training order of every run, plain (num_replicas=1) or DDP (one per process).
+
+    Each epoch is one permutation of the n items, the same on every process (seeded with
+    seed + epoch: call set_epoch); process `rank` of `num_replicas` takes its positions rank,
+    rank + num_replicas, ... (like torch's DistributedSampler, padded by repeating the first items so
+    every process takes ceil(n / num_replicas) items and the same number of steps). Hence the items
+    of DDP step k united over the processes are exactly the plain run's batch k when the plain
+    --batch_size is num_replicas x the per-process one and n is a multiple of num_replicas
+    (otherwise the last DDP step also holds the padding repeats).
+    The permutation is randperm(n) after one 64-bit draw from the seeded generator: the order the
+    earlier RandomSampler-based loader gave plain runs (--num_workers 0), so they train as before."""
+
+    def __init__(self, n, *, num_replicas=1, rank=0, seed=0):
+        assert num_replicas >= 1 and 0 <= rank < num_replicas, f"rank {rank} of {num_replicas}"
+        self.n, self.num_replicas, self.rank, self.seed, self.epoch = int(n), num_replicas, rank, seed, 0
+        self.per_replica = math.ceil(self.n / num_replicas)
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def permutation(self):
+        """The epoch's order of all n items (before padding and sharding)."""
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        torch.empty((), dtype=torch.int64).random_(generator=g)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self):
+        order = self.permutation()
+        total = self.per_replica * self.num_replicas
+        while order and len(order) < total:
+            order += order[:total - len(order)]
+        return iter(order[self.rank:total:self.num_replicas])
+
+    def __len__(self):
+        return self.per_replica
+
+
+def make_loader(dataset, *, batch_size, shuffle, seed, num_workers, ctx=None, pin_memory=False):
+    """Deterministic DataLoader (seeded generator and workers; reseed per epoch with set_loader_epoch).
+
+    Training (shuffle=True): a ShardedShuffleSampler, with one replica in a plain run and one per
+    process under DDP (`ctx`, a DistContext), so the two sample alike (see there). Evaluation under
+    DDP: a strided shard per process, each item exactly once over all processes (no padding
+    duplicates), so metrics summed over processes cover every file once."""
+    ddp = ctx is not None and ctx.ddp
+    world, rank = (ctx.world_size, ctx.rank) if ddp else (1, 0)
+    sampler = None
+    if shuffle:
+        sampler = ShardedShuffleSampler(len(dataset), num_replicas=world, rank=rank, seed=seed)
+    elif ddp:
+        sampler = list(range(rank, len(dataset), world))
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
+                        num_workers=num_workers, pin_memory=pin_memory, generator=gen, worker_init_fn=seed_worker,
+                        persistent_workers=num_workers > 0)
+    loader.seed = seed
+    return loader
+
+
+def set_loader_epoch(loader, epoch):
+    """Same shuffling for an epoch whether or not the run was resumed."""
+    if loader.sampler is not None and hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+    loader.generator.manual_seed(loader.seed + epoch)
