@@ -6,12 +6,13 @@
     record      the `.pt` record on disk: its name, writing it, the one strict reader, "made from this video?"
     scan        the scan file (every video's decoded frame count) that sharded runs agree on
     resized     resized copies: the ffmpeg recipe, the source stamp and "is this a finished copy?"
-    files       finding files, their names, atomic writes
+    deletion    what the delete steps may remove, and why the rest stays
+    files       finding files, their names, atomic writes, the CSV/JSON writers
     cli         the per-file run loop, its summary and exit status, argument types
     synthetic   test-pattern videos for tests and benchmarks
     distributed process-group facts (DistContext) and the few collectives training needs
     sampling    the seeded training order shared by plain and DDP runs, and the loaders
     engine      the epoch loop, evaluation and early stopping
     checkpoint  the checkpoint file: what train.py saves and predict.py loads
-    report      metrics, CSV/JSON writers and the pictures of a run
+    report      metrics, the history file and the pictures of a run (matplotlib, Agg)
 """
