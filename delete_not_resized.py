@@ -2,10 +2,11 @@
 
     $ python delete_not_resized.py --target data --dry-run
 
-A video X.ext goes only when its resized_X.mp4 sibling (as resize_video.py names it) decodes
-without errors and holds as many frames as X.ext, within two. Every other file stays: .pt,
-.csv, models, folders, resized copies, and originals whose copy is missing or broken (listed
-as kept, with the reason). Symlinked files are never followed or deleted.
+A video X.ext goes only when its resized copy (as resize_video.py names it: resized_X.mp4 for an
+.mp4, else resized_X.ext.mp4) is not a link, was made from this very file (its stamp names the
+SHA-256 of X.ext's bytes), decodes without errors and holds as many frames as X.ext, within two.
+Every other file stays: .pt, .csv, models, folders, resized copies, and originals whose copy is
+missing or broken (listed as kept, with the reason). Symlinked files are never followed or deleted.
 """
 import argparse
 import sys

@@ -17,9 +17,14 @@ no sound track at all, so the picture alone has to carry those.
 Every clip is one ffmpeg call on lavfi sources (no frames pass through Python). Parameters
 come from numpy.random.default_rng([seed, class, index]), so a clip's content depends only on
 the seed, its class and its number (not on --n), and single-threaded x264 with bitexact
-muxing makes re-runs byte-identical. Existing clips are kept unless --overwrite.
+muxing makes re-runs byte-identical. Existing clips are kept unless --overwrite; each clip
+carries a digest of its parameters (its mp4 comment), and a run whose clips already on disk were
+made with other settings (--seed, --seconds, --size, --fps) refuses, so that clips.csv always
+describes the files that are there.
 """
 import argparse
+import hashlib
+import json
 import math
 import sys
 from pathlib import Path
@@ -27,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from fmrgb.cli import run_jobs, usage_error
-from fmrgb.decode import input_arg, run_ffmpeg
+from fmrgb.decode import input_arg, probe, run_ffmpeg
 from fmrgb.files import atomic_output, write_csv
 
 CLASSES = ("event", "calm")
@@ -169,6 +174,22 @@ def _audio_graph(p):
     return f"{fg};{hiss};[fg][hiss]amix=inputs=2:normalize=0:duration=first,pan={layout}[a]"
 
 
+def params_stamp(params):
+    """The comment a clip carries: a digest of every parameter it is made from."""
+    return "fmrgb-sample " + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def clip_problem(params, path):
+    """None when the clip at `path` was made from exactly `params` (its stamp), else why not."""
+    try:
+        comment = probe(path).comment
+    except RuntimeError as e:
+        return f"unreadable ({e})"
+    if comment != params_stamp(params):
+        return "made with other settings (--seed, --seconds, --size or --fps), or by another version of this script"
+    return None
+
+
 def clip_ffmpeg_args(params, out_path):
     """ffmpeg arguments (after the executable) that write the clip `params` describes to `out_path`."""
     graph = _video_graph(params)
@@ -181,7 +202,8 @@ def clip_ffmpeg_args(params, out_path):
     if params["has_audio"]:
         args += ["-c:a", "aac", "-b:a", "128k"]
     # bitexact + no metadata: no version strings or dates, so the same seed gives the same bytes
-    args += ["-fflags", "+bitexact", "-flags", "+bitexact", "-map_metadata", "-1", "-f", "mp4", input_arg(out_path)]
+    args += ["-fflags", "+bitexact", "-flags", "+bitexact", "-map_metadata", "-1",
+             "-metadata", f"comment={params_stamp(params)}", "-f", "mp4", input_arg(out_path)]
     return args
 
 
@@ -238,6 +260,16 @@ def main(args):
     for label in CLASSES:
         (out / label).mkdir(parents=True, exist_ok=True)
     by_path = {clip_path(out, p): p for p in params}
+    if not args.overwrite:
+        # a kept clip must be the one these settings make, or clips.csv would describe another file
+        existing = [path for path in by_path if path.exists()]
+        _, problems, _ = run_jobs(lambda path: ("checked", clip_problem(by_path[path], path)), existing,
+                                  jobs=args.jobs, desc="check")
+        wrong = sorted(path for path, why in problems.items() if why)
+        if wrong:
+            usage_error(f"{len(wrong)} clips already in {out} are not what these settings make "
+                        f"({wrong[0]}: {problems[wrong[0]]}); nothing written: use the settings they were made "
+                        "with, --overwrite to make them again, or another --out")
     # items are paths, so a failure line names the file that could not be made
     counts, _, failed = run_jobs(lambda path: make_clip(by_path[path], path, overwrite=args.overwrite),
                               list(by_path), jobs=args.jobs, desc="clips")

@@ -2,10 +2,14 @@
 
     $ python resize_video.py --target data --mag 2
 
-Each video X.ext gets a sibling resized_X.mp4 (H.264, width and height divided by --mag and
-rounded down to even numbers; AAC sound copied when it already is AAC, else re-encoded; a
-video without sound stays without). Videos named resized_* are never resized again, and a
-finished resized_ file is skipped, so a re-run only does what is missing.
+Each video X.mp4 gets a sibling resized_X.mp4, any other X.ext a sibling resized_X.ext.mp4
+(H.264, width and height divided by --mag and rounded down to even numbers; AAC sound copied
+when it already is AAC, else re-encoded; a video without sound stays without). Videos named
+resized_* are never resized again, and a finished copy made with the same --mag is skipped, so a
+re-run only does what is missing. The copy's stamp records the SHA-256 of the original's bytes
+and the --mag; a file at the copy's name that was not made from this very original (the user's
+own, another video's copy, a copy of an older version, a link) is never written over: that
+original fails with the reason.
 """
 import argparse
 import sys

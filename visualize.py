@@ -4,8 +4,9 @@
 
 Writes `<file>.png` beside the file (or into --out): rows are evenly spaced frames, columns the
 picture (colour or grey), amplitude and frequency (or mel image); below, amplitude and dominant
-frequency (or the loudest mel band) over time. --video also writes one grey mp4 per channel, into --out or ./fmrgb_channels (never beside the
-data, where the next step would take them for clips).
+frequency (or the loudest mel band) over time. --video also writes one grey mp4 per channel, into
+--out or ./fmrgb_channels (never beside the data, where the next step would take them for clips),
+each class in a folder of its own, so same-named files of two classes never overwrite each other.
 --target may be a folder: then one file of each folder holding .pt files (one per class; the
 first with sound).
 """
@@ -18,19 +19,21 @@ import numpy as np
 from fmrgb import cli, decode, files
 from fmrgb.record import generic_channels, load_record
 from fmrgb.sound import channel_names
+from fmrgb.timeline import frame_times
 
 CHANNEL_VIDEO_DIR = "fmrgb_channels"  # in the working directory, when --out is not given
 DEFAULT_FPS = 25.0  # for a bare tensor, which records no frame rate
 
 
 def load_fmrgb(path):
-    """(frames uint8 numpy [T, H, W, C], channel names, fps) from a record or a bare tensor."""
+    """(frames uint8 numpy [T, H, W, C], channel names, fps, seconds) from a record or a bare tensor;
+    seconds: the time in the video each frame shows (a stretched record spans its video's duration)."""
     frames, meta = load_record(path)
     names, fps = list(meta["channels"]), float(meta.get("fps", DEFAULT_FPS))
     n = frames.shape[-1]
     if generic_channels(names) and n in (3, 5):
         names = channel_names(n, "simple")
-    return frames.numpy(), names, fps
+    return frames.numpy(), names, fps, frame_times(frames.shape[0], fps, meta.get("source_frames"))
 
 
 def picture_columns(names):
@@ -55,7 +58,7 @@ def sound_curves(frames, names):
     return curves
 
 
-def draw(frames, names, fps, out_png, *, title="", rows=6):
+def draw(frames, names, seconds, out_png, *, title="", rows=6):
     from fmrgb.report import pyplot, save_figure
 
     plt = pyplot()
@@ -73,9 +76,8 @@ def draw(frames, names, fps, out_png, *, title="", rows=6):
             if r == 0:
                 ax.set_title(name, fontsize=9)
             if c == 0:
-                ax.set_ylabel(f"frame {t}\n{t / fps:.2f} s", fontsize=8)
+                ax.set_ylabel(f"frame {t}\n{seconds[t]:.2f} s", fontsize=8)
     ax = fig.add_subplot(grid[-1, :])
-    seconds = np.arange(len(frames)) / fps
     for label, values in sound_curves(frames, names).items():
         ax.plot(seconds, values, label=label)
     ax.set_xlabel("time (s)"), ax.set_ylim(-0.02, 1.02), ax.legend(fontsize=8, loc="upper right")
@@ -99,18 +101,19 @@ def write_channel_videos(frames, names, fps, stem):
     return written
 
 
-def visualize(path, *, out_dir=None, video=False):
-    """Write the picture (and with video=True the per-channel videos); returns the paths written."""
+def visualize(path, *, out_dir=None, video=False, video_dir=None):
+    """Write the picture (and with video=True the per-channel videos, into video_dir, else out_dir,
+    else ./fmrgb_channels); returns the paths written."""
     path = Path(path)
-    frames, names, fps = load_fmrgb(path)
+    frames, names, fps, seconds = load_fmrgb(path)
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     png = (Path(out_dir) if out_dir else path.parent) / (path.name + ".png")
-    draw(frames, names, fps, png, title=f"{path.parent.name}/{path.name}")
+    draw(frames, names, seconds, png, title=f"{path.parent.name}/{path.name}")
     if not video:
         return [png]
     # never beside the data: the next step would take the channel videos for clips of that class
-    video_dir = Path(out_dir or CHANNEL_VIDEO_DIR)
+    video_dir = Path(video_dir or out_dir or CHANNEL_VIDEO_DIR)
     video_dir.mkdir(parents=True, exist_ok=True)
     return [png] + write_channel_videos(frames, names, fps, video_dir / path.name)
 
@@ -130,7 +133,7 @@ def pick_files(target):
     if target.is_file():
         return [target]
     by_folder = {}
-    for p in files.find_files(target, {".pt"}):
+    for p in files.find_files(target, {".pt"}, on_skip=cli.warn):  # a class left out is named
         by_folder.setdefault(p.parent, []).append(p)
     return [next((p for p in group if has_sound(p)), group[0]) for _, group in sorted(by_folder.items())]
 
@@ -140,7 +143,8 @@ def get_args_parser():
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--target", required=True, help="an FMRGB .pt file, or a folder (one file per class)")
     parser.add_argument("--out", default=None, help="folder for the outputs (default: beside each file)")
-    parser.add_argument("--video", action="store_true", help=f"also write one grey mp4 per channel (into --out, else ./{CHANNEL_VIDEO_DIR})")
+    parser.add_argument("--video", action="store_true",
+                        help=f"also write one grey mp4 per channel (into --out, else ./{CHANNEL_VIDEO_DIR}/<class folder>)")
     return parser
 
 
@@ -154,10 +158,13 @@ def main(args):
         cli.usage_error(f"--target {args.target}: no .pt files found")
     failed = 0
     for f in chosen:
-        # under --out, files of different class folders keep apart: out/<class>/<file>.png
-        out_dir = None if not args.out else Path(args.out) / (f.parent.relative_to(target) if target.is_dir() else "")
+        # files of different class folders keep apart: out/<class>/<file>.png, and the channel
+        # videos in out/<class>/ or ./fmrgb_channels/<class>/ (for one file: the name of its folder)
+        cls = f.parent.relative_to(target) if target.is_dir() else Path(f.absolute().parent.name)
+        out_dir = None if not args.out else Path(args.out) / (cls if target.is_dir() else "")
+        video_dir = out_dir or Path(CHANNEL_VIDEO_DIR) / cls
         try:
-            for written in visualize(f, out_dir=out_dir, video=args.video):
+            for written in visualize(f, out_dir=out_dir, video=args.video, video_dir=video_dir):
                 print(written)
         except Exception as e:
             print(cli.fail_line(f, e), file=sys.stderr)

@@ -1,6 +1,9 @@
 """FMRGB's shared internals, one idea per module; the step scripts at the top level wire them.
 
-    decode      ffmpeg and OpenCV: probing, decoding the picture and the sound
+    ffmpeg      running ffmpeg (a deadline that grows with the video) and the stream facts it reports
+    decode      the main video stream's frames (OpenCV, ffmpeg where it must) and the sound track
+    memory      the scratch buffer for decoded frames, available memory, refusing what would not fit
+    timeline    time along a clip: which source frames a stretched frame is made of, what time it shows
     sound       the sound channels (amplitude, dominant frequency, mel image) of a whole track
     convert     one video -> one FMRGB record; the conversion of a whole tree (skip, align)
     record      the `.pt` record on disk: its name, writing it, the one strict reader, "made from this video?"
@@ -13,6 +16,8 @@
     distributed process-group facts (DistContext) and the few collectives training needs
     sampling    the seeded training order shared by plain and DDP runs, and the loaders
     engine      the epoch loop, evaluation and early stopping
-    checkpoint  the checkpoint file: what train.py saves and predict.py loads
+    checkpoint  the checkpoint file: what train.py saves and predict.py loads; weight files to start from
+    augment     the frames a model sees and the training augmentation that knows each channel's role
+    pretrained  fine-tuning a backbone from published weights: input defaults, normalisation, learning rates
     report      metrics, the history file and the pictures of a run (matplotlib, Agg)
 """

@@ -3,82 +3,77 @@
     record = convert_video("clip.mp4", audiomethod="simple", frequency_param=100, fmrgb=5)
     counts, failed = convert_tree("data", recipe=Recipe(audiomethod="mel"), jobs=2)
 
-A tree's records all get the frame count of its longest video (its decoded count), shorter ones
-stretched in time, unless `frames` sets the count. Finished records are skipped, so an
-interrupted run resumes.
+A tree's records all get the frame count of its longest video (its decoded count; a record whose
+video is gone counts with its own), shorter ones stretched in time, unless `frames` sets the
+count. Finished records are skipped, so an interrupted run resumes.
 """
 import dataclasses
 import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from fmrgb import cli, files, scan
-from fmrgb.decode import ScratchBuffer, decode_audio, decode_video
-from fmrgb.record import (FORMAT_VERSION, Recipe, load_record, made_from_problem, recipe_problem, record_path,
-                          save_record)
-from fmrgb.sound import analysis_rate, channel_names, fuse, to_uint8
+from fmrgb.decode import ScratchBuffer, decode_media
+from fmrgb.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
+                          recipe_problem, record_path, save_record, source_identity)
+from fmrgb.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
+from fmrgb.timeline import blend, stretch_plan
 
 STRETCH_CHUNK = 16  # frames blended at once: bounds the float copy, whatever the video's length
 
 
-def stretch_time(frames, n_out):
-    """Linear resampling along time to `n_out` frames, as scipy.ndimage.zoom(order=1) maps
-    coordinates (first and last frames kept), in bounded-size chunks so no float copy of the
-    whole video is made."""
+def stretch_time(frames, n_out, *, sound_channels=0):
+    """Resampling along time to `n_out` frames at the coordinates scipy.ndimage.zoom(order=1) uses
+    (timeline.stretch_plan: first and last frames kept): the picture blended linearly between the
+    two frames around each position, the last `sound_channels` channels (a record's sound: pass
+    SOUND_CHANNELS) taken from the nearest frame, so they hold only values the sound had. In
+    bounded-size chunks, so no float copy of the whole video is made."""
     n_in = frames.shape[0]
     if n_in == n_out:
         return frames
-    pos = np.linspace(0, n_in - 1, n_out) if n_out > 1 else np.zeros(1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n_in - 1)
-    w = (pos - lo).astype(np.float32)
+    plan = stretch_plan(n_in, n_out)
+    n_pic = frames.shape[-1] - sound_channels
     out = np.empty((n_out, *frames.shape[1:]), np.uint8)
     for start in range(0, n_out, STRETCH_CHUNK):  # chunks of frames, not single frames: memory, not speed
         sl = slice(start, start + STRETCH_CHUNK)
-        wk = w[sl].reshape(-1, *([1] * (frames.ndim - 1)))
-        mixed = frames[lo[sl]].astype(np.float32) * (1 - wk) + frames[hi[sl]].astype(np.float32) * wk
-        out[sl] = to_uint8(mixed)
+        out[sl, ..., :n_pic] = blend(frames[plan.lo[sl], ..., :n_pic], frames[plan.hi[sl], ..., :n_pic], plan.w[sl])
+        if sound_channels:
+            out[sl, ..., n_pic:] = frames[plan.nearest[sl], ..., n_pic:]
     return out
-
-
 
 
 def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, scratch=None,
                   decoder_threads=None):
     """Decode a video and build its FMRGB record (the dict create_fmrgbdata.py saves).
 
-    `frames` stretches or shrinks the result in time to that many frames. With a `scratch`
-    (decode.ScratchBuffer) the record's frames live in its memory until its next use.
-    `decoder_threads` goes to decode.decode_video (None: chosen by the clip's size).
+    `frames` gives the record that many frames, made while the video is decoded (so memory does
+    not grow with its length): bit for bit stretch_time(full record, frames, sound_channels=2).
+    With a `scratch` (decode.ScratchBuffer) the record's frames live in its memory until its next
+    use. `decoder_threads` goes to decode.decode_media (None: chosen by the clip's size).
     """
     import torch
 
     Recipe(audiomethod=audiomethod, frequency_param=frequency_param, fmrgb=fmrgb)  # checks the settings
-    with ThreadPoolExecutor(1) as pool:
-        # ffmpeg decodes the sound on the other core while OpenCV decodes the frames
-        sound = []
-        video, fps = decode_video(path, gray=fmrgb == 3, extra_channels=2, scratch=scratch, threads=decoder_threads,
-                                  on_fps=lambda r: sound.append(pool.submit(decode_audio, path,
-                                                                            analysis_rate(r, frequency_param))))
-        audio = sound[0].result()
-    sr = analysis_rate(fps, frequency_param)
-    fused = fuse(video, audio, fps=fps, audiomethod=audiomethod, frequency_param=frequency_param)
-    source_frames = fused.shape[0]
-    if frames is not None:
-        fused = stretch_time(fused, int(frames))
+    # ffmpeg decodes the sound on the other core while OpenCV decodes the frames
+    media = decode_media(path, sample_rate_for=functools.partial(analysis_rate, frequency_param=frequency_param),
+                         gray=fmrgb == 3, extra_channels=SOUND_CHANNELS, keep=None if frames is None else int(frames),
+                         scratch=scratch, threads=decoder_threads)
+    facts, audio = media.facts, media.audio
+    fused = fuse(media.frames, audio, fps=facts.fps, audiomethod=audiomethod, frequency_param=frequency_param,
+                 start=facts.start, source_frames=facts.frames, at=None if media.plan is None else media.plan.nearest)
     return {
         "frames": torch.from_numpy(fused),
         "channels": channel_names(fmrgb, audiomethod),
-        "fps": float(fps),
+        "fps": float(facts.fps),
         "audiomethod": audiomethod,
         "frequency_param": int(frequency_param),
-        "sample_rate": int(sr),
+        "sample_rate": int(facts.sample_rate),
         "source": Path(path).name,
         "source_size": Path(path).stat().st_size,  # tells a later run whether the video has changed
-        "source_frames": int(source_frames),
+        "source_frames": int(facts.frames),
+        "damaged_frames": int(facts.damaged),  # frames that did not decode, between others that did
         "has_audio": audio is not None and len(audio) > 0,
         "silent": audio is None or not np.any(audio),
         "format_version": FORMAT_VERSION,
@@ -111,6 +106,8 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
     # before the next one is made
     if not hasattr(_per_thread, "scratch"):
         _per_thread.scratch = ScratchBuffer()
+    # read before decoding: a video replaced meanwhile then fails the next run's check, never passes it
+    identity = source_identity(video)
     record = convert_video(video, frames=frames, scratch=_per_thread.scratch, decoder_threads=decoder_threads,
                            **dataclasses.asdict(recipe))
     warnings = []
@@ -118,7 +115,10 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
         warnings.append("no sound track; sound channels are 0")
     elif record["silent"]:
         warnings.append("sound track is digital silence; sound channels are 0")
-    save_record(record, record_path(video))
+    if record["damaged_frames"]:
+        warnings.append(f"{record['damaged_frames']} damaged frames did not decode and were skipped "
+                        f"({record['source_frames']} did)")
+    save_record({**record, **identity}, record_path(video))
     return cli.Outcome("converted", record["source_frames"], tuple(warnings))
 
 
@@ -133,9 +133,43 @@ def align_one(video, *, recipe, n_frames, decoder_threads=None):
     if stored != source_frames:  # already stretched once; going back to the video avoids resampling twice
         convert_one(video, recipe=recipe, frames=n_frames, decoder_threads=decoder_threads)
         return "aligned", "aligned"
-    clip, meta = load_record(record_path(video))
-    save_record({"frames": torch.from_numpy(stretch_time(clip.numpy(), n_frames)), **meta}, record_path(video))
+    return align_record(record_path(video), n_frames=n_frames)
+
+
+def align_record(pt, *, n_frames):
+    """Stretch the frames a record holds to n_frames (for a record whose video is gone, they are all
+    there is). Returns its status twice, like align_one."""
+    import torch
+
+    clip, meta = load_record(pt)
+    if clip.shape[0] == n_frames:
+        return "skipped", "skipped"
+    stretched = stretch_time(clip.numpy(), n_frames, sound_channels=SOUND_CHANNELS)
+    save_record({"frames": torch.from_numpy(stretched), **meta}, pt)
     return "aligned", "aligned"
+
+
+def orphan_records(target, videos, recipe):
+    """{record: (source_frames, stored frame count)} of the records under `target` whose video is
+    gone (deleted once converted: they are the data now) and that were made with `recipe`, so that
+    a run brings them to its length too. One made with other settings cannot be made again: a
+    warning names it."""
+    present = {record_path(v) for v in videos}
+    found = {}
+    for pt in files.find_files(target, {SUFFIX}):
+        video_name = pt.name[:-len(SUFFIX)]
+        if pt in present or Path(video_name).suffix.lower() not in files.VIDEO_EXTS:
+            continue  # a video's own record, or not a video's record at all (a model, say)
+        try:
+            frames, meta = load_record(pt)
+        except UnreadableRecord:
+            continue  # not an FMRGB record: not ours to change
+        problem = recipe_problem(meta, recipe)
+        if problem:
+            cli.warn(pt, f"its video is gone and it was {problem}: left as it is ({frames.shape[0]} frames)")
+        else:
+            found[pt] = int(meta.get("source_frames", frames.shape[0])), int(frames.shape[0])
+    return found
 
 
 def warn_twice_converted(videos):
@@ -161,11 +195,15 @@ def convert_tree(target, *, audiomethod="simple", frequency_param=100, fmrgb=5, 
 
 
 def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard):
-    videos = files.find_videos(target)
+    videos = files.find_videos(target, on_skip=cli.warn)
+    # records whose video is gone count for the length (never shrunk below their own frames) and
+    # are brought to it
+    orphans = orphan_records(target, videos, recipe)
     if shard is not None and frames is None:
         # every shard must agree on the length, so the scan must still describe the whole tree
-        frames = scan.frames_from_scan(target, videos) or None
+        frames = max([scan.frames_from_scan(target, videos), *(s for s, _ in orphans.values())]) or None
     videos = cli.shard_of(videos, shard)
+    orphans = {pt: orphans[pt] for pt in cli.shard_of(orphans, shard)}
     warn_twice_converted(videos)
     state = {} if overwrite else {v: existing_state(v, recipe) for v in videos}
     todo = [v for v in videos if state.get(v) is None]
@@ -178,9 +216,9 @@ def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard):
     stored = {v: frames or n for v, n in source_frames.items()}  # a new file holds its own frames, or --frames
     stored.update({v: s[1] for v, s in state.items() if s is not None})
     source_frames.update({v: s[0] for v, s in state.items() if s is not None})
-    if not source_frames:
+    if not source_frames and not orphans:
         return counts, failed
-    n_frames = frames or max(source_frames.values())
+    n_frames = frames or max([*source_frames.values(), *(s for s, _ in orphans.values())])
     to_align = sorted(v for v, n in stored.items() if n != n_frames)
     _, align_status, align_failed = cli.run_jobs(
         functools.partial(align_one, recipe=recipe, n_frames=n_frames,
@@ -191,9 +229,15 @@ def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard):
     for video in (v for v, s in state.items() if s is not None and v not in align_failed):
         status = align_status.get(video, "skipped")
         counts[status] = counts.get(status, 0) + 1
-    counts["failed"] = counts.get("failed", 0) + len(align_failed)
+    orphans_to_align = sorted(pt for pt, (_, n) in orphans.items() if n != n_frames)
+    _, orphan_status, orphan_failed = cli.run_jobs(functools.partial(align_record, n_frames=n_frames),
+                                                   orphans_to_align, jobs=jobs, desc="align", processes=True)
+    for pt in (pt for pt in orphans if pt not in orphan_failed):
+        status = orphan_status.get(pt, "skipped")
+        counts[status] = counts.get(status, 0) + 1
+    counts["failed"] = counts.get("failed", 0) + len(align_failed) + len(orphan_failed)
     # a video converted here whose alignment then failed is not done: it counts as failed only
     unfinished = sum(v in converted_here for v in align_failed)
     if unfinished:
         counts["converted"] -= unfinished
-    return counts, failed + align_failed
+    return counts, failed + align_failed + orphan_failed

@@ -11,21 +11,19 @@ from fmrgb.resized import is_complete_copy
 
 
 def originals_with_copies(target):
-    """Originals whose resized_ copy is finished, was made from them, decodes without errors and
-    holds as many frames; every other original stays, with the reason."""
-    originals = [v for v in files.find_videos(target) if not files.is_resized(v)]
+    """Originals whose resized_ copy is finished, was made from their very bytes (its stamp),
+    decodes without errors and holds as many frames; every other original stays, with the reason."""
+    originals = [v for v in files.find_videos(target, on_skip=cli.warn) if not files.is_resized(v)]
     names = files.resized_names(originals)
     plan = []
     for video in cli.progress(originals, len(originals), "check"):
-        if video not in names:
-            plan.append((video, "its resized_ name clashes with another video's"))
-            continue
         ok, why = is_complete_copy(video, names[video], decode=True)
         plan.append((video, None if ok else why))
     return plan
 
 
 def converted_videos(target, *, delete_all=False):
-    """Videos whose record loads and was made from this very file; with delete_all every video."""
-    videos = files.find_videos(target)
+    """Videos whose record loads and was made from this very file (its bytes' digest); with
+    delete_all every video."""
+    videos = files.find_videos(target, on_skip=cli.warn)
     return [(v, None if delete_all else conversion_problem(v)) for v in cli.progress(videos, len(videos), "check")]

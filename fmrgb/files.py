@@ -3,6 +3,7 @@
 Every path handed to a subprocess is one argv element; nothing here goes through a shell.
 """
 import contextlib
+import hashlib
 import os
 import signal
 import tempfile
@@ -16,13 +17,23 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def find_files(root, suffixes):
+def find_files(root, suffixes, *, on_skip=None):
     """Every file under `root` whose suffix is in `suffixes`, sorted. Symlinked files are left out:
     one pointing out of `root` is not ours to touch, and one pointing inside it would hand the same
-    clip over twice (the file itself is found anyway). Directory links are never followed."""
+    clip over twice (the file itself is found anyway). Directory links are never followed.
+    A folder left out (a link, or one that cannot be read) is passed to on_skip(folder, why), so
+    that the step can name it instead of its files vanishing without a word."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(err):
+        if on_skip is not None:
+            on_skip(Path(err.filename or root), f"folder cannot be read ({err.strerror}): its files are left out")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         dirnames.sort()
+        for name in dirnames:
+            if on_skip is not None and (Path(dirpath) / name).is_symlink():
+                on_skip(Path(dirpath) / name, "folder is a symlink, not followed: its files are left out")
         for name in filenames:
             p = Path(dirpath) / name
             if p.suffix.lower() in suffixes and not p.is_symlink():
@@ -30,31 +41,39 @@ def find_files(root, suffixes):
     return sorted(found)
 
 
-def find_videos(root):
-    return find_files(root, VIDEO_EXTS)
+def find_videos(root, *, on_skip=None):
+    return find_files(root, VIDEO_EXTS, on_skip=on_skip)
 
 
 def is_resized(path):
     return Path(path).name.startswith(RESIZED_PREFIX)
 
 
+def resized_name(video):
+    """The resized copy of `video`, from its own name alone: resized_<stem>.mp4 for an .mp4 and
+    resized_<name>.mp4 for any other container (a.avi -> resized_a.avi.mp4), so a name, once given,
+    keeps its meaning whichever siblings come and go."""
+    video = Path(video)
+    return video.with_name(f"{RESIZED_PREFIX}{video.stem if video.suffix == '.mp4' else video.name}.mp4")
+
+
 def resized_names(videos):
-    """{video: its resized sibling}: resized_<stem>.mp4, or resized_<name>.mp4 for a non-mp4 video
-    whose stem another video in the same folder shares (a.mp4 + a.avi -> resized_a.mp4 + resized_a.avi.mp4).
-    Videos that would still clash are left out: nothing is ever written over another's output."""
-    names = {Path(v): Path(v).with_name(f"{RESIZED_PREFIX}{Path(v).stem}.mp4") for v in videos}
-    taken = {}
-    for v, out in names.items():
-        taken.setdefault(out, []).append(v)
-    for group in taken.values():
-        if len(group) > 1:
-            for v in group:
-                if v.suffix != ".mp4":
-                    names[v] = v.with_name(f"{RESIZED_PREFIX}{v.name}.mp4")
-    counts = {}
-    for out in names.values():
-        counts[out] = counts.get(out, 0) + 1
-    return {v: out for v, out in names.items() if counts[out] == 1}
+    """{video: its resized sibling} (resized_name of each). Two videos can still share a name
+    (a.avi and a.avi.mp4): the copy's stamp (fmrgb.resized) says whose it is, and nothing is
+    ever written over another video's copy."""
+    return {Path(v): resized_name(v) for v in videos}
+
+
+def file_digest(path):
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB pieces: what ties a derived file to the
+    content of its source, whatever its name, size or times. Runs at about 1.3 GB/s."""
+    h = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -103,8 +122,21 @@ def write_csv(path, header, rows):
             w.writerows(rows)
 
 
+def json_safe(obj):
+    """`obj` with every NaN or infinity (also in nested lists and dicts) as None: strict JSON has no NaN."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json(path, obj):
-    """`obj` as indented JSON, atomically."""
+    """`obj` as indented, strict JSON (NaN and infinities written as null), atomically."""
     import json
 
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+    write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")

@@ -7,13 +7,16 @@
 
 On disk it is a dict of plain values and one tensor (so torch.load(weights_only=True) reads it):
 frames uint8 (T, H, W, C), channels, fps, audiomethod, frequency_param, sample_rate, source,
-source_size, source_frames, has_audio, silent, format_version. A bare uint8 tensor is read too.
+source_size, source_sha256, source_frames (the frames the video decodes to), damaged_frames (frames that
+did not decode and were skipped), has_audio, silent, format_version. A bare uint8 tensor
+is read too. A record without source_sha256 (made before content fingerprints) is still read, but
+is never taken as made from any particular video: it is converted again and its video kept.
 """
 import dataclasses
 from pathlib import Path
 
 from fmrgb.cli import error_summary
-from fmrgb.files import atomic_output
+from fmrgb.files import atomic_output, file_digest
 from fmrgb.sound import channel_names
 
 FORMAT_VERSION = 1
@@ -112,12 +115,23 @@ def recipe_problem(meta, recipe):
     return None
 
 
+def source_identity(video):
+    """What a record keeps of its video: its name, size and the SHA-256 of its bytes, so that it is
+    only ever taken for that very content (not for another clip given the same name, or size)."""
+    video = Path(video)
+    return {"source": video.name, "source_size": video.stat().st_size, "source_sha256": file_digest(video)}
+
+
 def made_from_problem(meta, video):
-    """None when a record's metadata says it was made from this very version of `video`, else why not."""
-    if "source_size" not in meta:
-        return ".pt does not record which video it was made from (convert again, or use --all)"
-    if meta["source_size"] != Path(video).stat().st_size or meta.get("source") != Path(video).name:
-        return ".pt was made from another version of this video (convert again)"
+    """None when a record's metadata says it was made from this very content of `video`, else why not."""
+    if "source_sha256" not in meta:
+        older = " (made before .pt files recorded it)" if "source_size" in meta else ""
+        return f".pt does not record which video it was made from{older}: convert again, or use --all"
+    video = Path(video)
+    # name and size first: cheap, and enough to tell most other videos apart without reading them
+    if (meta.get("source"), meta.get("source_size")) != (video.name, video.stat().st_size) \
+            or meta["source_sha256"] != file_digest(video):
+        return ".pt was made from another version of this video, or from another video (convert again)"
     return None
 
 

@@ -30,7 +30,7 @@ def scan_tree(target, *, jobs=1):
     target = Path(target)
     old = read_scan(target) or {"files": {}}
     entries, todo = {}, []
-    for v in files.find_videos(target):
+    for v in files.find_videos(target, on_skip=cli.warn):
         rel, stamp = v.relative_to(target).as_posix(), file_stamp(v)
         prev = old["files"].get(rel)
         if prev and all(prev.get(k) == stamp[k] for k in stamp):
@@ -46,7 +46,8 @@ def scan_tree(target, *, jobs=1):
 
 
 def frames_from_scan(target, videos):
-    """The scan's maximum frame count, after checking the scan still describes these videos;
+    """The scan's maximum frame count, after checking the scan still describes these videos (each
+    one scanned and unchanged, and no scanned video gone: its count may be the maximum);
     ValueError naming what to run when it does not."""
     scan = read_scan(target)
     if scan is None:
@@ -56,4 +57,8 @@ def frames_from_scan(target, videos):
         entry = scan["files"].get(Path(v).relative_to(target).as_posix())
         if entry is None or any(entry.get(k) != val for k, val in file_stamp(v).items()):
             raise ValueError(f"{Path(target) / SCAN_FILE} is out of date ({v} is new or changed): run --scan again")
+    gone = sorted(set(scan["files"]) - {Path(v).relative_to(target).as_posix() for v in videos})
+    if gone:
+        raise ValueError(f"{Path(target) / SCAN_FILE} is out of date ({Path(target) / gone[0]} is gone): "
+                         "run --scan again")
     return int(scan["max_frames"])

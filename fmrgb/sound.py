@@ -4,11 +4,14 @@
 
 Every function works on a whole track or a whole video at once (numpy), never per frame.
 
-Sound is analysed at the rate sr = round(fps * frequency_param): frame i owns the samples
-[i * frequency_param, (i + 1) * frequency_param) of the mono mix-down.
+Sound is analysed at the rate sr = round(fps * frequency_param): frame i owns the
+frequency_param samples of the mono mix-down that begin at its time, round((start + i / fps) * sr),
+where start is when the first frame shows (sample 0 is the file's start). Taken from the time,
+not counted in whole samples per frame, the sound stays on its frame however long the clip.
 """
 import numpy as np
 
+SOUND_CHANNELS = 2  # every record ends with amplitude, then frequency or mel
 SILENCE_DB = -60.0  # frames this far below the video's loudest frame count as silent
 MEL_FLOOR_DB = -80.0
 
@@ -17,13 +20,28 @@ def analysis_rate(fps, frequency_param):
     return max(1, int(round(fps * frequency_param)))
 
 
-def frame_samples(audio, n_frames, frequency_param):
-    """Audio cut into one row per video frame: (T, frequency_param), zero-padded or trimmed."""
-    need = n_frames * frequency_param
-    audio = np.asarray(audio, np.float32)[:need]
-    if len(audio) < need:
-        audio = np.pad(audio, (0, need - len(audio)))
-    return audio.reshape(n_frames, frequency_param)
+def frame_starts(n_frames, fps, sample_rate, start=0.0):
+    """The first sample of each of n_frames frames: frame i shows time start + i / fps."""
+    return np.rint(start * sample_rate + np.arange(n_frames) * (sample_rate / fps)).astype(np.int64)
+
+
+def windows_at(audio, starts, length):
+    """(len(starts), length) float32: the `length` samples from each start, zero outside the track."""
+    audio = np.asarray(audio, np.float32)
+    if len(starts) == 0:
+        return np.zeros((0, length), np.float32)
+    before = max(0, -int(starts.min()))
+    after = max(0, int(starts.max()) + length - len(audio))
+    padded = np.concatenate([np.zeros(before, np.float32), audio, np.zeros(after, np.float32)])
+    return np.lib.stride_tricks.sliding_window_view(padded, length)[starts + before]
+
+
+def frame_samples(audio, n_frames, frequency_param, starts=None):
+    """Audio cut into one row per video frame: (T, frequency_param), the samples from each frame's
+    start (frame_starts; by default i * frequency_param), zero past the track's end."""
+    if starts is None:
+        starts = np.arange(n_frames, dtype=np.int64) * frequency_param
+    return windows_at(audio, starts, frequency_param)
 
 
 def periodic_hann(n):
@@ -95,15 +113,19 @@ def mel_filters(sample_rate, n_fft, n_mels):
     return weights.astype(np.float32)
 
 
-def mel_columns(audio, n_frames, frequency_param, sample_rate):
+def mel_columns(audio, n_frames, frequency_param, sample_rate, starts=None):
     """Log-mel spectrogram with one column per video frame, each column the window that ends
-    with its frame: (T, n_mels) uint8, 255 = the loudest point of the video, 0 = MEL_FLOOR_DB or below."""
+    with its frame's samples (frame_samples): (T, n_mels) uint8, 255 = the loudest point of the
+    video, 0 = MEL_FLOOR_DB or below."""
     hop = frequency_param
     n_fft = 1 << int(np.ceil(np.log2(max(2 * hop, 16))))
     n_mels = max(8, min(64, n_fft // 4))
-    x = frame_samples(audio, n_frames, hop).reshape(-1)
-    padded = np.concatenate([np.zeros(n_fft - hop, np.float32), x])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]  # (T, n_fft)
+    if starts is None:
+        starts = np.arange(n_frames, dtype=np.int64) * hop
+    # nothing before the first frame's samples counts, as if the track began there
+    audio = np.asarray(audio, np.float32)[max(0, int(starts[0])) if n_frames else 0:]
+    starts = starts - (max(0, int(starts[0])) if n_frames else 0)
+    windows = windows_at(audio, starts + hop - n_fft, n_fft)  # (T, n_fft)
     power = np.abs(np.fft.rfft(windows * periodic_hann(n_fft), axis=1)) ** 2
     # einsum, not `@`: a matmul this small finishes in 0.3 ms, but OpenBLAS then keeps its worker
     # thread spinning for ~0.1 s, taking the core that decodes the next video's sound
@@ -115,10 +137,11 @@ def mel_columns(audio, n_frames, frequency_param, sample_rate):
     return to_uint8((np.maximum(db, MEL_FLOOR_DB) - MEL_FLOOR_DB) / -MEL_FLOOR_DB * 255)
 
 
-def mel_images(columns, window, height, width, out=None):
+def mel_images(columns, window, height, width, out=None, at=None):
     """For each frame the last `window` columns (about one second) as an image, low bands at the
     bottom, resized to the frame by nearest neighbour (each band and column a block of pixels, no
-    invented in-between values): (T, height, width) uint8, written into `out` if given.
+    invented in-between values): (T, height, width) uint8, written into `out` if given. With `at`
+    (indices into columns) only those frames' images, in that order.
 
     All in uint8: the bands are resized once for the whole track, then each frame's image is a
     window of that, widened by one nearest-neighbour resize over all frames at once.
@@ -128,6 +151,8 @@ def mel_images(columns, window, height, width, out=None):
     band_of_row = (n_mels - 1) - (np.arange(height) * n_mels // height)  # top row = highest band
     rows = history[:, band_of_row]  # (T + window - 1, H)
     windows = np.lib.stride_tricks.sliding_window_view(rows, window, axis=0)  # (T, H, window), a view
+    if at is not None:
+        windows, n_frames = windows[at], len(at)
     if out is None:
         out = np.empty((n_frames, height, width), np.uint8)
     # widening every frame's window is one nearest-neighbour resize of all windows stacked as one
@@ -148,11 +173,15 @@ def channel_names(fmrgb, audiomethod):
     return picture + ["amplitude", "frequency" if audiomethod == "simple" else "mel"]
 
 
-def fuse(frames, audio, *, fps, audiomethod, frequency_param):
+def fuse(frames, audio, *, fps, audiomethod, frequency_param, start=0.0, source_frames=None, at=None):
     """Fill the last two channels of `frames` (T, H, W, C) uint8, which hold the picture in the
     first C - 2, with amplitude and frequency or mel from the sound track (mono float at the
-    analysis rate, or None). Works in place and returns `frames`."""
+    analysis rate, sample 0 at the file's start, or None); the first frame shows at `start` s.
+    For a clip stretched from `source_frames` frames, `at` gives the source frame whose sound each
+    frame takes (timeline.StretchPlan.nearest): the sound is analysed at the source frames' times,
+    so a stretched clip holds only values the sound had. Works in place and returns `frames`."""
     n_frames, height, width, n_channels = frames.shape
+    n_source = n_frames if source_frames is None else int(source_frames)
     amp_ch, freq_ch = n_channels - 2, n_channels - 1
     sr = analysis_rate(fps, frequency_param)
     if audio is None or len(audio) == 0 or not np.any(audio):
@@ -166,11 +195,13 @@ def fuse(frames, audio, *, fps, audiomethod, frequency_param):
         frames[..., amp_ch:] = 0
         return frames
     audio = (audio / peak).astype(np.float32)
-    per_frame = frame_samples(audio, n_frames, frequency_param)
-    frames[..., amp_ch] = amplitude(per_frame)[:, None, None]
+    starts = frame_starts(n_source, fps, sr, start)
+    per_frame = frame_samples(audio, n_source, frequency_param, starts)
+    pick = (lambda values: values) if at is None else (lambda values: values[at])
+    frames[..., amp_ch] = pick(amplitude(per_frame))[:, None, None]
     if audiomethod == "simple":
-        frames[..., freq_ch] = dominant_frequency(per_frame, sr)[:, None, None]
+        frames[..., freq_ch] = pick(dominant_frequency(per_frame, sr))[:, None, None]
     else:
-        cols = mel_columns(audio, n_frames, frequency_param, sr)
-        mel_images(cols, max(1, int(round(fps))), height, width, out=frames[..., freq_ch])
+        cols = mel_columns(audio, n_source, frequency_param, sr, starts)
+        mel_images(cols, max(1, int(round(fps))), height, width, out=frames[..., freq_ch], at=at)
     return frames

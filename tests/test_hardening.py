@@ -326,7 +326,8 @@ def test_hostile_names_and_a_glob_target_with_a_lookalike_sibling(tmp_path):
     r = run_script("create_fmrgbdata.py", f"--target={folder_name}", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     for name in HOSTILE_NAMES:
-        assert (target / f"resized_{Path(name).stem}.mp4").is_file(), name
+        copy_name = Path(name).stem if name.endswith(".mp4") else name  # a.mkv -> resized_a.mkv.mp4
+        assert (target / f"resized_{copy_name}.mp4").is_file(), name
         assert load_pt(target / f"{name}.pt")["frames"].shape[0] == 15, name
     assert snapshot(lookalike) == before
     assert not list(tmp_path.rglob("PWNED*")) and not list(ROOT.glob("PWNED*"))
@@ -692,7 +693,7 @@ def test_delete_not_resized_deletes_exactly_the_originals_with_a_complete_copy(t
     (c / "sub" / "resized_deep.mp4").unlink()  # copy missing
     half = (c / "resized_-dash.mp4").read_bytes()
     (c / "resized_-dash.mp4").write_bytes(half[: len(half) // 2])  # copy broken
-    shutil.copy(c / "resized_good one.mp4", c / "resized_silent.mp4")  # copy of another, shorter video
+    shutil.copy(c / "resized_good one.mp4", c / "resized_silent.mov.mp4")  # copy of another, shorter video
     before = snapshot(tmp_path)
 
     r = run_script("delete_not_resized.py", "--target", target, "--dry-run")

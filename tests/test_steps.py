@@ -202,7 +202,7 @@ def test_resize_halves_the_size_keeps_the_sound_and_never_resizes_twice(tmp_path
     assert counts["resized"] == 3 and not failed
     out = decode.probe(tmp_path / "resized_a.mp4")
     assert (out.width, out.height) == (80, 60) and out.has_audio and out.video_codec == "h264"
-    assert not decode.probe(tmp_path / "resized_silent.mp4").has_audio
+    assert not decode.probe(tmp_path / "resized_silent.mov.mp4").has_audio
     assert (tmp_path / "resized_a.avi.mp4").exists()
     assert decode.decode_audio(tmp_path / "resized_a.mp4", 8000).std() > 0.1
     counts, _ = resized.resize_videos(tmp_path, mag=2)
@@ -222,7 +222,9 @@ def test_resize_turns_other_sound_codecs_into_aac_and_copies_aac(tmp_path):
 
 def test_resize_replaces_a_broken_copy_and_leaves_no_partial_file(tmp_path):
     make_video(tmp_path / "a.mp4", seconds=1)
-    (tmp_path / "resized_a.mp4").write_bytes(b"half written")
+    resized.resize_videos(tmp_path, mag=2)
+    full = (tmp_path / "resized_a.mp4").read_bytes()
+    (tmp_path / "resized_a.mp4").write_bytes(full[: len(full) // 2])  # its stamp (at the front) says it is a.mp4's
     (tmp_path / "bad.mp4").write_bytes(b"nothing")
     counts, failed = resized.resize_videos(tmp_path, mag=2)
     assert counts["resized"] == 1 and failed == [tmp_path / "bad.mp4"]
@@ -313,21 +315,26 @@ def test_visualize_on_a_folder_draws_one_file_per_class_preferring_one_with_soun
 # ----------------------------------------------------------------------------- files that changed
 
 def test_a_resized_copy_counts_only_for_the_file_it_was_made_from(tmp_path):
-    make_video(tmp_path / "a.avi", seconds=1)
-    resized.resize_videos(tmp_path, mag=2)  # resized_a.mp4, made from a.avi
-    make_video(tmp_path / "a.mp4", seconds=1, size=(64, 48))  # another clip, same length, same stem
+    make_video(tmp_path / "a.mp4", seconds=1)
+    resized.resize_videos(tmp_path, mag=2)  # resized_a.mp4, made from a.mp4
+    (tmp_path / "a.mp4").unlink()
+    make_video(tmp_path / "a.avi", seconds=1)  # another clip, same length, same stem
+    (tmp_path / "resized_a.mp4").rename(tmp_path / "resized_a.avi.mp4")  # where a.avi's copy would be
     plan = dict(deletion.originals_with_copies(tmp_path))
-    assert plan[tmp_path / "a.mp4"] is not None  # resized_a.mp4 is not its copy
-    assert plan[tmp_path / "a.avi"] is not None  # its copy is now expected as resized_a.avi.mp4
+    assert "made from another file" in plan[tmp_path / "a.avi"]  # resized_a.avi.mp4 is not its copy
 
     (tmp_path / "a.avi").unlink()
     make_video(tmp_path / "b.mp4", seconds=1)
     counts, _ = resized.resize_videos(tmp_path, mag=2)
-    assert counts["resized"] == 2  # a.mp4 gets its own copy, b.mp4 its first
+    assert counts["resized"] == 1
     make_video(tmp_path / "b.mp4", seconds=1, audio=None)  # re-exported: same length, other content
-    assert "not made from this file" in dict(deletion.originals_with_copies(tmp_path))[tmp_path / "b.mp4"]
+    assert "another version" in dict(deletion.originals_with_copies(tmp_path))[tmp_path / "b.mp4"]
+    # the old copy may be all that is left of the old clip: reported, not written over
+    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    assert counts == {"failed": 1} and failed == [tmp_path / "b.mp4"]
+    (tmp_path / "resized_b.mp4").unlink()  # the user decides it is not needed
     counts, _ = resized.resize_videos(tmp_path, mag=2)
-    assert counts == {"resized": 1, "skipped": 1, "failed": 0}
+    assert counts == {"resized": 1, "failed": 0}
     assert all(why is None for _, why in deletion.originals_with_copies(tmp_path))
 
 

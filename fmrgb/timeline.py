@@ -1,0 +1,60 @@
+"""Time along a clip: where each frame of a stretched clip comes from, and what time it shows.
+
+    plan = stretch_plan(45, 30)     # output frame j: source frames lo[j], hi[j], weight w[j], nearest[j]
+    seconds = frame_times(30, fps=30.0, source_frames=45)   # the source time each stored frame shows
+
+A clip of n_in frames brought to n_out takes the coordinates scipy.ndimage.zoom(order=1) uses:
+output frame j sits at source position j * (n_in - 1) / (n_out - 1), first and last frames kept.
+The picture is blended linearly between the two source frames around it; the sound channels take
+the nearest source frame, so they only ever hold values the sound had.
+"""
+import dataclasses
+
+import numpy as np
+
+
+def source_positions(n_in, n_out):
+    """Where each of n_out output frames sits among n_in source frames (float64, 0 .. n_in - 1)."""
+    if n_out <= 1 or n_in <= 1:
+        return np.zeros(max(n_out, 0))
+    return np.linspace(0, n_in - 1, n_out)
+
+
+@dataclasses.dataclass(frozen=True)
+class StretchPlan:
+    """Output frame j = (1 - w[j]) * source[lo[j]] + w[j] * source[hi[j]] for the picture, and
+    source[nearest[j]] for the sound channels."""
+    n_in: int
+    lo: np.ndarray  # int64 (n_out,)
+    hi: np.ndarray  # int64 (n_out,), lo or lo + 1
+    w: np.ndarray  # float32 (n_out,)
+    nearest: np.ndarray  # int64 (n_out,)
+
+    @property
+    def n_out(self):
+        return len(self.lo)
+
+
+def stretch_plan(n_in, n_out):
+    pos = source_positions(n_in, n_out)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    w = (pos - lo).astype(np.float32)
+    return StretchPlan(int(n_in), lo, hi, w, np.floor(pos + 0.5).astype(np.int64))
+
+
+def blend(lo_frames, hi_frames, w):
+    """The picture of output frames: (1 - w) * lo + w * hi for uint8 frames (k, ...), rounded to
+    uint8. The one formula for every stretch (of a record, or while decoding), so both agree bit for bit."""
+    wk = np.asarray(w, np.float32).reshape(-1, *([1] * (lo_frames.ndim - 1)))
+    mixed = lo_frames.astype(np.float32) * (1 - wk) + hi_frames.astype(np.float32) * wk
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def frame_times(n_frames, fps, source_frames=None):
+    """The time in the source video (seconds from its first frame) each of a record's n_frames
+    frames shows: frame j of a clip stretched from source_frames frames shows source position
+    source_positions(source_frames, n_frames)[j], at fps."""
+    if not source_frames or source_frames == n_frames:
+        return np.arange(n_frames) / fps
+    return source_positions(int(source_frames), n_frames) / fps
