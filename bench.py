@@ -2,6 +2,8 @@
 
     $ python bench.py                      # CPU: 16 clips of 5 s, 320x240, 30 fps
     $ python bench.py --device cuda        # dataset and training parts on a GPU, with and without AMP
+    $ python bench.py --clips 2 --seconds 1 --skip convert resize memory dataset \
+          --models r3d_18 mc3_18 r2plus1d_18     # the backbones' training part alone (CPU: ~4 min)
 
 Prints one table and writes bench.json. Every ratio compares two things measured here, now:
 conversion against decoding alone, resize_video against the bare ffmpeg command, the dataset
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fmrgb import decode
+from model import MODELS
 from fmrgb.synthetic import write_test_video
 
 
@@ -191,20 +194,37 @@ def dataset_rates(pts, *, frames=32, size=64, num_workers=2):
     ds = FMRGBDataset(pts, [0] * len(pts), frames=frames, size=size, layout="cthw")
     [ds[i] for i in range(len(ds))]
     t_ds = timed(lambda: [ds[i] for i in range(len(ds))])
-    loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=num_workers)
+    return len(pts) / t_ds, len(pts) / t_bare, loader_rate(pts, frames=frames, size=size, num_workers=num_workers)
+
+
+def loader_rate(pts, *, frames, size, num_workers=2, batch=8):
+    """Items/s a DataLoader of training items (frames x size², `num_workers` workers) delivers: two passes."""
+    import torch
+
+    from dataset import FMRGBDataset
+
+    ds = FMRGBDataset(pts, [0] * len(pts), frames=frames, size=size, layout="cthw")
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=num_workers)
     next(iter(loader))
     t_loader = timed(lambda: [b for _ in range(2) for b in loader])
-    return len(pts) / t_ds, len(pts) / t_bare, 2 * len(pts) / t_loader
+    return 2 * len(pts) / t_loader
 
 
-def training_steps(*, device, amp, batch=8, channels=5, frames=32, size=64, repeats=5):
-    """Median ms per training step (forward, backward, AdamW) and inference clips/s, per model."""
+# frames and picture size each model is measured at: the backbones at their published input
+BENCH_SHAPES = {"r3d_18": (16, 112), "mc3_18": (16, 112), "r2plus1d_18": (16, 112)}
+
+
+def training_steps(*, device, amp, models, batch=8, channels=5, repeats=None):
+    """Median ms per training step (forward, backward, AdamW) and inference clips/s, per model, each at
+    its BENCH_SHAPES input (32 frames of 64x64 when not listed), over `repeats` timed calls after warm-up
+    ones (None: 5 after 2; a backbone on the CPU, ~30 s a step on 2 cores: 1 after 1)."""
     import torch
 
     from model import build_model
 
     results = {}
-    for name in ("conv3d", "convlstm", "vivit"):
+    for name in models:
+        frames, size = BENCH_SHAPES.get(name, (32, 64))
         torch.manual_seed(0)
         model = build_model(name, in_channels=channels, num_classes=2, frames=frames, size=size).to(device)
         layout = getattr(model, "layout", "cthw")
@@ -231,12 +251,16 @@ def training_steps(*, device, amp, batch=8, channels=5, frames=32, size=64, repe
                 torch.cuda.synchronize()
 
         model.train()
-        step(), step()
-        train_ms = statistics.median(timed(step) for _ in range(repeats)) * 1000
+        slow = name in BENCH_SHAPES and device.type == "cpu"
+        reps = repeats or (1 if slow else 5)
+        for _ in range(1 if slow else 2):
+            step()
+        train_ms = statistics.median(timed(step) for _ in range(reps)) * 1000
         model.eval()
         infer()
-        infer_s = statistics.median(timed(infer) for _ in range(repeats))
-        results[name] = {"train_step_ms": round(train_ms, 1), "inference_clips_per_s": round(batch / infer_s, 1)}
+        infer_s = statistics.median(timed(infer) for _ in range(reps))
+        results[name] = {"train_step_ms": round(train_ms, 1), "inference_clips_per_s": round(batch / infer_s, 1),
+                         "frames": frames, "size": size}
     return results
 
 
@@ -250,6 +274,11 @@ def get_args_parser():
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="for the dataset and training parts")
     parser.add_argument("--skip", nargs="*", default=[], choices=["convert", "resize", "memory", "dataset", "train"],
                         help="parts to leave out")
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
+                        help="models for the training part (backbones: 16 frames of 112x112, the others 32 of 64x64)")
+    parser.add_argument("--train_repeats", type=int, default=None,
+                        help="timed training steps and inferences per model, the median reported (default: 5; "
+                             "1 for a backbone on the CPU)")
     parser.add_argument("--warm_mb", type=int, default=WARM_MB,
                         help="MB written and deleted before each timed part, so memory a VM handed back to its host "
                              "stays out of the figures (0: off)")
@@ -312,19 +341,30 @@ def main(args):
             report["dataloader_2_workers_items_per_s"] = loader
             row("dataset items/s (5x32x64x64)", ds, "items/s", "bare torch.load", ds / bare, ">= 0.5x")
             row("DataLoader, 2 workers", loader, "items/s")
+        supply = {}  # (frames, size) -> the loader's items/s there
+        if "dataloader_2_workers_items_per_s" in report:
+            supply[(32, 64)] = report["dataloader_2_workers_items_per_s"]
         if "train" not in args.skip:
             device = torch.device(args.device)
             # on a GPU also batch 32: does the dataset keep up with what the model consumes?
             for batch, amp in ([(8, False), (8, True), (32, True)] if device.type == "cuda" else [(8, False)]):
-                steps = training_steps(device=device, amp=amp, batch=batch)
+                steps = training_steps(device=device, amp=amp, batch=batch, models=args.models,
+                                       repeats=args.train_repeats)
                 tag = f"batch {batch}{' (bf16)' if amp else ''}"
                 report[f"training_b{batch}{'_amp' if amp else ''}"] = steps
                 for name, r in steps.items():
-                    row(f"train step {name}, {tag}", r["train_step_ms"], "ms")
+                    row(f"train step {name} {r['frames']}x{r['size']}², {tag}", r["train_step_ms"], "ms")
                     consumed = batch / r["train_step_ms"] * 1000
-                    dataset_rate = report.get("dataloader_2_workers_items_per_s")
-                    row(f"  clips/s consumed by training", consumed, "clips/s", "DataLoader supply",
-                        dataset_rate / consumed if dataset_rate else None)
+                    # the loader at this model's input: does it keep up with what the model consumes?
+                    shape = (r["frames"], r["size"])
+                    if pts and "dataset" not in args.skip and shape not in supply:
+                        supply[shape] = loader_rate(pts, frames=shape[0], size=shape[1])
+                    r["training_items_per_s"] = round(consumed, 1)
+                    r["loader_2_workers_items_per_s"] = supply.get(shape)
+                    row("  training items/s", consumed, "items/s")
+                    if shape in supply:
+                        row(f"  loader items/s (2 workers, {shape[0]}x{shape[1]}²)", supply[shape], "items/s",
+                            "training items/s", supply[shape] / consumed, ">= 1x")
                     row(f"inference {name}, {tag}", r["inference_clips_per_s"], "clips/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -9,26 +9,35 @@
     ds = FMRGBDataset([paths[i] for i in train], [classes.index(labels[i]) for i in train],
                       frames=32, size=64, mean=mean, std=std, layout="cthw")
 
-One item: the clip's `frames` evenly spaced time steps, resized to size x size (bilinear,
-antialiased), scaled from 0..255 to 0..1, each channel normalised with the training set's mean/std,
-in the layout the model wants ("cthw" -> (C, T, H, W); "tchw" -> (T, C, H, W)).
-`transform` is that whole recipe for one uint8 clip; predict.py uses the same function.
+One item: the clip's `frames` time steps (the centres of equal segments), resized to size x size
+(bilinear, antialiased), scaled from 0..255 to 0..1, each channel normalised with the training set's
+mean/std, in the layout the model wants ("cthw" -> (C, T, H, W); "tchw" -> (T, C, H, W)).
+`transform` is that whole recipe for one uint8 clip; predict.py uses the same function. A training
+set may augment its clips instead (augment=fmrgb.augment.Augment: random frames and crops, per channel).
 All of the above in one call, as train.py does it (under DDP pass its DistContext):
 
     data = prepare_data("data/", test_size=0.2, val_size=0.2, seed=0, frames=32, size=64)
     ds = data.subset("train", frames=32, size=64, layout="cthw")
+
+or in two steps, for several splits of one data set (folds; fmrgb.splits groups twins together):
+
+    survey = survey_data("data/")                 # listed, checked and grouped once
+    data = prepare_split(survey, parts, frames=32, size=64, channels=[3, 4])   # parts: {"train": [...], ...}
 """
 import csv
 import dataclasses
+import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from fmrgb.distributed import broadcast_object
+from fmrgb.augment import augment_clip, segment_indices
+from fmrgb.distributed import on_master
 from fmrgb.files import find_files
-from fmrgb.record import load_record
+from fmrgb.record import generic_channels, load_record
+from fmrgb.splits import group_files, keep_saved, train_val_test
 
 LAYOUTS = ("cthw", "tchw")
 MIN_STD = 1e-6  # a channel that never varies (e.g. a silent sound track) is only centred, not scaled
@@ -36,15 +45,40 @@ MIN_STD = 1e-6  # a channel that never varies (e.g. a silent sound track) is onl
 
 # ----------------------------------------------------------------------------- finding the data
 
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """The files of --data: `paths` to read, `names` as found under the folder (relative to it) or as
+    written in the CSV (what split.json records), `labels` (class names), `groups` (a CSV's group
+    column, or None)."""
+    paths: list
+    names: list
+    labels: list
+    groups: list = None
+
+    def subset(self, keep):
+        """The Listing of the files at the indices `keep`."""
+        def pick(values):
+            return None if values is None else [values[i] for i in keep]
+
+        return Listing(pick(self.paths), pick(self.names), pick(self.labels), pick(self.groups))
+
+
 def find_data(data):
     """(paths, labels) from a folder (every *.pt below it; label = the file's parent folder's name)
     or from a CSV with columns path,label (paths relative to the CSV's folder, or absolute)."""
+    listing = list_data(data)
+    return listing.paths, listing.labels
+
+
+def list_data(data):
+    """find_data's files as a Listing. A CSV may add a `group` column (files of one group, e.g. clips
+    cut from one source video, are never split apart); a CSV listing a file twice is a ValueError."""
     data = Path(data)
     if data.is_dir():
         paths = find_files(data, {".pt"})
         if not paths:
             raise ValueError(f"{data}: no .pt files below this folder")
-        return paths, [p.parent.name for p in paths]
+        return Listing(paths, [p.relative_to(data).as_posix() for p in paths], [p.parent.name for p in paths])
     if not data.is_file():
         raise FileNotFoundError(f"{data}: no such file or folder")
     with open(data, newline="", encoding="utf-8-sig") as f:
@@ -53,16 +87,22 @@ def find_data(data):
         if "path" not in fields or "label" not in fields:
             raise ValueError(f"{data}: a CSV needs the columns path,label (found: {','.join(fields) or 'none'})")
         rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
-    paths, labels = [], []
+    paths, labels, names, seen = [], [], [], {}
     for n, row in enumerate(rows, start=2):
         if not row["path"] or not row["label"]:
             raise ValueError(f"{data}: line {n}: empty path or label")
         p = Path(row["path"])
-        paths.append(p if p.is_absolute() else data.parent / p)
+        p = p if p.is_absolute() else data.parent / p
+        first = seen.setdefault(os.path.realpath(p), n)
+        if first != n:  # a repeated row would put one file on both sides of the split
+            raise ValueError(f"{data}: line {n} ({row['path']}) repeats the file of line {first}: list each file once")
+        paths.append(p)
         labels.append(row["label"])
+        names.append(row["path"])
     if not paths:
         raise ValueError(f"{data}: the CSV lists no files")
-    return paths, labels
+    groups = [row.get("group") or None for row in rows] if "group" in fields else None
+    return Listing(paths, names, labels, groups)
 
 
 def class_names(labels):
@@ -73,25 +113,35 @@ def class_names(labels):
 # ----------------------------------------------------------------------------- one clip
 
 def frame_indices(n, frames):
-    """`frames` evenly spaced indices into a clip of n frames (a shorter clip repeats frames)."""
-    return torch.linspace(0, n - 1, frames).round().long()
+    """`frames` indices into a clip of n frames: the centres of equal segments (a shorter clip repeats
+    frames); training's augmentation takes a random frame of each segment instead (fmrgb.augment)."""
+    return segment_indices(n, frames)
 
 
-def pick_and_resize(clip, *, frames, size):
-    """uint8 clip [T, H, W, C] -> float32 (frames, C, size, size) in 0..1.
+def pick_and_resize(clip, *, frames, size, channels=None):
+    """uint8 clip [T, H, W, C] -> float32 (frames, C, size, size) in 0..1; `channels`: the indices of
+    the channels to keep (None: all), the one channel selection of training and prediction.
 
     Picks the time steps first, so only those frames are read and converted."""
     x = clip[frame_indices(clip.shape[0], frames)]          # (frames, H, W, C) uint8
+    if channels is not None:
+        x = x[..., list(channels)]                          # (frames, H, W, C') uint8
     x = x.permute(0, 3, 1, 2).float().div_(255.0)           # (frames, C, H, W) in 0..1
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x
 
 
-def transform(clip, *, frames, size, mean, std, layout):
-    """The whole per-item recipe: uint8 clip [T, H, W, C] -> normalised float32 in `layout`."""
+def transform(clip, *, frames, size, mean, std, layout, channels=None):
+    """The whole per-item recipe: uint8 clip [T, H, W, C] -> normalised float32 in `layout`
+    (`channels`: see pick_and_resize; mean/std are the kept channels')."""
     assert layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {layout!r}"
-    x = pick_and_resize(clip, frames=frames, size=size)     # (T, C, S, S)
+    x = pick_and_resize(clip, frames=frames, size=size, channels=channels)  # (T, C, S, S)
+    return normalise(x, mean=mean, std=std, layout=layout)
+
+
+def normalise(x, *, mean, std, layout):
+    """float32 (T, C, S, S) in 0..1 -> each channel normalised with mean/std, in `layout`."""
     C = x.shape[1]
     mean = torch.as_tensor(mean, dtype=torch.float32)
     std = torch.as_tensor(std, dtype=torch.float32)
@@ -119,13 +169,14 @@ def inspect_files(paths):
         metas.append(meta)
         lengths.append(int(clip.shape[0]))
 
+    check_same_conversion(paths, metas)
+
     def common(key):
         values = {repr(m.get(key)) for m in metas}
         return metas[0].get(key) if len(values) == 1 else None
 
-    channels = common("channels")
     return {
-        "channels": list(channels) if channels is not None else [f"c{i}" for i in range(first[1])],
+        "channels": list(metas[0]["channels"]),
         "pt_frames": common_length(lengths),
         "audiomethod": common("audiomethod"),
         "frequency_param": common("frequency_param"),
@@ -135,85 +186,95 @@ def inspect_files(paths):
     }
 
 
+def check_same_conversion(paths, metas):
+    """ValueError naming one file of each kind when the files were converted differently: other
+    channel names (named and unnamed ones, c0, c1, ..., do not mix either), --audiomethod or
+    --frequency_param. Stacking them would feed one input channel different quantities."""
+    def kind(meta):
+        names = "unnamed channels" if generic_channels(meta["channels"]) else "channels " + ",".join(meta["channels"])
+        return names, f"audiomethod {meta.get('audiomethod')}", f"frequency_param {meta.get('frequency_param')}"
+
+    first = kind(metas[0])
+    for p, meta in zip(paths, metas):
+        for mine, theirs in zip(first, kind(meta)):
+            if mine != theirs:
+                raise ValueError(f"mixed conversions: {paths[0]} has {mine}, {p} has {theirs} "
+                                 f"(convert every file with the same settings)")
+
+
+def channel_indices(available, wanted):
+    """The indices of the channel names `wanted` (e.g. ["red", "green", "blue"]) among a record's
+    `available` names; a ValueError lists the available names for an unknown or repeated one."""
+    available = list(available)
+    unknown = [w for w in wanted if w not in available]
+    if unknown or len(set(wanted)) != len(wanted) or not wanted:
+        why = f"unknown channel {unknown[0]!r}" if unknown else "each channel once, at least one"
+        raise ValueError(f"--channels {','.join(wanted)}: {why}; the files have {','.join(available)}")
+    return [available.index(w) for w in wanted]
+
+
 def common_length(lengths):
     """The T all files share, or None if they differ."""
     return lengths[0] if lengths and len(set(lengths)) == 1 else None
 
 
-def split_indices(labels, *, test_size, val_size, seed):
-    """Stratified, seeded split -> (train, val, test) index lists. Sizes are fractions of all files."""
-    from collections import Counter
-
-    from sklearn.model_selection import train_test_split
-
-    assert 0 < test_size < 1 and 0 < val_size < 1 and test_size + val_size < 1, \
-        f"test_size {test_size} and val_size {val_size} must be in (0, 1) and sum to less than 1"
-    counts = Counter(labels)
-    shown = ", ".join(f"{k}={counts[k]}" for k in sorted(counts))
-    if len(counts) < 2:
-        raise ValueError(f"need at least two classes, found {len(counts)} ({shown})")
-    n = len(labels)
-    # each class needs a file in each part, and each part needs at least one file per class
-    n_test = int(round(test_size * n)) if test_size * n >= 1 else 1
-    n_val = int(round(val_size * n)) if val_size * n >= 1 else 1
-    small = min(counts, key=lambda k: (counts[k], k))
-    if counts[small] < 3 or n_test < len(counts) or n_val < len(counts) or n - n_test - n_val < len(counts):
-        raise ValueError(f"class '{small}' too small for a stratified train/val/test split with test_size "
-                         f"{test_size}, val_size {val_size} (counts: {shown}; need >= 3 per class and "
-                         f"parts of >= {len(counts)} files)")
-    idx = list(range(n))
-    try:
-        rest, test = train_test_split(idx, test_size=test_size, stratify=labels, random_state=seed)
-        rest_labels = [labels[i] for i in rest]
-        train, val = train_test_split(rest, test_size=val_size / (1 - test_size), stratify=rest_labels,
-                                      random_state=seed)
-    except ValueError as e:
-        raise ValueError(f"class too small for a stratified split (counts: {shown}): {e}") from None
-    return sorted(train), sorted(val), sorted(test)
+def split_indices(labels, *, test_size, val_size, seed, groups=None):
+    """Stratified, seeded split -> (train, val, test) index lists, whole `groups` at a time (default:
+    every file its own; see fmrgb.splits). Sizes are fractions of all files. A split that leaves a
+    class out of a part is a ValueError with the counts."""
+    parts = train_val_test(labels, groups, test_size=test_size, val_size=val_size, seed=seed)
+    return parts["train"], parts["val"], parts["test"]
 
 
 class FMRGBDataset(Dataset):
     """(video, label) pairs; video is `transform`ed (see the module docstring)."""
 
-    def __init__(self, paths, labels, *, frames=32, size=64, mean=None, std=None, layout="cthw"):
+    def __init__(self, paths, labels, *, frames=32, size=64, mean=None, std=None, layout="cthw", channels=None,
+                 augment=None):
         assert len(paths) == len(labels), f"{len(paths)} paths but {len(labels)} labels"
         assert layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {layout!r}"
         self.paths, self.labels = [Path(p) for p in paths], [int(y) for y in labels]
         self.frames, self.size, self.layout = frames, size, layout
-        self.mean, self.std = mean, std
+        self.mean, self.std, self.channels = mean, std, channels
+        self.augment = augment  # an fmrgb.augment.Augment for a training set; None: the evaluation recipe
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
         clip, _ = load_record(self.paths[i])
-        C = clip.shape[-1]
+        C = clip.shape[-1] if self.channels is None else len(self.channels)
         mean = self.mean if self.mean is not None else [0.0] * C
         std = self.std if self.std is not None else [1.0] * C
-        x = transform(clip, frames=self.frames, size=self.size, mean=mean, std=std, layout=self.layout)
+        if self.augment is None:
+            x = transform(clip, frames=self.frames, size=self.size, mean=mean, std=std, layout=self.layout,
+                          channels=self.channels)
+        else:
+            x = augment_clip(clip, frames=self.frames, size=self.size, augment=self.augment, channels=self.channels)
+            x = normalise(x, mean=mean, std=std, layout=self.layout)
         return x, self.labels[i]
 
 
 class _StatsItems(Dataset):
     """Per-file channel sums (float64) of the picked + resized frames: the small things to add up."""
 
-    def __init__(self, paths, frames, size):
-        self.paths, self.frames, self.size = list(paths), frames, size
+    def __init__(self, paths, frames, size, channels=None):
+        self.paths, self.frames, self.size, self.channels = list(paths), frames, size, channels
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
         clip, _ = load_record(self.paths[i])
-        x = pick_and_resize(clip, frames=self.frames, size=self.size).double()  # (T, C, S, S)
+        x = pick_and_resize(clip, frames=self.frames, size=self.size, channels=self.channels).double()
         return x.sum(dim=(0, 2, 3)), x.square().sum(dim=(0, 2, 3)), x[:, 0].numel()
 
 
-def compute_stats(paths, *, frames=32, size=64, num_workers=0):
+def compute_stats(paths, *, frames=32, size=64, num_workers=0, channels=None):
     """Per-channel (mean, std) lists over the picked + resized frames of `paths` (the training
-    files), streamed one file at a time into float64 sums."""
+    files; `channels`: the kept channels' indices), streamed one file at a time into float64 sums."""
     assert len(paths) > 0, "no files to compute statistics from"
-    loader = DataLoader(_StatsItems(paths, frames, size), batch_size=None, shuffle=False,
+    loader = DataLoader(_StatsItems(paths, frames, size, channels), batch_size=None, shuffle=False,
                         num_workers=num_workers)
     total = total_sq = None
     count = 0
@@ -231,10 +292,48 @@ def compute_stats(paths, *, frames=32, size=64, num_workers=0):
 # ----------------------------------------------------------------------------- a training run's data
 
 @dataclasses.dataclass(frozen=True)
+class Survey:
+    """Every file a run uses, listed and checked once: `paths`, `names` (as listed: split.json's
+    entries), `labels` (class indices into `classes`), `info` (inspect_files), `groups` (a group id per
+    file, fmrgb.splits; None when not asked for), `grouping` (its summary line) and `ignored` (files
+    of the folder left out because a resumed run's split does not hold them)."""
+    paths: list
+    names: list
+    labels: list
+    classes: list
+    info: dict
+    groups: list = None
+    grouping: str = ""
+    ignored: int = 0
+
+    @property
+    def label_names(self):
+        return [self.classes[k] for k in self.labels]
+
+
+def survey_data(data, *, saved=None, group=True):
+    """List --data, check the files (inspect_files) and group them (group_files) -> Survey.
+    `saved`: a resumed run's split ({"train": names, ...}): only its files are used (a SplitError
+    names those that are gone); the split is kept, so files need no grouping then."""
+    listing = list_data(data)
+    ignored = 0
+    if saved is not None:
+        keep, ignored = keep_saved(listing.names, saved)
+        listing = listing.subset(keep)
+    info = inspect_files(listing.paths)
+    grouping = group_files(listing.paths, user_groups=listing.groups) if group else None
+    classes = class_names(listing.labels)
+    return Survey(paths=listing.paths, names=listing.names, labels=[classes.index(n) for n in listing.labels],
+                  classes=classes, info=info, groups=None if grouping is None else list(grouping.groups),
+                  grouping="" if grouping is None else grouping.summary(), ignored=ignored)
+
+
+@dataclasses.dataclass(frozen=True)
 class Prepared:
     """The files of a run, split: `train`, `val`, `test` index into `paths`/`labels` (class indices
     into `classes`); `info` is inspect_files' summary with "pt_frames" of the training files;
-    `mean`/`std` are the training files' channel statistics."""
+    `mean`/`std` are the training files' channel statistics (of the `channels` kept: indices, None
+    for all); `names` are the files as listed (split.json's entries)."""
     paths: list
     labels: list
     classes: list
@@ -244,40 +343,41 @@ class Prepared:
     info: dict
     mean: list
     std: list
+    names: list = None
+    channels: list = None
 
-    def subset(self, part, *, frames, size, layout):
-        """An FMRGBDataset of one part ("train", "val" or "test"), normalised with the training statistics."""
+    def subset(self, part, *, frames, size, layout, augment=None):
+        """An FMRGBDataset of one part ("train", "val" or "test"), normalised with the training statistics;
+        `augment` (fmrgb.augment.Augment) only for "train"."""
+        assert augment is None or part == "train", f"augmentation is for the training files, not {part!r}"
         idx = getattr(self, part)
         return FMRGBDataset([self.paths[i] for i in idx], [self.labels[i] for i in idx], frames=frames, size=size,
-                            mean=self.mean, std=self.std, layout=layout)
+                            mean=self.mean, std=self.std, layout=layout, channels=self.channels, augment=augment)
+
+    def channel_names(self):
+        """The names of the channels the model takes (the kept ones)."""
+        names = list(self.info["channels"])
+        return names if self.channels is None else [names[i] for i in self.channels]
+
+
+def prepare_split(survey, parts, *, frames, size, channels=None, num_workers=0, stats=None, ctx=None):
+    """A Survey and its parts ({"train", "val", "test"} index lists) -> Prepared, with the training
+    files' channel statistics (`stats=(mean, std)` reuses given ones, when resuming). Under DDP
+    (`ctx`) process 0 computes them and broadcasts them (one pass over the training files instead of
+    one per process, and bitwise the same numbers everywhere; an error is raised on every process)."""
+    info = dict(survey.info, pt_frames=common_length([survey.info["lengths"][i] for i in parts["train"]]))
+    if stats is None:
+        stats = on_master(lambda: compute_stats([survey.paths[i] for i in parts["train"]], frames=frames, size=size,
+                                                num_workers=num_workers, channels=channels), ctx)
+    mean, std = stats
+    return Prepared(paths=survey.paths, labels=survey.labels, classes=survey.classes, train=list(parts["train"]),
+                    val=list(parts["val"]), test=list(parts["test"]), info=info, mean=list(mean), std=list(std),
+                    names=survey.names, channels=channels)
 
 
 def prepare_data(data, *, test_size, val_size, seed, frames, size, num_workers=0, stats=None, ctx=None):
-    """Find, check, split the files and compute the training set's channel statistics -> Prepared.
-
-    `stats=(mean, std)` reuses given statistics (resuming) instead of computing them.
-    Under DDP (`ctx`) process 0 computes the statistics and broadcasts them (one pass over the
-    training files instead of one per process, and bitwise the same numbers everywhere); an error
-    there is raised on every process, so none waits forever."""
-    paths, names = find_data(data)
-    classes = class_names(names)
-    train, val, test = split_indices(names, test_size=test_size, val_size=val_size, seed=seed)
-    info = inspect_files(paths)
-    info["pt_frames"] = common_length([info["lengths"][i] for i in train])
-    if stats is None:
-        ddp = ctx is not None and ctx.ddp
-        result = None
-        if not ddp or ctx.master:
-            try:
-                result = ("ok", compute_stats([paths[i] for i in train], frames=frames, size=size,
-                                              num_workers=num_workers))
-            except (ValueError, RuntimeError, FileNotFoundError) as e:
-                if not ddp:
-                    raise
-                result = (type(e).__name__, str(e))
-        kind, stats = broadcast_object(result, ctx) if ddp else result
-        if kind != "ok":
-            raise {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}.get(kind, RuntimeError)(stats)
-    mean, std = stats
-    return Prepared(paths=paths, labels=[classes.index(n) for n in names], classes=classes, train=train, val=val,
-                    test=test, info=info, mean=list(mean), std=list(std))
+    """Find, check, group and split the files and compute the training set's channel statistics ->
+    Prepared (survey_data, a stratified group split, prepare_split; the survey on process 0 only)."""
+    survey = on_master(lambda: survey_data(data), ctx)
+    parts = train_val_test(survey.label_names, survey.groups, test_size=test_size, val_size=val_size, seed=seed)
+    return prepare_split(survey, parts, frames=frames, size=size, num_workers=num_workers, stats=stats, ctx=ctx)

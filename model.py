@@ -1,4 +1,5 @@
-"""Video classifiers for FMRGB tensors: a small 3D CNN, a ConvLSTM and a factorised-encoder ViViT.
+"""Video classifiers for FMRGB tensors: a small 3D CNN, a ConvLSTM, a factorised-encoder ViViT, and the
+VideoResNet family (r3d_18, mc3_18, r2plus1d_18) that can start from torchvision's Kinetics-400 weights.
 
 Every classifier takes `forward(video) -> logits (B, num_classes)` (raw logits: the loss applies
 the softmax) and is built for any number of input channels (3: grey+sound, 5: RGB+sound), frames
@@ -6,14 +7,26 @@ and picture size. `INPUT_LAYOUT[name]` says which layout a model wants:
 "cthw" -> video (B, C, T, H, W), "tchw" -> video (B, T, C, H, W).
 
     model = build_model("vivit", in_channels=5, num_classes=2, frames=32, size=64)
+    model = build_model("r2plus1d_18", in_channels=5, num_classes=2, frames=16, size=112,
+                        weights="r2plus1d_18-91a641e6.pth")   # torchvision's file, stem inflated to 5 channels
+
+The backbones have torchvision's state-dict keys and shapes, so its published files load strictly (3
+channels, 400 classes: the published model); their picture channels want KINETICS_MEAN / KINETICS_STD.
 """
+import inspect
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-INPUT_LAYOUT = {"conv3d": "cthw", "convlstm": "tchw", "vivit": "tchw"}
+INPUT_LAYOUT = {"conv3d": "cthw", "convlstm": "tchw", "vivit": "tchw",
+                "r3d_18": "cthw", "mc3_18": "cthw", "r2plus1d_18": "cthw"}
+BACKBONES = ("r3d_18", "mc3_18", "r2plus1d_18")  # the models that take torchvision's pretrained weights
+
+# the normalisation of torchvision's Kinetics-400 training clips (RGB scaled to 0..1)
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -52,10 +65,38 @@ def transformer_encoder(*, dim, depth, heads, mlp_ratio, dropout):
 
 
 def resize_positions(pos, n):
-    """Learned position table (1, N, D) -> (1, n, D) by linear interpolation (same table if n == N)."""
-    if pos.shape[1] == n:
+    """Learned position table (1, 1 + N, D), the CLS token's row first -> (1, 1 + n, D): the CLS row as it
+    is (it is no time step), the N others linearly interpolated to n (the same table if n == N)."""
+    if pos.shape[1] == n + 1:
         return pos
-    return F.interpolate(pos.transpose(1, 2), size=n, mode="linear", align_corners=True).transpose(1, 2)
+    steps = F.interpolate(pos[:, 1:].transpose(1, 2), size=n, mode="linear", align_corners=True).transpose(1, 2)
+    return torch.cat([pos[:, :1], steps], dim=1)
+
+
+def video_conv(kind, cin, cout, *, mid, stride=1):
+    """A VideoResNet block's convolution: "3d" a full 3x3x3 kernel; "2d" (MC3) a 1x3x3 one, each frame on its
+    own, strided in space only; "2plus1d" a 1x3x3 spatial conv to `mid` channels, BN, ReLU, a 3x1x1 temporal conv."""
+    assert kind in ("3d", "2d", "2plus1d"), f"unknown conv kind {kind!r}"
+    if kind == "3d":
+        return nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False)
+    spatial = nn.Conv3d(cin, cout if kind == "2d" else mid, (1, 3, 3), stride=(1, stride, stride),
+                        padding=(0, 1, 1), bias=False)
+    if kind == "2d":
+        return spatial
+    return nn.Sequential(spatial, nn.BatchNorm3d(mid), nn.ReLU(inplace=True),
+                         nn.Conv3d(mid, cout, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False))
+
+
+def video_stem(in_channels, kind):
+    """VideoResNet stem to 64 channels, halving H and W: "3d" one 3x7x7 conv; "2plus1d" a 1x7x7 conv to 45
+    channels then a 3x1x1 one. Its first conv is `stem.0`, the one fmrgb.pretrained.inflate_stem widens."""
+    if kind == "3d":
+        convs = [nn.Conv3d(in_channels, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False)]
+    else:
+        convs = [nn.Conv3d(in_channels, 45, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
+                 nn.BatchNorm3d(45), nn.ReLU(inplace=True),
+                 nn.Conv3d(45, 64, (3, 1, 1), padding=(1, 0, 0), bias=False)]
+    return nn.Sequential(*convs, nn.BatchNorm3d(64), nn.ReLU(inplace=True))
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -108,6 +149,29 @@ class ConvLSTMLayer(nn.Module):
             h, c = self.cell(x_gates[:, t], (h, c))
             outs.append(h)
         return torch.stack(outs, dim=1)                         # (B, T, hid, H, W)
+
+
+class VideoBasicBlock(nn.Module):
+    """torchvision's 3D ResNet basic block: conv-BN-ReLU, conv-BN, plus the shortcut (a strided 1x1x1 conv
+    + BN when the shape changes), then ReLU. `conv` names the kind of both convs (video_conv)."""
+
+    def __init__(self, *, cin, cout, conv, stride=1):
+        super().__init__()
+        # (2+1)D: as many parameters as the 3x3x3 conv it replaces (Tran et al. 2018); both convs use this one
+        mid = (cin * cout * 27) // (cin * 9 + 3 * cout)
+        self.conv1 = nn.Sequential(video_conv(conv, cin, cout, mid=mid, stride=stride), nn.BatchNorm3d(cout),
+                                   nn.ReLU(inplace=True))
+        self.conv2 = nn.Sequential(video_conv(conv, cout, cout, mid=mid), nn.BatchNorm3d(cout))
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            ds = (1 if conv == "2d" else stride, stride, stride)  # the shortcut strides as the convs do
+            self.downsample = nn.Sequential(nn.Conv3d(cin, cout, 1, stride=ds, bias=False), nn.BatchNorm3d(cout))
+
+    def forward(self, x):                                   # (B, cin, T, H, W)
+        out = self.conv2(self.conv1(x))                     # (B, cout, T', H', W')
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
 
 
 # ----------------------------------------------------------------------------- classifiers
@@ -221,14 +285,91 @@ class ViViT(nn.Module):
         x = self.space(x + self.space_pos)[:, 0]                  # (B*nt, D): each slot's CLS token
         x = x.view(B, nt, D)                                      # (B, nt, D)
         x = torch.cat([self.time_cls.expand(B, -1, -1), x], dim=1)  # (B, nt+1, D)
-        x = self.time(x + resize_positions(self.time_pos, nt + 1))[:, 0]  # (B, D)
+        x = self.time(x + resize_positions(self.time_pos, nt))[:, 0]  # (B, D)
         return self.head(self.drop(x))                            # (B, num_classes)
 
 
-MODELS = {"conv3d": Conv3DClassifier, "convlstm": ConvLSTMClassifier, "vivit": ViViT}
+class VideoResNet(nn.Module):
+    """VideoResNet-18 (Tran et al. 2018) as published with torchvision: stem -> 4 stages of 2 basic blocks
+    (64, 128, 256, 512 channels; stages 2-4 halve H and W, and T where their conv strides in time) -> global
+    average pooling -> linear head `fc`. Subclasses name the stem and each stage's conv. Input (B, C, T, H, W)."""
+
+    layout = "cthw"
+    stem_kind, stage_convs = "3d", ("3d", "3d", "3d", "3d")
+
+    def __init__(self, *, in_channels, num_classes, frames, size):
+        super().__init__()
+        _check_common(in_channels, num_classes, frames, size)
+        self.frames, self.size = frames, size
+        self.stem = video_stem(in_channels, self.stem_kind)
+        for i, (cin, cout, conv) in enumerate(zip((64, 64, 128, 256), (64, 128, 256, 512), self.stage_convs)):
+            self.add_module(f"layer{i + 1}", nn.Sequential(
+                VideoBasicBlock(cin=cin, cout=cout, conv=conv, stride=1 if i == 0 else 2),
+                VideoBasicBlock(cin=cout, cout=cout, conv=conv)))
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(512, num_classes)
+        for m in self.modules():  # torchvision's initialisation: a run from scratch starts as theirs does
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, video):
+        assert video.dim() == 5, f"expected (B, C, T, H, W), got shape {tuple(video.shape)}"
+        x = self.stem(video)                                        # (B, 64, T, H/2, W/2)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 512, T/8 (MC3: T), H/16, W/16)
+        x = self.avgpool(x).flatten(1)                              # (B, 512)
+        return self.fc(x)                                           # (B, num_classes)
 
 
-def build_model(name, **kwargs):
-    """build_model("conv3d" | "convlstm" | "vivit", in_channels=, num_classes=, frames=, size=, ...)."""
+class R3D18(VideoResNet):
+    """R3D-18: 3x3x3 convolutions throughout."""
+
+
+class MC3_18(VideoResNet):
+    """MC3-18 (mixed convolutions): 3D in the stem and stage 1, 2D (1x3x3) in stages 2-4."""
+    stage_convs = ("3d", "2d", "2d", "2d")
+
+
+class R2Plus1D18(VideoResNet):
+    """R(2+1)D-18: every 3D convolution factorised into a spatial and a temporal one."""
+    stem_kind, stage_convs = "2plus1d", ("2plus1d",) * 4
+
+
+MODELS = {"conv3d": Conv3DClassifier, "convlstm": ConvLSTMClassifier, "vivit": ViViT,
+          "r3d_18": R3D18, "mc3_18": MC3_18, "r2plus1d_18": R2Plus1D18}
+
+
+def settings_problem(name, *, size):
+    """None when model `name` can take size x size frames, else why not: checked before any data is read."""
+    patch = inspect.signature(MODELS[name]).parameters.get("patch_size")
+    if patch is not None and size % patch.default:
+        lower = size - size % patch.default
+        return (f"--size {size} is not a multiple of {name}'s patch size {patch.default} (try --size "
+                f"{lower or patch.default}{f' or {lower + patch.default}' if lower else ''})")
+    return None
+
+
+def build_model(name, *, weights=None, picture_channels=None, **kwargs):
+    """build_model(name, in_channels=, num_classes=, frames=, size=, weights=None, picture_channels=None).
+
+    `weights`: a state dict, or the path of a file holding one, to start from. Backbones take torchvision's
+    format (its Kinetics-400 files): a 3-channel stem is RGB, inflated to the input channels (see
+    fmrgb.pretrained.inflate_stem); a head of another class count is new; the rest loads strictly. Other
+    models: this very model's state dict. `picture_channels`: how many leading input channels are the
+    picture (3 RGB, 1 grey), the rest are sound; default 3 if in_channels >= 3 else 1: pass 1 for grey+sound
+    records (3 channels). The model's `fresh_parameters` names the parameters not taken unchanged from
+    `weights` (all of them without)."""
     assert name in MODELS, f"unknown model {name!r}; choose one of {sorted(MODELS)}"
-    return MODELS[name](**kwargs)
+    model = MODELS[name](**kwargs)
+    model.fresh_parameters = frozenset(n for n, _ in model.named_parameters())
+    if weights is not None:
+        from fmrgb.pretrained import load_weights  # here, not above: fmrgb.pretrained imports this module
+        if picture_channels is None:
+            picture_channels = 3 if kwargs.get("in_channels", 0) >= 3 else 1
+        load_weights(model, weights, backbone=name in BACKBONES, picture_channels=picture_channels)
+    return model

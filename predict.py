@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from dataset import transform
+from dataset import channel_indices, transform
 from fmrgb.checkpoint import load_checkpoint, model_from_checkpoint
 from fmrgb.cli import error_summary, fail_line, interruptible, usage_error
 from fmrgb.distributed import resolve_device
 from fmrgb.files import VIDEO_EXTS, find_files, write_csv
-from fmrgb.record import generic_channels, load_record
+from fmrgb.record import UnreadableRecord, generic_channels, load_record
 
 INPUT_EXTS = {".pt"} | VIDEO_EXTS
 
@@ -86,9 +86,11 @@ def load_clip(path, ckpt):
 
 @torch.no_grad()
 def predict_clip(model, ckpt, clip, device="cpu"):
-    """Class probabilities (K,) float64 of one uint8 clip, with the training recipe (dataset.transform)."""
+    """Class probabilities (K,) float64 of one uint8 clip, with the training recipe (dataset.transform,
+    on the channels the model was trained on: the checkpoint's "use_channels", or all)."""
+    use = ckpt.get("use_channels")
     x = transform(clip, frames=ckpt["frames"], size=ckpt["size"], mean=ckpt["mean"], std=ckpt["std"],
-                  layout=ckpt["layout"])
+                  layout=ckpt["layout"], channels=None if use is None else channel_indices(ckpt["channels"], use))
     logits = model(x.unsqueeze(0).to(device))
     return torch.softmax(logits.double(), dim=1)[0].cpu()
 
@@ -103,7 +105,8 @@ def predict_files(model_path, paths, *, device="cpu", log=print):
         try:
             probs = predict_clip(model, ckpt, load_clip(p, ckpt), device)
         except Exception as e:  # one bad file must not stop the others
-            log(fail_line(p, e), file=sys.stderr)
+            why = f"unreadable ({e.reason})" if isinstance(e, UnreadableRecord) else e  # its message names the file
+            log(fail_line(p, why), file=sys.stderr)
             results.append((p, None, e))
             continue
         k = int(probs.argmax())

@@ -1,17 +1,26 @@
-"""Train a video classifier (Conv3D, ConvLSTM or ViViT) on labelled FMRGB tensors (.pt files).
+"""Train a video classifier (Conv3D, ConvLSTM, ViViT or a VideoResNet backbone) on labelled FMRGB tensors (.pt files).
 
     $ python train.py --data data/ --epochs 20 --test_size 0.2 --patience 5 --learnmethod conv3d --islearnrate_search false
     $ python train.py --data labels.csv --learnmethod vivit --islearnrate_search true --lr_grid 1e-4 1e-3
     $ python train.py --data data/ --resume runs/conv3d-20240101-120000/last.pt --epochs 40
     $ torchrun --standalone --nproc_per_node=4 train.py --data data/ --learnmethod vivit --amp   # DDP
 
---data is a folder (every *.pt below it; label = the file's parent folder) or a CSV path,label.
-The files are split stratified into train/val/test; early stopping watches the validation loss and
-the best checkpoint (by validation loss) is evaluated once on the test set at the end.
-Writes into --out: best.pt, last.pt, history.csv, curves.png, metrics.json, confusion.png,
-roc.png (two classes), test_predictions.csv and, with a learning-rate search, lr_search.csv.
+    $ python train.py --data data/ --folds 5 --ablation --epochs 20     # does the sound help?
+    $ python train.py --data data/ --learnmethod r2plus1d_18 --pretrained --lr 1e-3   # fine-tune Kinetics-400 weights
+
+--data is a folder (every *.pt below it; label = the file's parent folder) or a CSV path,label
+(optionally group: files of one group stay together). The files are split stratified into
+train/val/test by groups (copies of a clip never straddle the split: see fmrgb/splits.py); early
+stopping watches the validation loss and the best checkpoint (by validation loss) is evaluated once
+on the test set at the end. Writes into --out: split.json, best.pt, last.pt, history.csv, curves.png,
+metrics.json, confusion.png, roc.png (two classes), test_predictions.csv and, with a learning-rate
+search, lr_search.csv. --folds K: those outputs per fold in fold_<i>/, plus folds.csv and the mean
+and std in metrics.json; --ablation: that for all channels, the picture's and the sound's, plus
+ablation.csv, ablation.png and the paired differences (fmrgb/experiment.py).
 """
 import argparse
+import dataclasses
+import math
 import shutil
 import sys
 from datetime import datetime
@@ -19,15 +28,20 @@ from pathlib import Path
 
 import torch
 
-from dataset import prepare_data
-from fmrgb.checkpoint import checkpoint_base, load_checkpoint
-from fmrgb.cli import error_summary, interruptible, parse_bool, usage_error
-from fmrgb.distributed import barrier, process_group, resolve_device
+from dataset import channel_indices, prepare_split, survey_data
+from fmrgb.augment import Augment, channel_roles, picture_channels
+from fmrgb.checkpoint import (checkpoint_base, download_pretrained, load_checkpoint, load_state_dict_file,
+                              resumed_settings)
+from fmrgb.cli import error_summary, interruptible, parse_bool, positive_int, usage_error
+from fmrgb.distributed import barrier, on_master, process_group, resolve_device
 from fmrgb.engine import fit, make_autocast, predict_probs, use_channels_last
+from fmrgb.experiment import channel_sets, run_experiment
 from fmrgb.files import atomic_output, write_csv, write_json
+from fmrgb.pretrained import input_defaults, lr_factors, pretrained_stats
 from fmrgb.report import plot_curves, write_history, write_test_results
 from fmrgb.sampling import make_loader, seed_everything
-from model import INPUT_LAYOUT, MODELS, build_model
+from fmrgb.splits import PARTS, SplitError, kfold, locate, read_split, train_val_test, write_split
+from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model, settings_problem
 
 
 def get_args_parser():
@@ -48,8 +62,21 @@ def get_args_parser():
                    help="learning rates to search")
     p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay")
     p.add_argument("--batch_size", type=int, default=8, help="batch size (per process under DDP)")
-    p.add_argument("--frames", type=int, default=32, help="time steps per clip given to the model")
-    p.add_argument("--size", type=int, default=64, help="frames are resized to size x size")
+    p.add_argument("--frames", type=int, default=None,
+                   help="time steps per clip given to the model (default: 16 for a backbone, else 32)")
+    p.add_argument("--size", type=int, default=None,
+                   help="frames are resized to size x size (default: 112 for a backbone, else 64)")
+    p.add_argument("--pretrained", type=parse_bool, nargs="?", const=True, default=False, metavar="true|false",
+                   help="a backbone (r3d_18, mc3_18, r2plus1d_18) starts from torchvision's Kinetics-400 weights, "
+                        "downloaded once into torch's cache")
+    p.add_argument("--weights", default=None, metavar="PATH",
+                   help="start from this state dict instead (torchvision's file, or a train.py checkpoint)")
+    p.add_argument("--pretrained_lr_factor", type=float, default=0.1,
+                   help="with --pretrained/--weights: the pretrained layers' learning rate is --lr times this; "
+                        "the inflated stem convolution and a new head learn at --lr")
+    p.add_argument("--augment", type=parse_bool, default=True, metavar="true|false",
+                   help="augment the training clips (random frame per time segment; picture channels: random "
+                        "crops and flips; sound channels only resized); never validation, test or predict")
     p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and shuffling")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
     p.add_argument("--num_workers", type=int, default=2, help="DataLoader worker processes")
@@ -62,6 +89,14 @@ def get_args_parser():
     p.add_argument("--resume", default=None, help="continue training from this checkpoint (last.pt)")
     p.add_argument("--compile", type=parse_bool, nargs="?", const=True, default=False, metavar="true|false",
                    help="torch.compile the model")
+    p.add_argument("--channels", type=lambda t: [c.strip() for c in t.split(",")], default=None, metavar="NAME,...",
+                   help="train on these channels of the files only, by name (e.g. red,green,blue or amplitude,frequency)")
+    p.add_argument("--positive_class", default=None, metavar="NAME",
+                   help="two classes: the class precision, recall, F1 and ROC are of (default: the second, sorted)")
+    p.add_argument("--folds", type=positive_int, default=None, metavar="K",
+                   help="stratified group K-fold cross-validation (K >= 2): each fold tests on its own part")
+    p.add_argument("--ablation", action="store_true",
+                   help="with --folds: the same folds for all channels, the picture only and the sound only")
     return p
 
 
@@ -73,10 +108,30 @@ def check_settings(args):
     for flag, v in (("--test_size", args.test_size), ("--val_size", val_size)):
         if not 0 < v < 1:
             usage_error(f"{flag} {v}: must be between 0 and 1")
-    if args.test_size + val_size >= 1:
+    if args.test_size + val_size >= 1 and not args.folds:
         usage_error(f"--test_size {args.test_size} + --val_size {val_size} leave no training files")
+    if args.folds is not None and (args.folds < 2 or 1 / args.folds + val_size >= 1):
+        usage_error(f"--folds {args.folds}: needs K >= 2 and 1/K + the validation fraction {val_size:g} below 1")
+    if args.ablation and not args.folds:
+        usage_error("--ablation needs --folds K")
+    if args.resume and args.folds:
+        usage_error("--resume continues one run, not --folds")
+    if args.ablation and args.channels:
+        usage_error("--ablation chooses the channels itself: leave out --channels")
+    if args.pretrained and args.weights:
+        usage_error("--pretrained and --weights both name the starting weights: give one")
+    if args.pretrained and args.learnmethod not in BACKBONES and not args.resume:
+        usage_error(f"--pretrained: published weights exist for {', '.join(BACKBONES)}, not {args.learnmethod}")
+    if args.weights and not Path(args.weights).is_file():
+        usage_error(f"--weights {args.weights}: no such file")
+    if (args.pretrained or args.weights) and args.ablation:
+        usage_error("--ablation's sound-only set cannot start from weights made for the picture: leave out "
+                    "--pretrained / --weights, or train the sets one by one with --channels")
+    for lr in [args.lr, *args.lr_grid]:
+        if not (math.isfinite(lr) and lr >= 0):
+            usage_error(f"learning rate {lr}: must be a finite number >= 0")
     for flag in ("epochs", "batch_size", "frames", "size", "patience"):
-        if getattr(args, flag) < 1:
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             usage_error(f"--{flag} {getattr(args, flag)}: must be at least 1")
     try:
         resolve_device(args.device)
@@ -86,15 +141,170 @@ def check_settings(args):
 
 
 def load_resume(path):
-    """The checkpoint to continue, with "best_state": the weights of its run's best.pt, if there is one."""
+    """The checkpoint to continue, with "best_state" (the weights of its run's best.pt, if there is one)
+    and "split" (its run's split.json or, without one beside it, the copy the checkpoint keeps)."""
     try:
         ckpt = load_checkpoint(path)
     except Exception as e:
         usage_error(f"--resume {path}: {error_summary(e)}")
     best = Path(path).parent / "best.pt"
     if best.is_file():
-        ckpt["best_state"] = load_checkpoint(best)["model_state"]
+        try:
+            ckpt["best_state"] = load_checkpoint(best)["model_state"]
+        except Exception as e:
+            usage_error(f"--resume: {best}: {error_summary(e)} (move it away to continue without it)")
+    saved = Path(path).parent / "split.json"
+    try:
+        ckpt["split"] = read_split(saved) if saved.is_file() else ckpt["train_args"]["split"]
+    except SplitError as e:
+        usage_error(str(e))
+    except KeyError:
+        usage_error(f"--resume {path}: its run saved no split (no split.json beside it): start a new run")
     return ckpt
+
+
+def start_weights(s, ctx):
+    """The state dict a new run starts from, or None: --pretrained (process 0 downloads it into torch's cache,
+    then every process reads it there) or --weights. Weights that cannot be had exit 2 with one line."""
+    if s.pretrained:
+        try:
+            on_master(lambda: download_pretrained(s.learnmethod) is None, ctx)
+            return download_pretrained(s.learnmethod)
+        except RuntimeError as e:
+            usage_error(f"--pretrained: {e}; without a network, fetch that file elsewhere and pass --weights PATH")
+    if s.weights:
+        try:
+            return load_state_dict_file(s.weights)
+        except Exception as e:
+            usage_error(f"--weights {s.weights}: {error_summary(e)}")
+    return None
+
+
+def train_one(s, survey, parts, channel_names, out_dir, *, ctx, resume=None, weights=None):
+    """One training run with settings `s` on `parts` ({"train", "val", "test"} indices) of `survey`,
+    on the channels named (None: all), its outputs in out_dir -> (exit status, test metrics on process 0).
+    `weights`: the state dict to start from (start_weights); a pretrained backbone's picture channels are
+    normalised as in its pretraining and its pretrained layers learn at --lr x --pretrained_lr_factor."""
+    device, log = ctx.device, ctx.log
+    learnmethod, frames, size, seed = s.learnmethod, s.frames, s.size, s.seed
+    channels = None if channel_names is None else channel_indices(survey.info["channels"], channel_names)
+    try:
+        data = prepare_split(survey, parts, frames=frames, size=size, channels=channels, num_workers=s.num_workers,
+                             stats=(resume["mean"], resume["std"]) if resume else None, ctx=ctx)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        usage_error(str(e))
+    names, saved = data.channel_names(), resume["train_args"] if resume else {}
+    picture = picture_channels(names)
+    if weights is not None and learnmethod in BACKBONES:
+        if picture not in (1, 3):
+            usage_error(f"pretrained {learnmethod} weights need the picture (RGB or grey) as the first channels; "
+                        f"these are {','.join(names)}")
+        mean, std = pretrained_stats(data.mean, data.std, picture=picture)
+        data = dataclasses.replace(data, mean=mean, std=std)
+    augment = Augment(roles=channel_roles(names)) if s.augment else None
+    positive = data.classes.index(s.positive_class) if s.positive_class else 1
+    train_args = {**vars(s), "data": str(s.data), "channels": channel_names,
+                  "positive_class": data.classes[positive] if len(data.classes) == 2 else None,
+                  "split": {k: [survey.names[i] for i in parts[k]] for k in PARTS}}
+    resume_best = Path(s.resume).parent / "best.pt" if resume else None
+    if ctx.master:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_split(out_dir / "split.json", survey.names, parts)
+        if resume_best is not None and resume_best.is_file() and not (out_dir / "best.pt").exists():
+            with atomic_output(out_dir / "best.pt") as tmp:  # the continued run's best so far
+                shutil.copyfile(resume_best, tmp)
+    barrier(ctx)
+    layout, pin = INPUT_LAYOUT[learnmethod], device.type == "cuda"
+    loader_kw = dict(batch_size=s.batch_size, seed=seed, num_workers=s.num_workers, pin_memory=pin)
+    train_loader = make_loader(data.subset("train", frames=frames, size=size, layout=layout, augment=augment),
+                               shuffle=True, ctx=ctx, **loader_kw)
+    val_loader = make_loader(data.subset("val", frames=frames, size=size, layout=layout), shuffle=False,
+                             ctx=ctx, **loader_kw)
+    log(f"{learnmethod}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test files, "
+        f"classes {data.classes}, channels {channel_names or data.info['channels']}, device {device}")
+
+    # ------------------------------------------------------------------------- model + fit
+    model_kwargs = {"in_channels": len(channels or data.info["channels"]), "num_classes": len(data.classes),
+                    "frames": frames, "size": size}
+    channels_last = use_channels_last(learnmethod, device)
+    search = s.islearnrate_search and resume is None  # a resumed run keeps its learning rate
+    best, rows = None, []  # best: (lr, model, FitResult, folder) of the lowest validation loss
+    for run_lr in s.lr_grid if search else [s.lr]:
+        run_dir = out_dir / "lr_search" / f"lr_{run_lr:g}" if search else out_dir
+        if search:
+            log(f"--- learning rate {run_lr:g}")
+        seed_everything(seed)
+        try:  # the same initial weights on every process
+            model = build_model(learnmethod, weights=weights, picture_channels=picture if picture in (1, 3) else None,
+                                **model_kwargs)
+        except (AssertionError, RuntimeError) as e:  # weights of another architecture: name the first key that differs
+            detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), error_summary(e))
+            usage_error(f"--{'pretrained' if s.pretrained else 'weights'}: not weights of {learnmethod}: {detail}")
+        # a resumed run takes its checkpoint's split of the parameters, so that its optimizer groups match
+        fresh = sorted(model.fresh_parameters) if weights is not None else saved.get("fresh_parameters")
+        factor = s.pretrained_lr_factor if weights is not None else saved.get("pretrained_lr_factor", 1.0)
+        train_args.update(fresh_parameters=fresh, pretrained_lr_factor=factor)
+        if weights is not None:
+            log(f"{learnmethod}: starting from {'Kinetics-400' if s.pretrained else s.weights}; new at --lr: "
+                f"{', '.join(fresh) or 'nothing'}; the rest at --lr x {factor:g}")
+        if ctx.rank > 0:  # but each process draws its own dropout masks (process 0 as a plain run)
+            torch.manual_seed(seed + ctx.rank)
+        base = checkpoint_base(learnmethod=learnmethod, model_kwargs=model_kwargs, classes=data.classes,
+                               info=data.info, mean=data.mean, std=data.std, frames=frames, size=size,
+                               lr=run_lr, train_args=train_args, use_channels=channel_names)
+        if ctx.master:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            result = fit(model, train_loader, val_loader, epochs=s.epochs, lr=run_lr, patience=s.patience,
+                         device=device, out_dir=run_dir, ckpt_base=base, weight_decay=s.weight_decay,
+                         usescheduler=s.usescheduler, amp=s.amp, compile=s.compile,
+                         channels_last=channels_last, ctx=ctx, resume=None if search else resume,
+                         lr_factors=None if fresh is None else lr_factors(model, fresh, factor))
+        except FloatingPointError as e:  # raised on every process together (see run_epoch): one message
+            log(f"error: training stopped: {e}", file=sys.stderr)
+            return 1, None
+        rows.append([f"{run_lr:g}", result.best_val_loss, result.best_epoch, result.epochs_run])
+        if best is None or result.best_val_loss < best[2].best_val_loss:
+            best = (run_lr, model, result, run_dir)
+    lr, model, result, run_dir = best
+    if ctx.master:
+        if search:
+            write_csv(out_dir / "lr_search.csv", ["lr", "best_val_loss", "best_epoch", "epochs_run"], rows)
+            for name in ("best.pt", "last.pt"):
+                with atomic_output(out_dir / name) as tmp:
+                    shutil.copyfile(run_dir / name, tmp)
+            log(f"learning rate search: best lr {lr:g} (validation loss {result.best_val_loss:.4f})")
+        write_history(out_dir / "history.csv", result.history)
+        plot_curves(result.history, out_dir / "curves.png")
+
+    # ------------------------------------------------------------------------- test
+    # process 0 alone, on every test file, with the best weights
+    metrics = None
+    if ctx.master:
+        test_ds = data.subset("test", frames=frames, size=size, layout=layout)
+        model.load_state_dict(result.best_state)
+        model.to(device)
+        probs, y_true = predict_probs(model, make_loader(test_ds, shuffle=False, **loader_kw), device=device,
+                                      autocast=make_autocast(device, s.amp), channels_last=channels_last)
+
+    # ------------------------------------------------------------------------- report
+    if ctx.master:
+        metrics = write_test_results(out_dir, paths=test_ds.paths, y_true=y_true, probs=probs,
+                                     classes=data.classes, positive=positive)
+        metrics.update({"n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
+                        "learnmethod": learnmethod, "lr": float(lr), "best_epoch": int(result.best_epoch),
+                        "best_val_loss": float(result.best_val_loss), "epochs_run": result.epochs_run,
+                        "frames": frames, "size": size, "seed": seed,
+                        "channels": list(channel_names or data.info["channels"])})
+        write_json(out_dir / "metrics.json", metrics)
+        auc = "n/a" if metrics["roc_auc"] is None else format(metrics["roc_auc"], ".4f")
+        log(f"test: accuracy {metrics['accuracy']:.4f}  balanced accuracy {metrics['balanced_accuracy']:.4f}  "
+            f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
+            f"roc auc {auc}")
+        log(f"confusion matrix (rows true, columns predicted; {data.classes}): {metrics['confusion_matrix']}")
+        log(f"wrote {out_dir}")
+    barrier(ctx)
+    return 0, metrics
 
 
 @interruptible
@@ -105,120 +315,61 @@ def main(args):
     val_size = check_settings(args)
     with process_group(args.device) as ctx:
         device, log = ctx.device, ctx.log
-        learnmethod, frames, size, lr = args.learnmethod, args.frames, args.size, args.lr
-        seed, test_size = args.seed, args.test_size
         resume = load_resume(args.resume) if args.resume else None
+        s = argparse.Namespace(**{**vars(args), "val_size": val_size})
         if resume:  # the split and recipe must match the run being continued
-            learnmethod, frames, size, lr = resume["model"], resume["frames"], resume["size"], resume["lr"]
-            seed, test_size, val_size = (resume["train_args"][k] for k in ("seed", "test_size", "val_size"))
-            if learnmethod != args.learnmethod:
-                log(f"note: --resume continues a {learnmethod} run; --learnmethod {args.learnmethod} ignored")
+            s, note = resumed_settings(args, resume, get_args_parser().parse_args(["--data", str(args.data)]))
+            log(note)
+        for flag, value in input_defaults(s.learnmethod).items():  # not given: the model's usual input
+            if getattr(s, flag) is None:
+                setattr(s, flag, value)
+        if resume and (args.pretrained or args.weights):
+            log("note: --resume continues its checkpoint's weights; --pretrained / --weights ignored")
+        weights = None if resume else start_weights(s, ctx)
+        problem = settings_problem(s.learnmethod, size=s.size)
+        if problem:
+            usage_error(problem)
         if args.amp and device.type != "cuda":
             log("note: --amp applies on CUDA only; training in float32")
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        train_args = {"seed": seed, "test_size": test_size, "val_size": val_size, "batch_size": args.batch_size,
-                      "patience": args.patience, "usescheduler": args.usescheduler,
-                      "weight_decay": args.weight_decay, "data": str(args.data)}
         out_dir = Path(args.out) if args.out else (
             Path(args.resume).parent if args.resume else
-            Path("runs") / f"{learnmethod}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+            Path("runs") / f"{s.learnmethod}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
         # ------------------------------------------------------------------------- data
-        seed_everything(seed)
+        # listed, checked and grouped once (process 0); a resumed run keeps its split, files added since are left out
         try:
-            data = prepare_data(args.data, test_size=test_size, val_size=val_size, seed=seed, frames=frames,
-                                size=size, num_workers=args.num_workers,
-                                stats=(resume["mean"], resume["std"]) if resume else None, ctx=ctx)
+            survey = on_master(lambda: survey_data(args.data, saved=resume and resume["split"], group=not resume), ctx)
+            labels = survey.label_names
+            splits = ([locate(survey.names, resume["split"])] if resume else
+                      kfold(labels, survey.groups, folds=args.folds, val_size=s.val_size, seed=s.seed) if args.folds
+                      else [train_val_test(labels, survey.groups, test_size=s.test_size, val_size=s.val_size,
+                                           seed=s.seed)])
+            sets = channel_sets(survey.info["channels"]) if args.ablation else [(None, s.channels)]
+            for _, names in sets:
+                if names is not None:
+                    channel_indices(survey.info["channels"], names)  # an unknown name stops here, before training
         except (ValueError, RuntimeError, FileNotFoundError) as e:
             usage_error(str(e))
-        if resume and data.classes != resume["classes"]:
+        if survey.ignored:
+            log(f"note: {survey.ignored} file(s) under --data are not in the resumed run's split.json: left out")
+        if survey.grouping:
+            log(f"split by groups: {survey.grouping}")
+        if resume and survey.classes != resume["classes"]:
             usage_error(f"--resume: the checkpoint's classes {resume['classes']} differ from the data's "
-                        f"{data.classes}")
-        resume_best = Path(args.resume).parent / "best.pt" if args.resume else None
-        if ctx.master:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            if resume_best is not None and resume_best.is_file() and not (out_dir / "best.pt").exists():
-                with atomic_output(out_dir / "best.pt") as tmp:  # the continued run's best so far
-                    shutil.copyfile(resume_best, tmp)
-        barrier(ctx)
-        layout, pin = INPUT_LAYOUT[learnmethod], device.type == "cuda"
-        loader_kw = dict(batch_size=args.batch_size, seed=seed, num_workers=args.num_workers, pin_memory=pin)
-        train_loader = make_loader(data.subset("train", frames=frames, size=size, layout=layout), shuffle=True,
-                                   ctx=ctx, **loader_kw)
-        val_loader = make_loader(data.subset("val", frames=frames, size=size, layout=layout), shuffle=False,
-                                 ctx=ctx, **loader_kw)
-        log(f"{learnmethod}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test files, "
-            f"classes {data.classes}, channels {data.info['channels']}, device {device}")
+                        f"{survey.classes}")
+        if s.positive_class is not None and (len(survey.classes) != 2 or s.positive_class not in survey.classes):
+            usage_error(f"--positive_class {s.positive_class}: needs one of two classes; the data has "
+                        f"{', '.join(survey.classes)}")
 
-        # ------------------------------------------------------------------------- model + fit
-        model_kwargs = {"in_channels": len(data.info["channels"]), "num_classes": len(data.classes),
-                        "frames": frames, "size": size}
-        channels_last = use_channels_last(learnmethod, device)
-        search = args.islearnrate_search and resume is None  # a resumed run keeps its learning rate
-        best, rows = None, []  # best: (lr, model, FitResult, folder) of the lowest validation loss
-        for run_lr in args.lr_grid if search else [lr]:
-            run_dir = out_dir / "lr_search" / f"lr_{run_lr:g}" if search else out_dir
-            if search:
-                log(f"--- learning rate {run_lr:g}")
-            seed_everything(seed)
-            model = build_model(learnmethod, **model_kwargs)  # the same initial weights on every process
-            if ctx.rank > 0:  # but each process draws its own dropout masks (process 0 as a plain run)
-                torch.manual_seed(seed + ctx.rank)
-            base = checkpoint_base(learnmethod=learnmethod, model_kwargs=model_kwargs, classes=data.classes,
-                                   info=data.info, mean=data.mean, std=data.std, frames=frames, size=size,
-                                   lr=run_lr, train_args=train_args)
-            if ctx.master:
-                run_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                result = fit(model, train_loader, val_loader, epochs=args.epochs, lr=run_lr, patience=args.patience,
-                             device=device, out_dir=run_dir, ckpt_base=base, weight_decay=args.weight_decay,
-                             usescheduler=args.usescheduler, amp=args.amp, compile=args.compile,
-                             channels_last=channels_last, ctx=ctx, resume=None if search else resume)
-            except FloatingPointError as e:  # raised on every process together (see run_epoch): one message
-                log(f"error: training stopped: {e}", file=sys.stderr)
-                return 1
-            rows.append([f"{run_lr:g}", result.best_val_loss, result.best_epoch, result.epochs_run])
-            if best is None or result.best_val_loss < best[2].best_val_loss:
-                best = (run_lr, model, result, run_dir)
-        lr, model, result, run_dir = best
-        if ctx.master:
-            if search:
-                write_csv(out_dir / "lr_search.csv", ["lr", "best_val_loss", "best_epoch", "epochs_run"], rows)
-                for name in ("best.pt", "last.pt"):
-                    with atomic_output(out_dir / name) as tmp:
-                        shutil.copyfile(run_dir / name, tmp)
-                log(f"learning rate search: best lr {lr:g} (validation loss {result.best_val_loss:.4f})")
-            write_history(out_dir / "history.csv", result.history)
-            plot_curves(result.history, out_dir / "curves.png")
-
-        # ------------------------------------------------------------------------- test
-        # process 0 alone, on every test file, with the best weights
-        if ctx.master:
-            test_ds = data.subset("test", frames=frames, size=size, layout=layout)
-            model.load_state_dict(result.best_state)
-            model.to(device)
-            probs, y_true = predict_probs(model, make_loader(test_ds, shuffle=False, **loader_kw), device=device,
-                                          autocast=make_autocast(device, args.amp), channels_last=channels_last)
-
-        # ------------------------------------------------------------------------- report
-        if ctx.master:
-            metrics = write_test_results(out_dir, paths=test_ds.paths, y_true=y_true, probs=probs,
-                                         classes=data.classes)
-            metrics.update({"n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
-                            "learnmethod": learnmethod, "lr": float(lr), "best_epoch": int(result.best_epoch),
-                            "best_val_loss": float(result.best_val_loss), "epochs_run": result.epochs_run,
-                            "frames": frames, "size": size, "seed": seed})
-            write_json(out_dir / "metrics.json", metrics)
-            auc = "n/a" if metrics["roc_auc"] is None else format(metrics["roc_auc"], ".4f")
-            log(f"test: accuracy {metrics['accuracy']:.4f}  balanced accuracy {metrics['balanced_accuracy']:.4f}  "
-                f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
-                f"roc auc {auc}")
-            log(f"confusion matrix (rows true, columns predicted; {data.classes}): {metrics['confusion_matrix']}")
-            log(f"wrote {out_dir}")
-        barrier(ctx)
-    return 0
+        # ------------------------------------------------------------------------- fit, test and report
+        if args.folds:
+            return run_experiment(lambda parts, names, run_dir: train_one(s, survey, parts, names, run_dir, ctx=ctx,
+                                                                          weights=weights),
+                                  splits, sets, out_dir, ctx)
+        return train_one(s, survey, splits[0], s.channels, out_dir, ctx=ctx, resume=resume, weights=weights)[0]
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@
     synthetic   test-pattern videos for tests and benchmarks
     distributed process-group facts (DistContext) and the few collectives training needs
     sampling    the seeded training order shared by plain and DDP runs, and the loaders
+    splits      leak-free splits: which files belong together, stratified group splits and K folds, split.json
     engine      the epoch loop, evaluation and early stopping
     checkpoint  the checkpoint file: what train.py saves and predict.py loads; weight files to start from
     augment     the frames a model sees and the training augmentation that knows each channel's role
     pretrained  fine-tuning a backbone from published weights: input defaults, normalisation, learning rates
     report      metrics, the history file and the pictures of a run (matplotlib, Agg)
+    experiment  K-fold cross-validation and the ablation "does the sound help?" (paired differences)
 """

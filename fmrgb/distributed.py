@@ -100,6 +100,37 @@ def broadcast_object(obj, ctx):
     return box[0]
 
 
+def on_master(fn, ctx):
+    """fn() on process 0 alone, its result broadcast to every process (without DDP: fn()). A
+    ValueError, FileNotFoundError or RuntimeError there is raised again on every process (same type
+    family, same message), so that none waits forever for a result that never comes."""
+    if ctx is None or not ctx.ddp:
+        return fn()
+    result = None
+    if ctx.master:
+        try:
+            result = ("ok", fn())
+        except (ValueError, RuntimeError, FileNotFoundError) as e:
+            kind = "ValueError" if isinstance(e, ValueError) else "FileNotFoundError" if isinstance(
+                e, FileNotFoundError) else "RuntimeError"
+            result = (kind, str(e))
+    kind, value = broadcast_object(result, ctx)
+    if kind != "ok":
+        raise {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}.get(kind, RuntimeError)(value)
+    return value
+
+
+def gather_object(obj, ctx):
+    """[obj of process 0, obj of process 1, ...] on process 0 (None on the others); [obj] without DDP."""
+    if not ctx.ddp:
+        return [obj]
+    import torch.distributed as dist
+
+    box = [None] * ctx.world_size if ctx.master else None
+    dist.gather_object(obj, box, dst=0)
+    return box
+
+
 def sync_buffers(model, ctx):
     """Process 0's buffers (BatchNorm running statistics) on every process. DDP broadcasts them
     before each training forward; each process then updates its copy from its own batch."""

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from fmrgb.checkpoint import clean_state_dict, save_checkpoint
-from fmrgb.distributed import DistContext, sync_buffers
-from fmrgb.sampling import set_loader_epoch
+from fmrgb.distributed import DistContext, gather_object, sync_buffers
+from fmrgb.sampling import rng_state, set_loader_epoch, set_rng_state
 
 
 def to_input(x, device, channels_last=False):
@@ -95,7 +95,12 @@ def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None,
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                try:
+                    optimizer.step()
+                except RuntimeError as e:  # AdamW's step size (lr / bias correction) beyond float range
+                    if "overflow" not in str(e):
+                        raise
+                    raise FloatingPointError(f"{desc}: the optimizer step overflowed ({e}); try a lower --lr") from None
                 steps += 1
             n = y.numel()
             sums += torch.cat([torch.stack([loss.detach().double().nan_to_num() * n,
@@ -136,18 +141,28 @@ class FitResult:
     stopped_early: bool
 
 
+def param_groups(model, lr_factors=None):
+    """AdamW groups, one per learning-rate factor (in decreasing order), each with its "lr_factor"."""
+    factors = {name: float((lr_factors or {}).get(name, 1.0)) for name, _ in model.named_parameters()}
+    return [{"params": [p for name, p in model.named_parameters() if factors[name] == f], "lr_factor": f}
+            for f in sorted(set(factors.values()), reverse=True)]
+
+
 def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_dir, ckpt_base, weight_decay=0.01,
-        usescheduler=False, amp=False, compile=False, channels_last=False, ctx=None, resume=None):
+        usescheduler=False, amp=False, compile=False, channels_last=False, ctx=None, resume=None, lr_factors=None):
     """Train with early stopping on the validation loss; write last.pt every epoch and best.pt on
     every improvement (process 0 only). `resume` is a checkpoint dict to continue from
-    (with "best_state": the weights of the run's best.pt, if known).
+    (with "best_state": the weights of the run's best.pt, if known); its random-number states (saved
+    per process after every epoch) are restored, so a resumed run repeats the uninterrupted one.
     One code path for every combination: the model (channels-last 3d if `channels_last`) is wrapped
     in DDP under torchrun, then torch.compile'd with `compile`; `amp` autocasts to bf16 on CUDA.
-    Checkpoints hold the unwrapped model's weights (no "module." / "_orig_mod." prefixes)."""
+    Checkpoints hold the unwrapped model's weights (no "module." / "_orig_mod." prefixes).
+    `lr_factors` ({parameter name: factor}, 1 for the others) scales a parameter's learning rate, e.g. 0.1
+    for a pretrained backbone's layers; one optimizer group per factor, so a resumed run must pass the same."""
     ctx = ctx or DistContext(device=device)
     out_dir = Path(out_dir)
     raw = model.to(device, memory_format=torch.channels_last_3d) if channels_last else model.to(device)
-    optimizer = torch.optim.AdamW(raw.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(raw, lr_factors), lr=lr, weight_decay=weight_decay)
     history, best_val, best_epoch, bad, start = [], float("inf"), 0, 0, 0
     best_state = None
     if resume is not None:
@@ -157,6 +172,9 @@ def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_di
         best_val, best_epoch = resume.get("best_val_loss", float("inf")), resume.get("best_epoch", 0)
         bad, start = resume.get("bad_epochs", 0), int(resume["epoch"])
         best_state = resume.get("best_state")
+        states = resume.get("rng_state") or []
+        if ctx.rank < len(states):  # a checkpoint of another world size: the processes it knew
+            set_rng_state(states[ctx.rank])
     net = raw
     if ctx.ddp:  # DDP broadcasts process 0's weights and buffers: every process starts from the same model
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -177,7 +195,7 @@ def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_di
         set_loader_epoch(train_loader, epoch)
         cur_lr = lr_at(epoch, lr=lr, epochs=epochs, usescheduler=usescheduler)
         for group in optimizer.param_groups:
-            group["lr"] = cur_lr
+            group["lr"] = cur_lr * group.get("lr_factor", 1.0)  # a checkpoint of an older version has none
         tr_loss, tr_acc, steps = run_epoch(net, train_loader, device=device, optimizer=optimizer, autocast=autocast,
                                            ctx=ctx, desc=f"epoch {epoch}/{epochs}", show_progress=ctx.master,
                                            channels_last=channels_last)
@@ -194,13 +212,15 @@ def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_di
             best_state = clean_state_dict(raw.state_dict())
         else:
             bad += 1
+        states = gather_object(rng_state(), ctx)  # every process's, where epoch `epoch + 1` starts
         if ctx.master:
             ctx.log(f"epoch {epoch}/{epochs} train loss {tr_loss:.4f} acc {tr_acc:.4f} | "
                     f"val loss {va_loss:.4f} acc {va_acc:.4f} | {seconds:.1f} s" + (" *" if improved else ""))
             state = {**ckpt_base, "model_state": clean_state_dict(raw.state_dict()), "epoch": epoch,
                      "optimizer_state": optimizer.state_dict(),
                      "history": [dict(h) for h in history], "best_val_loss": float(best_val),
-                     "best_epoch": int(best_epoch), "bad_epochs": int(bad), "patience": int(patience)}
+                     "best_epoch": int(best_epoch), "bad_epochs": int(bad), "patience": int(patience),
+                     "rng_state": states}
             if improved:
                 save_checkpoint(out_dir / "best.pt", state)
             save_checkpoint(out_dir / "last.pt", state)

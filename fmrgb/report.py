@@ -14,10 +14,11 @@ from fmrgb.files import atomic_output, write_csv
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "steps", "seconds"]
 
 
-def compute_metrics(y_true, probs, classes):
+def compute_metrics(y_true, probs, classes, positive=1):
     """scikit-learn metrics of class probabilities (N, K) against true labels.
-    Two classes: precision/recall/f1 of the second class (classes[1]) and its ROC AUC;
-    more: macro averages and macro one-vs-rest ROC AUC. roc_auc is None if the test set has one class."""
+    Two classes: precision/recall/f1 of the positive class (classes[positive], by default the second)
+    and its ROC AUC; more: macro averages and macro one-vs-rest ROC AUC. roc_auc is None if the test
+    set has one class."""
     import warnings
 
     from sklearn import metrics as skm
@@ -28,17 +29,19 @@ def compute_metrics(y_true, probs, classes):
     labels = list(range(len(classes)))
     average = "binary" if len(classes) == 2 else "macro"
     prf = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0,
-                                              **({"pos_label": 1} if average == "binary" else {}))
+                                              **({"pos_label": positive} if average == "binary" else {}))
     roc_auc = None
     if len(set(y_true.tolist())) >= 2:
         try:
             if len(classes) == 2:
-                roc_auc = float(skm.roc_auc_score(y_true, probs[:, 1]))
+                roc_auc = float(skm.roc_auc_score(y_true == positive, probs[:, positive]))
             else:
                 roc_auc = float(skm.roc_auc_score(y_true, probs / probs.sum(1, keepdims=True), multi_class="ovr",
                                                   average="macro", labels=labels))
         except ValueError:
             roc_auc = None
+    if roc_auc is not None and not np.isfinite(roc_auc):  # a class absent from the test set: no AUC
+        roc_auc = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # balanced accuracy warns when a predicted class is absent
         balanced = float(skm.balanced_accuracy_score(y_true, y_pred))
@@ -50,6 +53,7 @@ def compute_metrics(y_true, probs, classes):
         "f1": float(prf[2]),
         "roc_auc": roc_auc,
         "average": average,
+        "positive_class": classes[positive] if average == "binary" else None,
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "classes": list(classes),
     }
@@ -124,15 +128,16 @@ def plot_roc(y_true, scores, positive, path):
 
 # ----------------------------------------------------------------------------- the test set
 
-def write_test_results(out_dir, *, paths, y_true, probs, classes):
-    """test_predictions.csv, confusion.png, roc.png (two classes, both present); returns the metrics."""
+def write_test_results(out_dir, *, paths, y_true, probs, classes, positive=1):
+    """test_predictions.csv, confusion.png, roc.png (two classes, both present; of classes[positive]);
+    returns the metrics."""
     out_dir = Path(out_dir)
-    m = compute_metrics(y_true, probs, classes)
+    m = compute_metrics(y_true, probs, classes, positive)
     pred = probs.argmax(axis=1)
     write_csv(out_dir / "test_predictions.csv", ["path", "true", "predicted", *[f"p_{c}" for c in classes]],
               [[str(p), classes[t], classes[k], *[f"{v:.6f}" for v in row]]
                for p, t, k, row in zip(paths, y_true, pred, probs)])
     plot_confusion(m["confusion_matrix"], classes, out_dir / "confusion.png")
     if len(classes) == 2 and m["roc_auc"] is not None:
-        plot_roc(y_true, probs[:, 1], classes[1], out_dir / "roc.png")
+        plot_roc(np.asarray(y_true) == positive, probs[:, positive], classes[positive], out_dir / "roc.png")
     return m

@@ -3,6 +3,7 @@
     seed_everything(0)
     loader = make_loader(ds, batch_size=8, shuffle=True, seed=0, num_workers=2, ctx=ctx)
     set_loader_epoch(loader, epoch)   # before each epoch: its order depends on the epoch alone
+    state = rng_state(); ...; set_rng_state(state)   # what a resumed run continues from
 """
 import math
 import random
@@ -16,6 +17,28 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def rng_state():
+    """This process's random-number states (Python, numpy, torch's CPU generator and that of its current
+    GPU: the one it trains on, also under DDP) as plain values and tensors, so a checkpoint holds them
+    and torch.load(weights_only=True) reads them back."""
+    np_state = np.random.get_state(legacy=False)
+    np_state["state"]["key"] = torch.from_numpy(np_state["state"]["key"].astype(np.int64))
+    return {"python": random.getstate(), "numpy": np_state, "torch": torch.get_rng_state(),
+            "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_initialized() else []}
+
+
+def set_rng_state(state):
+    """Restore what rng_state() returned (the GPU's state only where a GPU is in use)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = dict(state["numpy"], state=dict(state["numpy"]["state"]))
+    np_state["state"]["key"] = np.asarray(np_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(np_state)
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_initialized():
+        torch.cuda.set_rng_state(state["cuda"][0])
 
 
 def seed_worker(worker_id):
@@ -33,7 +56,10 @@ class ShardedShuffleSampler(torch.utils.data.Sampler):
     every process takes ceil(n / num_replicas) items and the same number of steps). Hence the items
     of DDP step k united over the processes are exactly the plain run's batch k when the plain
     --batch_size is num_replicas x the per-process one and n is a multiple of num_replicas
-    (otherwise the last DDP step also holds the padding repeats).
+    (otherwise the last DDP step also holds the padding repeats). make_loader drops a last step that
+    would give each process a single item (BatchNorm cannot train on one clip): a plain run's last
+    batch of one item, which keeps the equivalence; but also a DDP last step of one item per process
+    when the plain run's last batch holds 2 to num_replicas items, where the equivalence ends.
     The permutation is randperm(n) after one 64-bit draw from the seeded generator: the order the
     earlier RandomSampler-based loader gave plain runs (--num_workers 0), so they train as before."""
 
@@ -67,21 +93,27 @@ def make_loader(dataset, *, batch_size, shuffle, seed, num_workers, ctx=None, pi
     """Deterministic DataLoader (seeded generator and workers; reseed per epoch with set_loader_epoch).
 
     Training (shuffle=True): a ShardedShuffleSampler, with one replica in a plain run and one per
-    process under DDP (`ctx`, a DistContext), so the two sample alike (see there). Evaluation under
+    process under DDP (`ctx`, a DistContext), so the two sample alike (see there); a last batch of one
+    item (per process) is dropped, never the only one: that item, the epoch's last, changes with the
+    epoch. Its worker processes start afresh every epoch, seeded from the epoch's generator, so the
+    random augmentation they draw depends on (seed, epoch) alone and a resumed run draws the same
+    (persistent workers would carry their random state over from the first epoch). Evaluation under
     DDP: a strided shard per process, each item exactly once over all processes (no padding
     duplicates), so metrics summed over processes cover every file once."""
     ddp = ctx is not None and ctx.ddp
     world, rank = (ctx.world_size, ctx.rank) if ddp else (1, 0)
-    sampler = None
+    sampler, drop_last = None, False
     if shuffle:
         sampler = ShardedShuffleSampler(len(dataset), num_replicas=world, rank=rank, seed=seed)
+        # the same on every process: each takes len(sampler) items
+        drop_last = len(sampler) % batch_size == 1 and len(sampler) > batch_size
     elif ddp:
         sampler = list(range(rank, len(dataset), world))
     gen = torch.Generator()
     gen.manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, drop_last=drop_last,
                         num_workers=num_workers, pin_memory=pin_memory, generator=gen, worker_init_fn=seed_worker,
-                        persistent_workers=num_workers > 0)
+                        persistent_workers=num_workers > 0 and not shuffle)
     loader.seed = seed
     return loader
 

@@ -40,7 +40,8 @@ def test_csv_without_the_columns_is_a_clear_error(tmp_path):
 # ----------------------------------------------------------------------------- the recipe
 
 def test_frame_indices_are_evenly_spaced_and_short_clips_repeat_frames():
-    assert frame_indices(10, 4).tolist() == [0, 3, 6, 9]
+    assert frame_indices(10, 4).tolist() == [1, 3, 6, 8]  # the centres of 4 segments of 2.5 frames
+    assert frame_indices(8, 8).tolist() == list(range(8))
     assert frame_indices(2, 4).tolist() == [0, 0, 1, 1]
     assert frame_indices(1, 3).tolist() == [0, 0, 0]
 
@@ -53,7 +54,7 @@ def test_transform_equals_manual_computation_without_inversion():
     clip[..., 1] = 0
     mean, std = [0.5, 0.25, 0.1], [0.5, 2.0, 0.3]
     out = transform(clip, frames=4, size=4, mean=mean, std=std, layout="tchw")
-    manual = clip[[0, 3, 6, 9]].double().permute(0, 3, 1, 2) / 255.0          # (T, C, H, W) in 0..1
+    manual = clip[[1, 3, 6, 8]].double().permute(0, 3, 1, 2) / 255.0          # (T, C, H, W) in 0..1
     manual = (manual - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(
         std, dtype=torch.float64).view(1, 3, 1, 1)
     assert out.shape == (4, 3, 4, 4) and out.dtype == torch.float32

@@ -44,7 +44,7 @@ PER_PROCESS_BATCH = 4
 COMMON = ["--device", "cpu", "--frames", "8", "--size", "32", "--num_workers", "0", "--epochs", str(EPOCHS),
           "--test_size", "0.2", "--patience", "10", "--learnmethod", "conv3d", "--lr", "3e-3", "--seed", "0"]
 OUTPUTS = {"best.pt", "last.pt", "history.csv", "curves.png", "metrics.json", "confusion.png", "roc.png",
-           "test_predictions.csv"}
+           "test_predictions.csv", "split.json"}
 
 
 def run(cmd):
@@ -137,7 +137,7 @@ def step_sets(loader, epoch):
     return [b[0].tolist() for b in loader]
 
 
-@pytest.mark.parametrize("n", [24, 25])
+@pytest.mark.parametrize("n", [24, 25, 26, 27])
 def test_plain_batches_are_the_union_of_the_two_processes_steps(n):
     ds = TensorDataset(torch.arange(n))
     plain = make_loader(ds, batch_size=8, shuffle=True, seed=5, num_workers=0)
@@ -147,17 +147,22 @@ def test_plain_batches_are_the_union_of_the_two_processes_steps(n):
     for epoch in (1, 2, 3):
         single = step_sets(plain, epoch)
         r0, r1 = (step_sets(loader, epoch) for loader in ranks)
-        assert sorted(sum(single, [])) == list(range(n))  # every item once an epoch
-        assert len(r0) == len(r1) == len(single) == -(-n // 8)  # the same number of steps everywhere
+        everything = sum(single, [])
+        assert len(set(everything)) == len(everything)  # no item twice in an epoch
+        # a last batch of one item (BatchNorm cannot train on it) is dropped, per process under DDP
+        assert len(everything) == (24 if n == 25 else n)
+        assert len(r0) == len(r1) == (3 if n in (24, 25, 26) else 4)  # the same number of steps everywhere
         united = [sorted(a + b) for a, b in zip(r0, r1)]
-        if n % 2 == 0:
+        if n in (24, 25):
             assert united == [sorted(b) for b in single]
+        elif n == 26:  # the plain last batch of 2 is kept, but would give each process one item: dropped there
+            assert len(single) == 4 and united == [sorted(b) for b in single[:3]]
         else:  # the sampler pads the last step with the epoch's first item, so both processes step alike
             assert united[:-1] == [sorted(b) for b in single[:-1]]
             assert united[-1] == sorted(single[-1] + [single[0][0]])
-        orders.append(sum(single, []))
+        orders.append(everything)
     assert orders[0] != orders[1] != orders[2]  # set_epoch reshuffles
-    assert step_sets(plain, 2) == [orders[1][i:i + 8] for i in range(0, n, 8)]  # an epoch's order is fixed
+    assert step_sets(plain, 2) == [orders[1][i:i + 8] for i in range(0, len(orders[1]), 8)]  # an epoch's order is fixed
 
 
 # ----------------------------------------------------------------------------- a NaN on one process

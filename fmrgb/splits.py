@@ -1,0 +1,266 @@
+"""Leak-free splits: which files belong together, the stratified group split into train/val/test or
+K folds, and split.json (this module alone reads and writes it).
+
+    grouping = group_files(paths, user_groups=None)          # Grouping: a group id per file
+    parts = train_val_test(labels, grouping.groups, test_size=0.2, val_size=0.2, seed=0)
+    folds = kfold(labels, grouping.groups, folds=5, val_size=0.2, seed=0)   # [{"train", "val", "test"}]
+    write_split("run/split.json", names, parts); saved = read_split("run/split.json")
+
+Files of one group always land in the same part: copies of one clip on both sides would let the test
+score measure memory instead of learning. Files are grouped when they are the same file (one path
+twice, hard links), hold identical frames, are an original and its resized_ copy (records whose
+source videos are X.<ext> and resized_X.mp4 in one folder), or share a CSV `group` value.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from fmrgb.files import RESIZED_PREFIX, write_json
+from fmrgb.record import SUFFIX, load_record
+
+PARTS = ("train", "val", "test")
+
+
+class SplitError(ValueError):
+    """No split of the requested shape keeps every class in every part (or a saved split is unusable)."""
+
+
+# ----------------------------------------------------------------------------- groups
+
+@dataclasses.dataclass(frozen=True)
+class Grouping:
+    groups: tuple      # a group id per file (the index of the group's first file)
+    reasons: dict      # why files were joined: {"same file": n, "identical frames": n, ...} (files joined)
+
+    def summary(self):
+        n, k = len(self.groups), len(set(self.groups))
+        why = ", ".join(f"{reason} {count}" for reason, count in self.reasons.items() if count)
+        return f"{n} files in {k} groups" + (f" (files joined: {why})" if why else "")
+
+
+def frames_digest(frames):
+    """A fingerprint of a record's frames: its shape and raw bytes (read straight from the memory map)."""
+    h = hashlib.blake2b(str(tuple(frames.shape)).encode(), digest_size=20)
+    h.update(np.ascontiguousarray(frames.numpy()).data)
+    return h.hexdigest()
+
+
+def _video_keys(path, meta):
+    """(kind, key): "copy" with the original's name for a resized_ record, else "original" with the
+    names a resized copy of it would carry (resized_X.mp4 comes from X.mp4 or from X = a.avi)."""
+    source = str(meta.get("source") or Path(path).name.removesuffix(SUFFIX))
+    folder = str(Path(path).resolve().parent)
+    if source.startswith(RESIZED_PREFIX) and source.endswith(".mp4"):
+        return "copy", [(folder, source[len(RESIZED_PREFIX):-len(".mp4")])]
+    return "original", [(folder, source), (folder, Path(source).stem)]
+
+
+def group_files(paths, *, user_groups=None):
+    """Grouping of `paths` (records): union of the same file, identical frames, original + resized
+    copy and, with `user_groups` (a value or None per file, e.g. a CSV's group column), equal values."""
+    parent = list(range(len(paths)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    reasons = Counter()
+
+    def join(i, j, reason):
+        a, b = find(i), find(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+            reasons[reason] += 1
+
+    firsts = {}  # (reason, key) -> first file with it
+    originals, copies = {}, []
+    for i, p in enumerate(paths):
+        st = os.stat(p)
+        frames, meta = load_record(p)
+        keys = [("same file", (st.st_dev, st.st_ino)), ("identical frames", frames_digest(frames))]
+        if user_groups is not None and user_groups[i] not in (None, ""):
+            keys.append(("CSV group", user_groups[i]))
+        for key in keys:
+            join(i, firsts.setdefault(key, i), key[0])
+        kind, names = _video_keys(p, meta)
+        if kind == "copy":
+            copies.append((i, names[0]))
+        else:
+            for name in names:
+                originals.setdefault(name, []).append(i)
+    for i, name in copies:
+        for j in originals.get(name, []):
+            join(i, j, "resized copies")
+    order = ("same file", "identical frames", "resized copies", "CSV group")
+    return Grouping(groups=tuple(find(i) for i in range(len(paths))), reasons={r: reasons[r] for r in order})
+
+
+# ----------------------------------------------------------------------------- assigning groups to parts
+
+def part_quotas(count, fractions, totals):
+    """Files of one class per part: `count` shared by `fractions` (largest remainder, ties to the part
+    with the fewest files so far, `totals`), then one moved to any empty part from the largest."""
+    raw = [f * count for f in fractions]
+    quota = [int(r) for r in raw]
+    for p in sorted(range(len(raw)), key=lambda p: (quota[p] - raw[p], totals[p], p))[:count - sum(quota)]:
+        quota[p] += 1
+    if count >= len(quota):  # a class with enough files gets one in every part, even a small part
+        for p in range(len(quota)):
+            if quota[p] == 0:
+                quota[max(range(len(quota)), key=lambda q: quota[q])] -= 1
+                quota[p] = 1
+    return quota
+
+
+def assign_parts(labels, groups, fractions, *, seed):
+    """A part index per file, whole groups at a time, each class shared by `fractions` as closely as
+    the groups allow. Groups go largest first (seeded order among equal sizes), each to the part it
+    overfills least, then to the part that still wants its classes most."""
+    members = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    totals = [0] * len(fractions)
+    quotas = {}
+    for c, n in sorted(Counter(labels).items()):
+        quotas[c] = part_quotas(n, fractions, totals)
+        totals = [t + q for t, q in zip(totals, quotas[c])]
+    order = sorted(members)
+    order = [order[k] for k in np.random.default_rng(seed).permutation(len(order))]
+    order.sort(key=lambda g: -len(members[g]))  # stable: the seeded order within one size
+    left = {c: list(q) for c, q in quotas.items()}
+    part = [0] * len(labels)
+    for g in order:
+        need = Counter(labels[i] for i in members[g])
+
+        def cost(p):
+            over = sum(max(0, k - left[c][p]) for c, k in need.items())
+            want = sum(k * left[c][p] / max(quotas[c][p], 1) for c, k in need.items())
+            return over, -want, p
+
+        p = min(range(len(fractions)), key=cost)
+        for c, k in need.items():
+            left[c][p] -= k
+        for i in members[g]:
+            part[i] = p
+    return part
+
+
+def _counts(labels, parts):
+    """{class: [files in each part]} of a {"train": idx, ...} dict."""
+    return {c: [sum(labels[i] == c for i in parts[name]) for name in PARTS] for c in sorted(set(labels))}
+
+
+def _shown(labels):
+    counts = Counter(labels)
+    return ", ".join(f"{c}={counts[c]}" for c in sorted(counts))
+
+
+def _missing(labels, parts):
+    """(class, [parts without it]) of the first class missing from a part, or None."""
+    for c, per in _counts(labels, parts).items():
+        if 0 in per:
+            return c, [name for name, k in zip(PARTS, per) if k == 0]
+    return None
+
+
+def _three_parts(labels, groups, test_size, val_size, seed):
+    part = assign_parts(labels, groups, [1 - test_size - val_size, val_size, test_size], seed=seed)
+    return {name: [i for i, p in enumerate(part) if p == k] for k, name in enumerate(PARTS)}
+
+
+def train_val_test(labels, groups=None, *, test_size, val_size=None, seed):
+    """{"train", "val", "test"}: sorted index lists, stratified by label, whole groups (default: every
+    file its own). Sizes are fractions of all files; val_size None: the same as test_size. A split
+    that leaves a class out of a part raises SplitError with the counts and the smallest --test_size
+    that works, if any."""
+    groups = list(range(len(labels))) if groups is None else list(groups)
+    val = test_size if val_size is None else val_size
+    assert 0 < test_size < 1 and 0 < val < 1 and test_size + val < 1, \
+        f"test_size {test_size} and val_size {val} must be in (0, 1) and sum to less than 1"
+    if len(set(labels)) < 2:
+        raise SplitError(f"need at least two classes, found {len(set(labels))} ({_shown(labels)})")
+    parts = _three_parts(labels, groups, test_size, val, seed)
+    gap = _missing(labels, parts)
+    if gap is None:
+        return parts
+    per = "; ".join(f"{c}={'/'.join(map(str, k))}" for c, k in _counts(labels, parts).items())
+    workable = None
+    for t in (k / 100 for k in range(1, 100)):
+        v = t if val_size is None else val_size
+        if t + v < 1 and _missing(labels, _three_parts(labels, groups, t, v, seed)) is None:
+            workable = t
+            break
+    hint = (f"the smallest workable --test_size is {workable:g}" if workable is not None
+            else "no --test_size helps: every class needs files in at least 3 groups")
+    raise SplitError(f"class '{gap[0]}' too small for a stratified train/val/test split with test_size {test_size:g}, "
+                     f"val_size {val:g}: it has no file in {' or '.join(gap[1])} (files per class: {_shown(labels)}; "
+                     f"train/val/test: {per}); {hint}")
+
+
+def kfold(labels, groups=None, *, folds, val_size, seed):
+    """Stratified group K-fold: [{"train", "val", "test"}] per fold; fold i tests on part i and
+    carves its validation files (val_size of all files, whole groups) from the other parts."""
+    groups = list(range(len(labels))) if groups is None else list(groups)
+    assert folds >= 2 and 0 < val_size and 1 / folds + val_size < 1, f"folds {folds}, val_size {val_size}"
+    if len(set(labels)) < 2:
+        raise SplitError(f"need at least two classes, found {len(set(labels))} ({_shown(labels)})")
+    fold_of = assign_parts(labels, groups, [1 / folds] * folds, seed=seed)
+    out = []
+    for k in range(folds):
+        rest = [i for i in range(len(labels)) if fold_of[i] != k]
+        share = val_size / (1 - 1 / folds)
+        sub = assign_parts([labels[i] for i in rest], [groups[i] for i in rest], [1 - share, share], seed=seed + 1 + k)
+        parts = {"train": [i for i, p in zip(rest, sub) if p == 0], "val": [i for i, p in zip(rest, sub) if p == 1],
+                 "test": [i for i in range(len(labels)) if fold_of[i] == k]}
+        gap = _missing(labels, parts)
+        if gap is not None:
+            per = "; ".join(f"{c}={'/'.join(map(str, n))}" for c, n in _counts(labels, parts).items())
+            raise SplitError(f"--folds {folds}: fold {k} has no file of class '{gap[0]}' in {' or '.join(gap[1])} "
+                             f"(files per class: {_shown(labels)}; train/val/test: {per}); use fewer --folds or "
+                             f"a smaller --val_size")
+        out.append(parts)
+    return out
+
+
+# ----------------------------------------------------------------------------- split.json
+
+def write_split(path, names, parts):
+    """split.json: {"train": [...], "val": [...], "test": [...]} of the files' names (as listed)."""
+    write_json(path, {name: [str(names[i]) for i in parts[name]] for name in PARTS})
+
+
+def read_split(path):
+    """The {"train", "val", "test"} name lists of a split.json; SplitError if it is not one."""
+    try:
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SplitError(f"{path}: unreadable ({e})") from None
+    if not isinstance(saved, dict) or any(not isinstance(saved.get(k), list) for k in PARTS):
+        raise SplitError(f"{path}: not a split file (needs the lists train, val and test)")
+    return {k: [str(n) for n in saved[k]] for k in PARTS}
+
+
+def keep_saved(names, saved):
+    """(indices of `names` in the saved split, how many other names there are); SplitError naming the
+    saved files that are gone."""
+    wanted = [n for k in PARTS for n in saved[k]]
+    have = set(names)
+    gone = [n for n in wanted if n not in have]
+    if gone:
+        shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+        raise SplitError(f"--resume: {len(gone)} file(s) of the run's split are gone: {shown}")
+    keep = set(wanted)
+    return [i for i, n in enumerate(names) if n in keep], sum(n not in keep for n in names)
+
+
+def locate(names, saved):
+    """The saved split as index lists into `names` (every saved name must be there: see keep_saved)."""
+    where = {n: i for i, n in enumerate(names)}
+    return {k: sorted(where[n] for n in saved[k]) for k in PARTS}

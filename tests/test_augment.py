@@ -1,0 +1,88 @@
+"""fmrgb/augment.py: the frames a model sees, and the training augmentation that knows each channel's role."""
+import pytest
+import torch
+
+import dataset
+from conftest import write_dataset
+from dataset import FMRGBDataset, pick_and_resize, prepare_data, transform
+from fmrgb.augment import Augment, augment_clip, channel_roles, picture_channels, segment_indices
+
+NAMES = ["red", "green", "blue", "amplitude", "mel"]
+
+
+def test_evaluation_takes_segment_centres_and_training_a_frame_inside_each_segment():
+    assert segment_indices(10, 4).tolist() == [1, 3, 6, 8]
+    assert segment_indices(3, 6).tolist() == [0, 0, 1, 1, 2, 2]  # a short clip repeats frames
+    torch.manual_seed(0)
+    n, frames = 300, 16
+    draws = torch.stack([segment_indices(n, frames, torch.rand(frames)) for _ in range(50)])  # (50, 16)
+    seg = torch.arange(frames)
+    # frame f spans [f, f + 1) and segment i [i n / frames, (i + 1) n / frames): they overlap
+    assert ((draws + 1) * frames > seg * n).all() and (draws * frames < (seg + 1) * n).all()
+    assert (draws.amax(0) - draws.amin(0) >= 10).all()  # and anywhere in it (segments of 18.75 frames)
+
+
+def test_channel_roles_by_name_and_for_unnamed_records():
+    assert channel_roles(NAMES) == ("picture", "picture", "picture", "plane", "mel")
+    assert channel_roles(["grey", "amplitude", "frequency"]) == ("picture", "plane", "plane")
+    assert channel_roles(["c0", "c1", "c2"]) == ("picture", "mel", "mel")  # FMRGB's layout; sound only resized
+    assert picture_channels(NAMES) == 3 and picture_channels(["grey", "amplitude", "mel"]) == 1
+    assert picture_channels(["amplitude", "frequency"]) == 0
+
+
+def marked_clip(T=12, H=24, W=32):
+    """A clip whose channels tell what happened to them: red rises left to right and green top to bottom
+    (the same picture in every frame), amplitude is the frame number x 10 (uniform), mel a random image
+    plus the frame number (so a flip, a crop or a wrong frame shows)."""
+    g = torch.Generator().manual_seed(0)
+    clip = torch.zeros(T, H, W, 5, dtype=torch.uint8)
+    clip[..., 0] = torch.linspace(0, 250, W).round().to(torch.uint8)
+    clip[..., 1] = torch.linspace(0, 250, H).round().to(torch.uint8).view(H, 1)
+    clip[..., 2] = 128
+    clip[..., 3] = (torch.arange(T) * 10).view(T, 1, 1).to(torch.uint8)
+    clip[..., 4] = (torch.randint(0, 200, (1, H, W), generator=g) + torch.arange(T).view(T, 1, 1)).to(torch.uint8)
+    return clip
+
+
+def test_picture_is_cropped_and_flipped_sound_never():
+    torch.manual_seed(0)
+    clip, aug = marked_clip(), Augment(roles=channel_roles(NAMES))
+    plain = pick_and_resize(clip, frames=12, size=16)  # every frame once: (12, 5, 16, 16)
+    flips, areas = [], []
+    for _ in range(40):
+        x = augment_clip(clip, frames=6, size=16, augment=aug)                      # (6, 5, 16, 16)
+        t = (x[:, 3, 0, 0] * 255 / 10).round().long()                              # the frames taken
+        torch.testing.assert_close(x[:, 3], plain[t, 3])                           # planes: only resized
+        torch.testing.assert_close(x[:, 4], plain[t, 4])                           # mel: never flipped or cropped
+        assert (x[:, :3] == x[:1, :3]).all()                                       # one crop for the whole clip
+        red, green = x[0, 0], x[0, 1]
+        flips.append(bool(red[:, 0].mean() > red[:, -1].mean()))
+        areas.append(float((red.amax() - red.amin()) * (green.amax() - green.amin())) / (250 / 255) ** 2)
+    assert 10 <= sum(flips) <= 30, flips  # a horizontal flip about half the time
+    assert min(areas) > 0.4 and max(areas) <= 1.0 and max(areas) - min(areas) > 0.2, areas  # crops of 0.6..1
+
+
+def test_only_a_training_set_augments(monkeypatch):
+    torch.manual_seed(0)
+    clip = marked_clip()
+    monkeypatch.setattr(dataset, "load_record", lambda p: (clip, {}))
+    mean, std = [0.5] * 5, [0.25] * 5
+    ds = FMRGBDataset(["a.pt"], [1], frames=6, size=16, mean=mean, std=std, layout="cthw",
+                      augment=Augment(roles=channel_roles(NAMES)))
+    ds_eval = FMRGBDataset(["a.pt"], [1], frames=6, size=16, mean=mean, std=std, layout="cthw")
+    a, b = ds[0][0], ds[0][0]
+    e1, e2 = ds_eval[0][0], ds_eval[0][0]
+    assert a.shape == e1.shape == (5, 6, 16, 16)
+    assert not torch.equal(a, b)  # another draw each time
+    torch.testing.assert_close(e1, e2)
+    torch.testing.assert_close(e1, transform(clip, frames=6, size=16, mean=mean, std=std, layout="cthw"))
+
+
+def test_augmentation_is_refused_for_validation_and_test(tmp_path):
+    write_dataset(tmp_path, per_class=6, T=4, H=8, W=8)
+    data = prepare_data(tmp_path, test_size=0.25, val_size=0.25, seed=0, frames=4, size=8)
+    aug = Augment(roles=channel_roles(data.channel_names()))
+    assert data.subset("train", frames=4, size=8, layout="cthw", augment=aug).augment is aug
+    for part in ("val", "test"):
+        with pytest.raises(AssertionError, match="training files"):
+            data.subset(part, frames=4, size=8, layout="cthw", augment=aug)

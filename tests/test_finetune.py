@@ -1,0 +1,138 @@
+"""train.py with a pretrained backbone (--pretrained, --weights) and with --augment: what starts from which
+weights, how the picture is normalised, which layers learn slower, what happens offline, which clips augment."""
+import json
+import urllib.error
+
+import pytest
+import torch
+
+import dataset
+import predict
+import train
+from conftest import load_pt, read_csv, write_dataset
+from fmrgb.checkpoint import PRETRAINED_URLS
+from model import KINETICS_MEAN, KINETICS_STD, build_model
+
+FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "8", "--device", "cpu",
+        "--test_size", "0.25", "--patience", "10"]
+
+
+def parse(*argv):
+    return train.get_args_parser().parse_args(list(map(str, argv)))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    write_dataset(root, per_class=8, T=8, H=16, W=16)
+    return root
+
+
+@pytest.fixture(scope="module")
+def kinetics():
+    """A stand-in for torchvision's r3d_18 Kinetics-400 file: 3 channels, 400 classes (tests/test_model.py
+    checks that this is torchvision's format)."""
+    torch.manual_seed(1)
+    return build_model("r3d_18", in_channels=3, num_classes=400, frames=8, size=16).state_dict()
+
+
+@pytest.fixture(scope="module")
+def finetuned(tiny, kinetics, tmp_path_factory):
+    """One --pretrained r3d_18 run, the download replaced by the stand-in; the calls it made."""
+    out, calls = tmp_path_factory.mktemp("ft"), []
+
+    def download(url, **kw):
+        calls.append((url, kw))
+        return {k: v.clone() for k, v in kinetics.items()}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.hub, "load_state_dict_from_url", download)
+        assert train.main(parse("--data", tiny, "--out", out, *FAST, "--learnmethod", "r3d_18", "--pretrained",
+                                "--epochs", "1", "--lr", "1e-3")) == 0
+    return out, calls
+
+
+def test_pretrained_downloads_the_published_file_and_fine_tunes(finetuned, kinetics, tiny):
+    out, calls = finetuned
+    assert calls and {url for url, _ in calls} == {PRETRAINED_URLS["r3d_18"]}
+    assert PRETRAINED_URLS["r3d_18"] == "https://download.pytorch.org/models/r3d_18-b3b3357e.pth"
+    assert all(kw["weights_only"] and kw["check_hash"] for _, kw in calls)
+    ckpt = load_pt(out / "last.pt")
+    assert ckpt["model"] == "r3d_18" and ckpt["model_kwargs"]["in_channels"] == 5
+    # the picture channels normalised as in Kinetics-400, the sound channels with the data's statistics
+    assert ckpt["mean"][:3] == pytest.approx(KINETICS_MEAN) and ckpt["std"][:3] == pytest.approx(KINETICS_STD)
+    train_files = [tiny / name for name in json.loads((out / "split.json").read_text())["train"]]
+    mean, std = dataset.compute_stats(train_files, frames=8, size=16)
+    assert ckpt["mean"][3:] == pytest.approx(mean[3:]) and ckpt["std"][3:] == pytest.approx(std[3:])
+    # the pretrained layers learn at --lr x 0.1; the inflated stem convolution and the new head at --lr
+    assert ckpt["train_args"]["fresh_parameters"] == ["fc.bias", "fc.weight", "stem.0.weight"]
+    groups = ckpt["optimizer_state"]["param_groups"]
+    assert [(g["lr"], len(g["params"])) for g in groups] == [(pytest.approx(1e-3), 3),  # r3d_18: 62 tensors
+                                                             (pytest.approx(1e-4), 59)]
+    # and the run did start from the published weights: one small epoch leaves layer 4 close to them
+    start = kinetics["layer4.1.conv2.0.weight"]
+    assert (ckpt["model_state"]["layer4.1.conv2.0.weight"] - start).abs().max() < 0.05 * start.abs().max()
+
+
+def test_a_fine_tuned_backbone_predicts_and_resumes_unchanged(finetuned, tiny):
+    out, _ = finetuned
+    rows = read_csv(out / "test_predictions.csv")
+    ckpt, results = predict.predict_files(out / "best.pt", [r["path"] for r in rows], log=lambda *a, **k: None)
+    for r, (_, probs, err) in zip(rows, results):
+        assert err is None and float(r["p_loud"]) == pytest.approx(float(probs[1]), abs=1e-5)
+    # resuming keeps the optimizer's two groups (else loading its state fails) and needs no download
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("downloaded on resume"))
+        assert train.main(parse("--data", tiny, "--resume", out / "last.pt", *FAST, "--epochs", "2")) == 0
+    assert [g["lr"] for g in load_pt(out / "last.pt")["optimizer_state"]["param_groups"]] == \
+        [pytest.approx(1e-3), pytest.approx(1e-4)]
+
+
+def test_pretrained_offline_is_one_line_that_suggests_weights(tiny, tmp_path, monkeypatch, capsys):
+    def offline(url, **kw):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(SystemExit) as e:
+        train.main(parse("--data", tiny, "--out", tmp_path, *FAST, "--learnmethod", "mc3_18", "--pretrained"))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert PRETRAINED_URLS["mc3_18"] in err and "--weights" in err and "name resolution" in err
+
+
+def test_weights_flag_problems_exit_2_with_one_line(tiny, tmp_path, kinetics, capsys):
+    torch.save({"frames": torch.zeros(2)}, tmp_path / "not_weights.pt")
+    torch.save(kinetics, tmp_path / "r3d_18.pth")
+    cases = [(["--learnmethod", "conv3d", "--pretrained"], "published weights exist for"),
+             (["--learnmethod", "r3d_18", "--pretrained", "--weights", tmp_path / "r3d_18.pth"], "give one"),
+             (["--learnmethod", "r3d_18", "--weights", tmp_path / "missing.pth"], "no such file"),
+             (["--learnmethod", "r3d_18", "--weights", tmp_path / "not_weights.pt"], "not a torchvision VideoResNet"),
+             (["--learnmethod", "mc3_18", "--weights", tmp_path / "r3d_18.pth"],  # another architecture
+              "not weights of mc3_18: size mismatch for layer2.0.conv1.0.weight")]
+    for extra, message in cases:
+        with pytest.raises(SystemExit) as e:
+            train.main(parse("--data", tiny, "--out", tmp_path / "o", *FAST, "--epochs", "1", *extra))
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, (extra, err)
+
+
+def test_a_backbone_defaults_to_16_frames_of_112x112(tiny, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(train, "train_one", lambda s, *a, **k: (seen.append((s.frames, s.size)), (0, None))[1])
+    common = ["--data", tiny, "--out", tmp_path, "--num_workers", "0", "--device", "cpu"]
+    for extra in (["--learnmethod", "r2plus1d_18"], ["--learnmethod", "conv3d"],
+                  ["--learnmethod", "mc3_18", "--frames", "8", "--size", "32"]):
+        assert train.main(parse(*common, *extra)) == 0
+    assert seen == [(16, 112), (32, 64), (8, 32)]
+
+
+@pytest.mark.parametrize("augment, per_epoch", [("true", 8), ("false", 0)])
+def test_only_the_training_clips_are_augmented(tiny, tmp_path, monkeypatch, augment, per_epoch):
+    calls = []
+    original = dataset.augment_clip
+    monkeypatch.setattr(dataset, "augment_clip", lambda clip, **kw: (calls.append(1), original(clip, **kw))[1])
+    assert train.main(parse("--data", tiny, "--out", tmp_path, *FAST, "--learnmethod", "conv3d", "--epochs", "2",
+                            "--augment", augment)) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["n_train"] == 8 and m["n_val"] == m["n_test"] == 4
+    assert len(calls) == 2 * per_epoch  # every training clip once an epoch; never a validation or test clip
