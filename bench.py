@@ -194,20 +194,30 @@ def dataset_rates(pts, *, frames=32, size=64, num_workers=2):
     ds = FMRGBDataset(pts, [0] * len(pts), frames=frames, size=size, layout="cthw")
     [ds[i] for i in range(len(ds))]
     t_ds = timed(lambda: [ds[i] for i in range(len(ds))])
-    return len(pts) / t_ds, len(pts) / t_bare, loader_rate(pts, frames=frames, size=size, num_workers=num_workers)
+    return len(pts) / t_ds, len(pts) / t_bare, loader_rate(pts, frames=frames, size=size, num_workers=num_workers)[0]
 
 
-def loader_rate(pts, *, frames, size, num_workers=2, batch=8):
-    """Items/s a DataLoader of training items (frames x size², `num_workers` workers) delivers: two passes."""
+def loader_rate(pts, *, frames, size, num_workers=2, batch=8, cache_root=None):
+    """(items/s a DataLoader of training items (frames x size², `num_workers` workers) delivers over two passes,
+    seconds per clip to build the cache first in this process or None): with `cache_root`, the items as train.py
+    reads them (augmented uint8 clips from a new cache), else made from the records every time (normalised)."""
     import torch
 
     from dataset import FMRGBDataset
+    from fmrgb.augment import Augment, channel_roles
+    from fmrgb.cache import CacheRecipe, ClipCache
+    from fmrgb.record import load_record
 
-    ds = FMRGBDataset(pts, [0] * len(pts), frames=frames, size=size, layout="cthw")
+    kw, build = {}, None
+    if cache_root is not None:
+        cache = ClipCache(cache_root, CacheRecipe(frames, size), settle_s=0)  # nothing writes the records now
+        kw = dict(cache=cache, uint8=True, augment=Augment(roles=channel_roles(load_record(pts[0])[1]["channels"])))
+        build = timed(lambda: [cache.small(p) for p in pts]) / len(pts)
+    ds = FMRGBDataset(pts, [0] * len(pts), frames=frames, size=size, layout="cthw", **kw)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=num_workers)
     next(iter(loader))
     t_loader = timed(lambda: [b for _ in range(2) for b in loader])
-    return 2 * len(pts) / t_loader
+    return 2 * len(pts) / t_loader, build
 
 
 # frames and picture size each model is measured at: the backbones at their published input
@@ -341,7 +351,7 @@ def main(args):
             report["dataloader_2_workers_items_per_s"] = loader
             row("dataset items/s (5x32x64x64)", ds, "items/s", "bare torch.load", ds / bare, ">= 0.5x")
             row("DataLoader, 2 workers", loader, "items/s")
-        supply = {}  # (frames, size) -> the loader's items/s there
+        supply, cached = {}, {}  # (frames, size) -> the loader's items/s there, without and with the cache
         if "dataloader_2_workers_items_per_s" in report:
             supply[(32, 64)] = report["dataloader_2_workers_items_per_s"]
         if "train" not in args.skip:
@@ -357,14 +367,22 @@ def main(args):
                     consumed = batch / r["train_step_ms"] * 1000
                     # the loader at this model's input: does it keep up with what the model consumes?
                     shape = (r["frames"], r["size"])
-                    if pts and "dataset" not in args.skip and shape not in supply:
-                        supply[shape] = loader_rate(pts, frames=shape[0], size=shape[1])
+                    if pts and "dataset" not in args.skip and shape not in cached:
+                        quiesce(work)
+                        cached[shape], build = loader_rate(pts, frames=shape[0], size=shape[1], cache_root=work / "c")
+                        report[f"cache_build_{shape[0]}x{shape[1]}_s"] = build
+                        row(f"cache build {shape[0]}x{shape[1]}² (one process)", build, "s/clip")
+                        if shape not in supply:
+                            supply[shape] = loader_rate(pts, frames=shape[0], size=shape[1])[0]
                     r["training_items_per_s"] = round(consumed, 1)
-                    r["loader_2_workers_items_per_s"] = supply.get(shape)
+                    r["loader_2_workers_items_per_s"] = cached.get(shape)
+                    r["loader_2_workers_no_cache_items_per_s"] = supply.get(shape)
                     row("  training items/s", consumed, "items/s")
-                    if shape in supply:
-                        row(f"  loader items/s (2 workers, {shape[0]}x{shape[1]}²)", supply[shape], "items/s",
-                            "training items/s", supply[shape] / consumed, ">= 1x")
+                    if shape in cached:
+                        row(f"  loader items/s (2 workers, cache, {shape[0]}x{shape[1]}²)", cached[shape], "items/s",
+                            "training items/s", cached[shape] / consumed, ">= 1x")
+                        row("  loader items/s (2 workers, no cache)", supply[shape], "items/s",
+                            "training items/s", supply[shape] / consumed)
                     row(f"inference {name}, {tag}", r["inference_clips_per_s"], "clips/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -10,14 +10,17 @@
                       frames=32, size=64, mean=mean, std=std, layout="cthw")
 
 One item: the clip's `frames` time steps (the centres of equal segments), resized to size x size
-(bilinear, antialiased), scaled from 0..255 to 0..1, each channel normalised with the training set's
-mean/std, in the layout the model wants ("cthw" -> (C, T, H, W); "tchw" -> (T, C, H, W)).
-`transform` is that whole recipe for one uint8 clip; predict.py uses the same function. A training
-set may augment its clips instead (augment=fmrgb.augment.Augment: random frames and crops, per channel).
+(bilinear, antialiased, rounded to uint8: the small clip of fmrgb.cache), scaled from 0..255 to 0..1,
+each channel normalised with the training set's mean/std, in the layout the model wants ("cthw" ->
+(C, T, H, W); "tchw" -> (T, C, H, W)). `transform` is that whole recipe for one uint8 clip; predict.py
+uses the same function. A training set may augment its clips (augment=fmrgb.augment.Augment: random
+frames and crops, per channel). Training reads the small clips from a cache (cache=fmrgb.cache.ClipCache)
+and takes uint8 items (uint8=True), normalised on the device by the same function (`normalise`).
 All of the above in one call, as train.py does it (under DDP pass its DistContext):
 
-    data = prepare_data("data/", test_size=0.2, val_size=0.2, seed=0, frames=32, size=64)
-    ds = data.subset("train", frames=32, size=64, layout="cthw")
+    data = prepare_data("data/", test_size=0.2, val_size=0.2, seed=0, frames=32, size=64, cache=cache)
+    ds = data.subset("train", frames=32, size=64, layout="cthw", cache=cache, uint8=True)
+    norm = data.normaliser("cthw", device)        # normalise for ds's batches, where the model runs
 
 or in two steps, for several splits of one data set (folds; fmrgb.splits groups twins together):
 
@@ -26,18 +29,19 @@ or in two steps, for several splits of one data set (folds; fmrgb.splits groups 
 """
 import csv
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from fmrgb.augment import augment_clip, segment_indices
-from fmrgb.distributed import on_master
+from fmrgb.cache import CacheRecipe, clip_sums, small_clip
+from fmrgb.distributed import on_every_process, on_master
 from fmrgb.files import find_files
 from fmrgb.record import generic_channels, load_record
-from fmrgb.splits import group_files, keep_saved, train_val_test
+from fmrgb.splits import group_files, keep_saved, read_records, train_val_test
 
 LAYOUTS = ("cthw", "tchw")
 MIN_STD = 1e-6  # a channel that never varies (e.g. a silent sound track) is only centred, not scaled
@@ -118,56 +122,58 @@ def frame_indices(n, frames):
     return segment_indices(n, frames)
 
 
-def pick_and_resize(clip, *, frames, size, channels=None):
-    """uint8 clip [T, H, W, C] -> float32 (frames, C, size, size) in 0..1; `channels`: the indices of
-    the channels to keep (None: all), the one channel selection of training and prediction.
+def small_frames(clip, *, frames, size, channels=None):
+    """uint8 clip [T, H, W, C] -> uint8 (frames, C', size, size): the evaluation's frames, resized (bilinear,
+    antialiased, rounded: fmrgb.cache.small_clip, what the training cache stores); `channels`: the indices of
+    the channels to keep (None: all), the one channel selection of training and prediction."""
+    recipe = CacheRecipe(frames, size)
+    x = small_clip(clip, recipe, recipe.centres())          # only these frames are read and resized
+    return x if channels is None else x[:, list(channels)]
 
-    Picks the time steps first, so only those frames are read and converted."""
-    x = clip[frame_indices(clip.shape[0], frames)]          # (frames, H, W, C) uint8
-    if channels is not None:
-        x = x[..., list(channels)]                          # (frames, H, W, C') uint8
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)           # (frames, C, H, W) in 0..1
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x
+
+def pick_and_resize(clip, *, frames, size, channels=None):
+    """small_frames as float32 in 0..1."""
+    return small_frames(clip, frames=frames, size=size, channels=channels).float().div_(255.0)
 
 
 def transform(clip, *, frames, size, mean, std, layout, channels=None):
     """The whole per-item recipe: uint8 clip [T, H, W, C] -> normalised float32 in `layout`
-    (`channels`: see pick_and_resize; mean/std are the kept channels')."""
+    (`channels`: see small_frames; mean/std are the kept channels')."""
     assert layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {layout!r}"
-    x = pick_and_resize(clip, frames=frames, size=size, channels=channels)  # (T, C, S, S)
-    return normalise(x, mean=mean, std=std, layout=layout)
+    return normalise(small_frames(clip, frames=frames, size=size, channels=channels), mean=mean, std=std,
+                     layout=layout)
 
 
 def normalise(x, *, mean, std, layout):
-    """float32 (T, C, S, S) in 0..1 -> each channel normalised with mean/std, in `layout`."""
-    C = x.shape[1]
-    mean = torch.as_tensor(mean, dtype=torch.float32)
-    std = torch.as_tensor(std, dtype=torch.float32)
+    """uint8 (..., T, C, S, S) -> float32, scaled to 0..1 and each channel normalised with mean/std, in `layout`
+    ("cthw": (..., C, T, S, S)); on x's device. One clip (transform, predict) or a batch (Prepared.normaliser)."""
+    C = x.shape[-3]
+    assert x.dtype == torch.uint8, f"normalise takes uint8 clips, not {x.dtype}"
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device)
+    std = torch.as_tensor(std, dtype=torch.float32, device=x.device)
     assert mean.numel() == C and std.numel() == C, f"clip has {C} channels, statistics have {mean.numel()}"
-    x = (x - mean.view(1, C, 1, 1)) / std.view(1, C, 1, 1)
+    x = (x.float().div_(255.0) - mean.view(C, 1, 1)) / std.view(C, 1, 1)
     if layout == "cthw":
-        x = x.permute(1, 0, 2, 3)                           # (C, T, S, S)
+        x = x.transpose(-4, -3)                             # (..., C, T, S, S)
     return x.contiguous()
 
 
 # ----------------------------------------------------------------------------- many files
 
-def inspect_files(paths):
+def inspect_files(paths, records=None):
     """Check every file can be read and that all have the same channels; return what they share:
     {"channels", "pt_frames" (common T or None), "audiomethod", "frequency_param", "sample_rate", "fps"}
-    (a setting the files disagree on, or that they lack, is None) and "lengths" (each file's T)."""
+    (a setting the files disagree on, or that they lack, is None) and "lengths" (each file's T).
+    `records`: fmrgb.splits.read_records(paths), when read already."""
     assert len(paths) > 0, "no files to inspect"
     first, metas, lengths = None, [], []
-    for p in paths:
-        clip, meta = load_record(p)
+    for p, (shape, meta, _) in zip(paths, records or read_records(paths)):
         if first is None:
-            first = (p, clip.shape[-1])
-        elif clip.shape[-1] != first[1]:
-            raise ValueError(f"mixed channel counts: {first[0]} has {first[1]} channels, {p} has {clip.shape[-1]}")
+            first = (p, shape[-1])
+        elif shape[-1] != first[1]:
+            raise ValueError(f"mixed channel counts: {first[0]} has {first[1]} channels, {p} has {shape[-1]}")
         metas.append(meta)
-        lengths.append(int(clip.shape[0]))
+        lengths.append(int(shape[0]))
 
     check_same_conversion(paths, metas)
 
@@ -227,64 +233,59 @@ def split_indices(labels, *, test_size, val_size, seed, groups=None):
 
 
 class FMRGBDataset(Dataset):
-    """(video, label) pairs; video is `transform`ed (see the module docstring)."""
+    """(video, label) pairs; video is `transform`ed (see the module docstring), or with `uint8` left as the
+    uint8 small frames (T, C, S, S) for `normaliser` to normalise whole batches on the device (training).
+    `cache`: a fmrgb.cache.ClipCache of this frames/size, where the small clips are read (and made once)."""
 
     def __init__(self, paths, labels, *, frames=32, size=64, mean=None, std=None, layout="cthw", channels=None,
-                 augment=None):
+                 augment=None, cache=None, uint8=False):
         assert len(paths) == len(labels), f"{len(paths)} paths but {len(labels)} labels"
         assert layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {layout!r}"
         self.paths, self.labels = [Path(p) for p in paths], [int(y) for y in labels]
         self.frames, self.size, self.layout = frames, size, layout
         self.mean, self.std, self.channels = mean, std, channels
         self.augment = augment  # an fmrgb.augment.Augment for a training set; None: the evaluation recipe
+        self.recipe, self.cache, self.uint8 = CacheRecipe(frames, size), cache, uint8
+        assert cache is None or cache.recipe == self.recipe, f"a cache of {cache.recipe}, not of {self.recipe}"
 
     def __len__(self):
         return len(self.paths)
 
-    def __getitem__(self, i):
-        clip, _ = load_record(self.paths[i])
-        C = clip.shape[-1] if self.channels is None else len(self.channels)
-        mean = self.mean if self.mean is not None else [0.0] * C
-        std = self.std if self.std is not None else [1.0] * C
-        if self.augment is None:
-            x = transform(clip, frames=self.frames, size=self.size, mean=mean, std=std, layout=self.layout,
-                          channels=self.channels)
+    def small(self, i):
+        """uint8 (frames, C, size, size) of item i: a random candidate frame per segment when augmenting, else
+        the centres; then the kept channels, augmented."""
+        positions = self.recipe.jittered() if self.augment is not None else self.recipe.centres()
+        if self.cache is not None:
+            x = self.cache.frames(self.paths[i], positions)
         else:
-            x = augment_clip(clip, frames=self.frames, size=self.size, augment=self.augment, channels=self.channels)
-            x = normalise(x, mean=mean, std=std, layout=self.layout)
+            x = small_clip(load_record(self.paths[i])[0], self.recipe, positions)
+        if self.channels is not None:
+            x = x[:, list(self.channels)]
+        return x if self.augment is None else augment_clip(x, augment=self.augment)
+
+    def __getitem__(self, i):
+        x = self.small(i)
+        if not self.uint8:
+            C = x.shape[1]
+            x = normalise(x, mean=[0.0] * C if self.mean is None else self.mean,
+                          std=[1.0] * C if self.std is None else self.std, layout=self.layout)
         return x, self.labels[i]
 
 
-class _StatsItems(Dataset):
-    """Per-file channel sums (float64) of the picked + resized frames: the small things to add up."""
-
-    def __init__(self, paths, frames, size, channels=None):
-        self.paths, self.frames, self.size, self.channels = list(paths), frames, size, channels
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, i):
-        clip, _ = load_record(self.paths[i])
-        x = pick_and_resize(clip, frames=self.frames, size=self.size, channels=self.channels).double()
-        return x.sum(dim=(0, 2, 3)), x.square().sum(dim=(0, 2, 3)), x[:, 0].numel()
-
-
-def compute_stats(paths, *, frames=32, size=64, num_workers=0, channels=None):
-    """Per-channel (mean, std) lists over the picked + resized frames of `paths` (the training
-    files; `channels`: the kept channels' indices), streamed one file at a time into float64 sums."""
+def compute_stats(paths, *, frames=32, size=64, num_workers=0, channels=None, cache=None, ctx=None):
+    """Per-channel (mean, std) lists over the evaluation frames of `paths` (the training files; `channels`:
+    the kept channels' indices), from exact integer sums of the small clips, made and stored in `cache` in
+    the same parallel pass. Under DDP (`ctx`) each process takes its share and the sums are added: the same
+    numbers as one process's."""
     assert len(paths) > 0, "no files to compute statistics from"
-    loader = DataLoader(_StatsItems(paths, frames, size, channels), batch_size=None, shuffle=False,
-                        num_workers=num_workers)
-    total = total_sq = None
-    count = 0
-    for s, sq, n in loader:
-        total = s if total is None else total + s
-        total_sq = sq if total_sq is None else total_sq + sq
-        count += int(n)
-    mean = total / count
-    var = (total_sq / count - mean.square()).clamp_min(0)
-    std = var.sqrt()
+    rank, world = (ctx.rank, ctx.world_size) if ctx is not None and ctx.ddp else (0, 1)
+    parts = on_every_process(lambda: clip_sums(paths, CacheRecipe(frames, size), cache=cache,
+                                               num_workers=num_workers, rank=rank, world=world), ctx)
+    total, count = sum(t for t, _ in parts if t is not None), sum(n for _, n in parts)
+    if channels is not None:
+        total = total[:, list(channels)]
+    mean = total[0].double() / (255.0 * count)
+    std = (total[1].double() / (255.0 ** 2 * count) - mean.square()).clamp_min(0).sqrt()
     std = torch.where(std < MIN_STD, torch.ones_like(std), std)
     return mean.tolist(), std.tolist()
 
@@ -311,17 +312,22 @@ class Survey:
         return [self.classes[k] for k in self.labels]
 
 
-def survey_data(data, *, saved=None, group=True):
+def survey_data(data, *, saved=None, group=True, ctx=None):
     """List --data, check the files (inspect_files) and group them (group_files) -> Survey.
     `saved`: a resumed run's split ({"train": names, ...}): only its files are used (a SplitError
-    names those that are gone); the split is kept, so files need no grouping then."""
-    listing = list_data(data)
-    ignored = 0
-    if saved is not None:
-        keep, ignored = keep_saved(listing.names, saved)
-        listing = listing.subset(keep)
-    info = inspect_files(listing.paths)
-    grouping = group_files(listing.paths, user_groups=listing.groups) if group else None
+    names those that are gone); the split is kept, so files need no grouping then. Under DDP (`ctx`)
+    process 0 lists the files and every process reads its share of them (read_records)."""
+    def listed():
+        listing, ignored = list_data(data), 0
+        if saved is not None:
+            keep, ignored = keep_saved(listing.names, saved)
+            listing = listing.subset(keep)
+        return listing, ignored
+
+    listing, ignored = on_master(listed, ctx)
+    records = read_records(listing.paths, group=group, ctx=ctx)
+    info = inspect_files(listing.paths, records)
+    grouping = group_files(listing.paths, user_groups=listing.groups, keys=[r[2] for r in records]) if group else None
     classes = class_names(listing.labels)
     return Survey(paths=listing.paths, names=listing.names, labels=[classes.index(n) for n in listing.labels],
                   classes=classes, info=info, groups=None if grouping is None else list(grouping.groups),
@@ -346,13 +352,19 @@ class Prepared:
     names: list = None
     channels: list = None
 
-    def subset(self, part, *, frames, size, layout, augment=None):
-        """An FMRGBDataset of one part ("train", "val" or "test"), normalised with the training statistics;
-        `augment` (fmrgb.augment.Augment) only for "train"."""
+    def subset(self, part, *, frames, size, layout, augment=None, cache=None, uint8=False):
+        """An FMRGBDataset of one part ("train", "val" or "test"), normalised with the training statistics
+        (with `uint8`, by normaliser(layout) on the device); `augment` (fmrgb.augment.Augment) only for "train"."""
         assert augment is None or part == "train", f"augmentation is for the training files, not {part!r}"
         idx = getattr(self, part)
         return FMRGBDataset([self.paths[i] for i in idx], [self.labels[i] for i in idx], frames=frames, size=size,
-                            mean=self.mean, std=self.std, layout=layout, channels=self.channels, augment=augment)
+                            mean=self.mean, std=self.std, layout=layout, channels=self.channels, augment=augment,
+                            cache=cache, uint8=uint8)
+
+    def normaliser(self, layout, device="cpu"):
+        """normalise with the training statistics (moved to `device` once) and `layout`: for uint8 subsets."""
+        mean, std = (torch.tensor(v, dtype=torch.float32, device=device) for v in (self.mean, self.std))
+        return functools.partial(normalise, mean=mean, std=std, layout=layout)
 
     def channel_names(self):
         """The names of the channels the model takes (the kept ones)."""
@@ -360,24 +372,26 @@ class Prepared:
         return names if self.channels is None else [names[i] for i in self.channels]
 
 
-def prepare_split(survey, parts, *, frames, size, channels=None, num_workers=0, stats=None, ctx=None):
+def prepare_split(survey, parts, *, frames, size, channels=None, num_workers=0, stats=None, ctx=None, cache=None):
     """A Survey and its parts ({"train", "val", "test"} index lists) -> Prepared, with the training
-    files' channel statistics (`stats=(mean, std)` reuses given ones, when resuming). Under DDP
-    (`ctx`) process 0 computes them and broadcasts them (one pass over the training files instead of
-    one per process, and bitwise the same numbers everywhere; an error is raised on every process)."""
+    files' channel statistics (`stats=(mean, std)` reuses given ones, when resuming). With a `cache`
+    (fmrgb.cache.ClipCache) the training files' small clips are made in the same pass (the others when
+    first read). Under DDP (`ctx`) every process takes its share (compute_stats): the same numbers, an
+    error raised on every process."""
     info = dict(survey.info, pt_frames=common_length([survey.info["lengths"][i] for i in parts["train"]]))
     if stats is None:
-        stats = on_master(lambda: compute_stats([survey.paths[i] for i in parts["train"]], frames=frames, size=size,
-                                                num_workers=num_workers, channels=channels), ctx)
+        stats = compute_stats([survey.paths[i] for i in parts["train"]], frames=frames, size=size,
+                              num_workers=num_workers, channels=channels, cache=cache, ctx=ctx)
     mean, std = stats
     return Prepared(paths=survey.paths, labels=survey.labels, classes=survey.classes, train=list(parts["train"]),
                     val=list(parts["val"]), test=list(parts["test"]), info=info, mean=list(mean), std=list(std),
                     names=survey.names, channels=channels)
 
 
-def prepare_data(data, *, test_size, val_size, seed, frames, size, num_workers=0, stats=None, ctx=None):
+def prepare_data(data, *, test_size, val_size, seed, frames, size, num_workers=0, stats=None, ctx=None, cache=None):
     """Find, check, group and split the files and compute the training set's channel statistics ->
-    Prepared (survey_data, a stratified group split, prepare_split; the survey on process 0 only)."""
-    survey = on_master(lambda: survey_data(data), ctx)
+    Prepared (survey_data, a stratified group split, prepare_split)."""
+    survey = survey_data(data, ctx=ctx)
     parts = train_val_test(survey.label_names, survey.groups, test_size=test_size, val_size=val_size, seed=seed)
-    return prepare_split(survey, parts, frames=frames, size=size, num_workers=num_workers, stats=stats, ctx=ctx)
+    return prepare_split(survey, parts, frames=frames, size=size, num_workers=num_workers, stats=stats, ctx=ctx,
+                         cache=cache)

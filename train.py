@@ -30,6 +30,7 @@ import torch
 
 from dataset import channel_indices, prepare_split, survey_data
 from fmrgb.augment import Augment, channel_roles, picture_channels
+from fmrgb.cache import CacheRecipe, ClipCache
 from fmrgb.checkpoint import (checkpoint_base, download_pretrained, load_checkpoint, load_state_dict_file,
                               resumed_settings)
 from fmrgb.cli import error_summary, interruptible, parse_bool, positive_int, usage_error
@@ -39,7 +40,7 @@ from fmrgb.experiment import channel_sets, run_experiment
 from fmrgb.files import atomic_output, write_csv, write_json
 from fmrgb.pretrained import input_defaults, lr_factors, pretrained_stats
 from fmrgb.report import plot_curves, write_history, write_test_results
-from fmrgb.sampling import make_loader, seed_everything
+from fmrgb.sampling import default_workers, make_loader, seed_everything
 from fmrgb.splits import PARTS, SplitError, kfold, locate, read_split, train_val_test, write_split
 from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model, settings_problem
 
@@ -79,7 +80,12 @@ def get_args_parser():
                         "crops and flips; sound channels only resized); never validation, test or predict")
     p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and shuffling")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
-    p.add_argument("--num_workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--num_workers", type=int, default=None,
+                   help="DataLoader worker processes (default: the cores available, shared by torchrun's processes "
+                        "on this machine, at most 16)")
+    p.add_argument("--cache", default=None, metavar="DIR|none",
+                   help="where the small clips (the picked frames at --frames/--size, uint8) are kept for this and "
+                        "later runs (default: <data folder, or the CSV's folder>/.fmrgb_cache; none: no cache)")
     p.add_argument("--amp", type=parse_bool, nargs="?", const=True, default=False, metavar="true|false",
                    help="bf16 autocast on CUDA")
     p.add_argument("--usescheduler", type=parse_bool, default=False, metavar="true|false",
@@ -180,17 +186,18 @@ def start_weights(s, ctx):
     return None
 
 
-def train_one(s, survey, parts, channel_names, out_dir, *, ctx, resume=None, weights=None):
+def train_one(s, survey, parts, channel_names, out_dir, *, ctx, resume=None, weights=None, cache=None):
     """One training run with settings `s` on `parts` ({"train", "val", "test"} indices) of `survey`,
     on the channels named (None: all), its outputs in out_dir -> (exit status, test metrics on process 0).
     `weights`: the state dict to start from (start_weights); a pretrained backbone's picture channels are
-    normalised as in its pretraining and its pretrained layers learn at --lr x --pretrained_lr_factor."""
+    normalised as in its pretraining and its pretrained layers learn at --lr x --pretrained_lr_factor.
+    `cache`: the ClipCache of the small clips (None: made from the records every time)."""
     device, log = ctx.device, ctx.log
     learnmethod, frames, size, seed = s.learnmethod, s.frames, s.size, s.seed
     channels = None if channel_names is None else channel_indices(survey.info["channels"], channel_names)
     try:
         data = prepare_split(survey, parts, frames=frames, size=size, channels=channels, num_workers=s.num_workers,
-                             stats=(resume["mean"], resume["std"]) if resume else None, ctx=ctx)
+                             stats=(resume["mean"], resume["std"]) if resume else None, ctx=ctx, cache=cache)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         usage_error(str(e))
     names, saved = data.channel_names(), resume["train_args"] if resume else {}
@@ -214,12 +221,15 @@ def train_one(s, survey, parts, channel_names, out_dir, *, ctx, resume=None, wei
             with atomic_output(out_dir / "best.pt") as tmp:  # the continued run's best so far
                 shutil.copyfile(resume_best, tmp)
     barrier(ctx)
-    layout, pin = INPUT_LAYOUT[learnmethod], device.type == "cuda"
-    loader_kw = dict(batch_size=s.batch_size, seed=seed, num_workers=s.num_workers, pin_memory=pin)
-    train_loader = make_loader(data.subset("train", frames=frames, size=size, layout=layout, augment=augment),
-                               shuffle=True, ctx=ctx, **loader_kw)
-    val_loader = make_loader(data.subset("val", frames=frames, size=size, layout=layout), shuffle=False,
-                             ctx=ctx, **loader_kw)
+    # uint8 clips to the device (a quarter of float32's bytes), normalised there: data.normaliser
+    layout, norm = INPUT_LAYOUT[learnmethod], data.normaliser(INPUT_LAYOUT[learnmethod], device)
+    loader_kw = dict(batch_size=s.batch_size, seed=seed, num_workers=s.num_workers, pin_memory=device.type == "cuda")
+
+    def part(name, **kw):
+        return data.subset(name, frames=frames, size=size, layout=layout, cache=cache, uint8=True, **kw)
+
+    train_loader = make_loader(part("train", augment=augment), shuffle=True, ctx=ctx, **loader_kw)
+    val_loader = make_loader(part("val"), shuffle=False, ctx=ctx, **loader_kw)
     log(f"{learnmethod}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test files, "
         f"classes {data.classes}, channels {channel_names or data.info['channels']}, device {device}")
 
@@ -259,7 +269,7 @@ def train_one(s, survey, parts, channel_names, out_dir, *, ctx, resume=None, wei
                          device=device, out_dir=run_dir, ckpt_base=base, weight_decay=s.weight_decay,
                          usescheduler=s.usescheduler, amp=s.amp, compile=s.compile,
                          channels_last=channels_last, ctx=ctx, resume=None if search else resume,
-                         lr_factors=None if fresh is None else lr_factors(model, fresh, factor))
+                         lr_factors=None if fresh is None else lr_factors(model, fresh, factor), normalise=norm)
         except FloatingPointError as e:  # raised on every process together (see run_epoch): one message
             log(f"error: training stopped: {e}", file=sys.stderr)
             return 1, None
@@ -278,14 +288,13 @@ def train_one(s, survey, parts, channel_names, out_dir, *, ctx, resume=None, wei
         plot_curves(result.history, out_dir / "curves.png")
 
     # ------------------------------------------------------------------------- test
-    # process 0 alone, on every test file, with the best weights
-    metrics = None
-    if ctx.master:
-        test_ds = data.subset("test", frames=frames, size=size, layout=layout)
-        model.load_state_dict(result.best_state)
-        model.to(device)
-        probs, y_true = predict_probs(model, make_loader(test_ds, shuffle=False, **loader_kw), device=device,
-                                      autocast=make_autocast(device, s.amp), channels_last=channels_last)
+    # with the best weights; under DDP every process its share, gathered on process 0
+    metrics, test_ds = None, part("test")
+    model.load_state_dict(result.best_state)
+    model.to(device)
+    probs, y_true = predict_probs(model, make_loader(test_ds, shuffle=False, ctx=ctx, **loader_kw), device=device,
+                                  autocast=make_autocast(device, s.amp), channels_last=channels_last,
+                                  normalise=norm, ctx=ctx)
 
     # ------------------------------------------------------------------------- report
     if ctx.master:
@@ -334,14 +343,23 @@ def main(args):
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: the fastest convolution, chosen once
+        if s.num_workers is None:
+            s.num_workers = default_workers()
+        cache = ClipCache.for_setting(args.cache, args.data, CacheRecipe(s.frames, s.size))
+        why = cache and cache.problem()
+        if why:
+            log(f"note: no cache ({why}): the clips are made from the files every epoch; pass --cache DIR "
+                f"to keep them elsewhere")
+            cache = None
         out_dir = Path(args.out) if args.out else (
             Path(args.resume).parent if args.resume else
             Path("runs") / f"{s.learnmethod}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
         # ------------------------------------------------------------------------- data
-        # listed, checked and grouped once (process 0); a resumed run keeps its split, files added since are left out
+        # listed once (process 0), checked and grouped by all; a resumed run keeps its split, files added since left out
         try:
-            survey = on_master(lambda: survey_data(args.data, saved=resume and resume["split"], group=not resume), ctx)
+            survey = survey_data(args.data, saved=resume and resume["split"], group=not resume, ctx=ctx)
             labels = survey.label_names
             splits = ([locate(survey.names, resume["split"])] if resume else
                       kfold(labels, survey.groups, folds=args.folds, val_size=s.val_size, seed=s.seed) if args.folds
@@ -367,9 +385,10 @@ def main(args):
         # ------------------------------------------------------------------------- fit, test and report
         if args.folds:
             return run_experiment(lambda parts, names, run_dir: train_one(s, survey, parts, names, run_dir, ctx=ctx,
-                                                                          weights=weights),
+                                                                          weights=weights, cache=cache),
                                   splits, sets, out_dir, ctx)
-        return train_one(s, survey, splits[0], s.channels, out_dir, ctx=ctx, resume=resume, weights=weights)[0]
+        return train_one(s, survey, splits[0], s.channels, out_dir, ctx=ctx, resume=resume, weights=weights,
+                         cache=cache)[0]
 
 
 if __name__ == "__main__":

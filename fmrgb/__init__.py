@@ -15,6 +15,7 @@
     synthetic   test-pattern videos for tests and benchmarks
     distributed process-group facts (DistContext) and the few collectives training needs
     sampling    the seeded training order shared by plain and DDP runs, and the loaders
+    cache       the training cache: each record's small uint8 clip, made once per recipe, never stale
     splits      leak-free splits: which files belong together, stratified group splits and K folds, split.json
     engine      the epoch loop, evaluation and early stopping
     checkpoint  the checkpoint file: what train.py saves and predict.py loads; weight files to start from

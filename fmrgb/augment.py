@@ -1,19 +1,24 @@
 """Which frames of a clip a model sees, and the training-time augmentation that knows what each channel is.
 
     segment_indices(300, 16)                       # evaluation: the centre of each of 16 equal segments
-    segment_indices(300, 16, torch.rand(16))       # training: a random frame inside each segment
+    candidate_indices(300, 16, steps=3)            # the frames a small clip keeps: 3 candidates per segment
+    centre_candidates(16, 3)                       # evaluation: the middle candidate, the segment's centre
+    random_candidates(16, 3)                       # training: one random candidate of each segment
     aug = Augment(roles=channel_roles(["red", "green", "blue", "amplitude", "mel"]))
-    x = augment_clip(clip, frames=16, size=112, augment=aug)   # float32 (16, C, 112, 112) in 0..1
+    x = augment_clip(small, augment=aug)           # uint8 (T, C, S, S) -> uint8 (T, C, S, S)
 
-A channel's role comes from its name in the record (fmrgb.sound.channel_names):
+A small clip (fmrgb.cache.small_clip) holds `steps` candidate frames per time segment, at (2k+1)/(2*steps)
+of it, already resized to S x S; evaluation takes the middle one, training one at random (time jitter).
+augment_clip then works on the small clip. A channel's role comes from its name in the record
+(fmrgb.sound.channel_names):
     red, green, blue, grey   "picture"  one random resized crop (area 0.6..1 of the frame, aspect 3/4..4/3)
                                         and a horizontal flip with probability 1/2, the same for every frame
-    amplitude, frequency     "plane"    uniform planes: a crop or flip leaves them as they are, so only resized
+    amplitude, frequency     "plane"    uniform planes: a crop or flip leaves them as they are: untouched
     mel                      "mel"      never flipped (a flip reverses time) nor cropped (a crop shifts the
-                                        frequency bands): only resized
+                                        frequency bands): untouched
 Records without channel names (c0, c1, ...) follow FMRGB's layout: the picture, then two sound channels,
-which are only resized (what is safe for both kinds). augment_clip is dataset.pick_and_resize with these
-random choices: the training Dataset applies it; validation, test and predict never do.
+which are left untouched (what is safe for both kinds). The training Dataset applies augment_clip;
+validation, test and predict never do.
 """
 import dataclasses
 import math
@@ -26,11 +31,28 @@ PLANE_NAMES = ("amplitude", "frequency")
 
 
 def segment_indices(n, frames, offsets=None):
-    """One frame index in each of `frames` equal segments of a clip of n frames: at `offsets` (frames,)
-    in [0, 1) of each segment, or their centres (None). A clip shorter than `frames` repeats frames."""
+    """One frame index in each of `frames` equal segments of a clip of n frames: at `offsets` (frames,) or
+    (k, frames) in [0, 1) of each segment, or their centres (None). A clip shorter than `frames` repeats frames."""
     offsets = torch.full((frames,), 0.5) if offsets is None else offsets
     pos = (torch.arange(frames, dtype=torch.float64) + offsets.double()) * (n / frames)
     return pos.floor().long().clamp_(0, n - 1)
+
+
+def candidate_indices(n, frames, steps):
+    """The frames (long, (frames * steps,)) a small clip keeps of a clip of n frames: candidate k of segment j,
+    at j * steps + k, lies at (2k+1)/(2*steps) of the segment; with odd `steps` the middle one is the centre."""
+    offsets = (2 * torch.arange(steps, dtype=torch.float64) + 1) / (2 * steps)  # the middle one is exactly 0.5
+    return segment_indices(n, frames, offsets[:, None].expand(steps, frames)).t().reshape(-1)
+
+
+def centre_candidates(frames, steps):
+    """Positions in a small clip of each segment's middle candidate: segment_indices' centres (evaluation)."""
+    return torch.arange(frames) * steps + steps // 2
+
+
+def random_candidates(frames, steps):
+    """Positions in a small clip of one random candidate of each segment (training's time jitter)."""
+    return torch.arange(frames) * steps + torch.randint(steps, (frames,))
 
 
 def channel_roles(names):
@@ -70,30 +92,23 @@ def crop_box(height, width, *, scale, ratio):
 
 
 def resize(x, size):
-    """uint8 (T, C, H, W) -> float32 (T, C, size, size) in 0..1, bilinear with antialiasing (as the evaluation)."""
-    x = x.float().div_(255.0)
+    """uint8 (T, C, H, W) -> uint8 (T, C, size, size): bilinear with antialiasing, rounded (the small clip's recipe:
+    PyTorch's uint8 kernel, no float copy)."""
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x
 
 
-def augment_clip(clip, *, frames, size, augment, channels=None):
-    """uint8 clip [T, H, W, C] -> float32 (frames, C', size, size) in 0..1: a random frame in each time
-    segment, the picture channels cropped and maybe flipped (one choice for the whole clip), the others only
-    resized. `channels`: the indices of the channels to keep (None: all); `augment.roles` are theirs."""
-    T, H, W, _ = clip.shape
-    x = clip[segment_indices(T, frames, torch.rand(frames))]      # (frames, H, W, C) uint8
-    if channels is not None:
-        x = x[..., list(channels)]                                 # (frames, H, W, C') uint8
-    x = x.permute(0, 3, 1, 2)                                      # (frames, C', H, W) uint8
-    assert x.shape[1] == len(augment.roles), f"{x.shape[1]} channels but {len(augment.roles)} roles"
+def augment_clip(x, *, augment):
+    """uint8 small clip (T, C, S, S), its frames already picked -> uint8 (T, C, S, S): the picture channels
+    cropped and resized back to S x S and maybe flipped (one choice for the whole clip), the others untouched."""
+    T, C, S, _ = x.shape
+    assert C == len(augment.roles), f"{C} channels but {len(augment.roles)} roles"
     picture = [i for i, r in enumerate(augment.roles) if r == "picture"]
-    others = [i for i, r in enumerate(augment.roles) if r != "picture"]
-    out = torch.empty(frames, x.shape[1], size, size)
-    if picture:
-        top, left, h, w = crop_box(H, W, scale=augment.scale, ratio=augment.ratio)
-        p = resize(x[:, picture, top:top + h, left:left + w], size)  # (frames, Cp, size, size)
-        out[:, picture] = p.flip(-1) if torch.rand(()) < augment.flip else p
-    if others:
-        out[:, others] = resize(x[:, others], size)
+    if not picture:
+        return x
+    out = x.clone()
+    top, left, h, w = crop_box(S, S, scale=augment.scale, ratio=augment.ratio)
+    p = resize(x[:, picture, top:top + h, left:left + w], S)    # (T, Cp, S, S)
+    out[:, picture] = p.flip(-1) if torch.rand(()) < augment.flip else p
     return out

@@ -4,13 +4,19 @@
         ctx.log("printed once")           # silent on every process but rank 0
         barrier(ctx)                      # a no-op without DDP, like every helper here
 
-Only process 0 (`ctx.master`) prints and writes files; the others train alongside it.
+Only process 0 (`ctx.master`) prints and writes files; the others train alongside it. Work that
+takes long (the statistics and cache pass, the test evaluation) is shared by every process, and
+the group waits up to GROUP_TIMEOUT in a collective (NCCL's own default, 10 minutes, is shorter than
+building the cache of a large data set on a slow disk can take).
 """
 import contextlib
 import dataclasses
+import datetime
 import os
 
 import torch
+
+GROUP_TIMEOUT = datetime.timedelta(hours=2)
 
 
 def resolve_device(name):
@@ -56,9 +62,9 @@ def setup_distributed(device_name):
     if device.type == "cuda":
         device = torch.device(f"cuda:{local_rank}")
         torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl", device_id=device)
+        dist.init_process_group(backend="nccl", device_id=device, timeout=GROUP_TIMEOUT)
     else:
-        dist.init_process_group(backend="gloo")
+        dist.init_process_group(backend="gloo", timeout=GROUP_TIMEOUT)
     return DistContext(ddp=True, rank=rank, local_rank=local_rank, world_size=world, device=device)
 
 
@@ -118,6 +124,26 @@ def on_master(fn, ctx):
     if kind != "ok":
         raise {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}.get(kind, RuntimeError)(value)
     return value
+
+
+def on_every_process(fn, ctx):
+    """[fn() of process 0, of process 1, ...] on every process, each fn() doing its share of some work
+    ([fn()] without DDP). A ValueError, FileNotFoundError or RuntimeError on any of them is raised again on
+    all (the first process's, by rank), so that none goes on alone into a collective the others never reach."""
+    if ctx is None or not ctx.ddp:
+        return [fn()]
+    import torch.distributed as dist
+
+    try:
+        outcome = ("ok", fn())
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        outcome = (next(k for k in (FileNotFoundError, ValueError, RuntimeError) if isinstance(e, k)), str(e))
+    outcomes = [None] * ctx.world_size
+    dist.all_gather_object(outcomes, outcome)
+    for kind, value in outcomes:
+        if kind != "ok":
+            raise kind(value)
+    return [value for _, value in outcomes]
 
 
 def gather_object(obj, ctx):

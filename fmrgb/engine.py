@@ -10,11 +10,13 @@ DDP: losses and accuracies are summed over the processes, and only process 0 log
 """
 import contextlib
 import dataclasses
+import itertools
 import math
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -23,11 +25,14 @@ from fmrgb.distributed import DistContext, gather_object, sync_buffers
 from fmrgb.sampling import rng_state, set_loader_epoch, set_rng_state
 
 
-def to_input(x, device, channels_last=False):
-    """A batch on `device` (channels-last 3d for Conv3D on CUDA: see use_channels_last)."""
-    if channels_last:
-        return x.to(device, non_blocking=True, memory_format=torch.channels_last_3d)
-    return x.to(device, non_blocking=True)
+def to_input(x, device, channels_last=False, normalise=None):
+    """A batch on `device` (an asynchronous copy from pinned memory), normalised there when the loader gives
+    uint8 clips (`normalise`: dataset's normalise with the statistics on the device), in channels-last 3d for
+    Conv3D on CUDA (see use_channels_last)."""
+    x = x.to(device, non_blocking=True)
+    if normalise is not None:
+        x = normalise(x)
+    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
 
 
 def use_channels_last(learnmethod, device):
@@ -50,48 +55,61 @@ def lr_at(epoch, *, lr, epochs, usescheduler):
     return lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
 
 
-def _nonfinite_error(desc, nan, inf, procs=None):
-    what = "nan" if nan else "inf"
+def _nonfinite_error(desc, nan, step, procs=None):
     where = f" (on {procs[0]} of {procs[1]} processes)" if procs else ""
-    return FloatingPointError(f"{desc}: the loss became {what}{where}; try a lower --lr")
+    return FloatingPointError(f"{desc}: the loss became {'nan' if nan else 'inf'} at step {step}{where}; "
+                              "try a lower --lr")
+
+
+NEVER = 2**62  # "no step had a non-finite loss" (exact in float64, where the processes' numbers meet)
+
+
+@dataclasses.dataclass(frozen=True)
+class Epoch:
+    """One pass: mean loss and accuracy (over every process), optimizer steps, and the seconds this
+    process waited for its next batch."""
+    loss: float
+    acc: float
+    steps: int
+    data_s: float
 
 
 def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None, desc="", show_progress=False,
-              channels_last=False):
-    """One pass over `loader` (training if `optimizer` is given) -> (mean loss, accuracy, steps),
-    summed over all DDP processes (and then broadcast from process 0, so every process holds the same
-    numbers and takes the same early-stopping decision). A non-finite loss raises FloatingPointError
-    on every process together: under DDP a training step all-reduces a "non-finite" flag before the
-    backward pass (a process that stopped alone would leave the others waiting in DDP's gradient
-    all-reduce); evaluation, whose processes may take different numbers of batches, adds the flag
-    to the sums reduced at the end."""
+              channels_last=False, normalise=None):
+    """One pass over `loader` (training if `optimizer` is given) -> Epoch, its loss and accuracy summed
+    over all DDP processes in the same order on each, so every process holds the same numbers and takes
+    the same early-stopping decision. Nothing waits for the device during the pass: loss, accuracy and
+    the first step with a non-finite loss are kept on the device and read once at the end. A non-finite
+    loss then raises FloatingPointError on every process together, naming the processes where it
+    appeared first (under DDP a training step's gradient all-reduce has carried it to all the others;
+    evaluation, whose processes may take different numbers of batches, has no collective per batch)."""
     from tqdm import tqdm
 
     ddp = ctx is not None and ctx.ddp
-    if ddp:
-        import torch.distributed as dist
     training = optimizer is not None
     model.train(training)
     autocast = autocast or contextlib.nullcontext
-    sums = torch.zeros(6, dtype=torch.float64, device=device)  # loss * n, correct, n, nan, inf, procs with nan/inf
-    steps = 0
-    with torch.set_grad_enabled(training):
-        for x, y in tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True,
-                         file=sys.stderr, unit="batch"):
-            x = to_input(x, device, channels_last)
+    sums = torch.zeros(2, dtype=torch.float64, device=device)    # loss * n, correct
+    first_bad = torch.full((), NEVER, dtype=torch.int64, device=device)  # the first step with a nan/inf loss
+    nan_first = torch.zeros((), dtype=torch.bool, device=device)        # and whether that loss was nan
+    steps = n_total = 0
+    data_s, start = 0.0, time.perf_counter()
+    bar = tqdm(total=len(loader), desc=desc, leave=False, disable=None if show_progress else True,
+               file=sys.stderr, unit="batch")
+    batches = iter(loader)
+    with torch.set_grad_enabled(training), bar:
+        for step in itertools.count(1):
+            wait = time.perf_counter()
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                break
+            data_s += time.perf_counter() - wait
+            x = to_input(x, device, channels_last, normalise)
             y = y.to(device, non_blocking=True)
             with autocast():
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
-            bad = torch.stack([loss.isnan(), loss.isinf()]).double()
-            if training and ddp:
-                flags = torch.cat([bad, bad.amax().view(1)])
-                dist.all_reduce(flags)
-                if flags[2] > 0:
-                    nan, inf, procs = flags.tolist()
-                    raise _nonfinite_error(desc, nan, inf, (int(procs), ctx.world_size))
-            elif not ddp and bad.sum() > 0:
-                raise _nonfinite_error(desc, *bad.tolist())
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -103,37 +121,79 @@ def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None,
                     raise FloatingPointError(f"{desc}: the optimizer step overflowed ({e}); try a lower --lr") from None
                 steps += 1
             n = y.numel()
-            sums += torch.cat([torch.stack([loss.detach().double().nan_to_num() * n,
-                                            (logits.argmax(1) == y).sum().double(),
-                                            torch.tensor(n, dtype=torch.float64, device=device)]),
-                               bad, bad.amax().view(1)])
-    if ddp:
-        sums[5] = sums[5].clamp(max=1)  # this process saw a non-finite loss (counted once)
-        dist.all_reduce(sums)
-        dist.broadcast(sums, src=0)  # bitwise the same values on every process, whatever the backend
-    loss_sum, correct, n, nan, inf, procs = sums.tolist()
-    if procs > 0:
-        raise _nonfinite_error(desc, nan, inf, (int(procs), ctx.world_size) if ddp else None)
-    return loss_sum / max(n, 1), correct / max(n, 1), steps
+            n_total += n
+            loss = loss.detach()
+            sums += torch.stack([loss.double().nan_to_num() * n, (logits.argmax(1) == y).sum().double()])
+            newly = ~loss.isfinite() & (first_bad == NEVER)
+            first_bad = torch.where(newly, step, first_bad)
+            nan_first = torch.where(newly, loss.isnan(), nan_first)
+            bar.update()
+            bar.set_postfix_str(f"data {data_s / (time.perf_counter() - start):.0%}", refresh=False)
+    mine = torch.cat([sums, torch.tensor([n_total], dtype=torch.float64, device=device),
+                      torch.stack([first_bad.double(), nan_first.double()])])
+    if ddp:  # every process's numbers on every process, added up in rank order: the same floats everywhere
+        import torch.distributed as dist
+
+        every = [torch.empty_like(mine) for _ in range(ctx.world_size)]
+        dist.all_gather(every, mine)
+        every = torch.stack(every)
+    else:
+        every = mine.view(1, -1)
+    every = every.cpu()  # the one wait for the device in this pass
+    loss_sum, correct, n = every[:, :3].sum(0).tolist()
+    first = int(every[:, 3].min())
+    if first != NEVER:
+        starters = every[:, 3] == first
+        nan = bool(every[starters, 4].sum() > 0)
+        raise _nonfinite_error(desc, nan, first, (int(starters.sum()), ctx.world_size) if ddp else None)
+    return Epoch(loss_sum / max(n, 1), correct / max(n, 1), steps, data_s)
 
 
 @torch.no_grad()
-def predict_probs(model, loader, *, device, autocast=None, channels_last=False):
-    """Class probabilities (N, K) float64 and the true labels (N,) of a non-shuffled loader."""
+def predict_probs(model, loader, *, device, autocast=None, channels_last=False, normalise=None, ctx=None):
+    """Class probabilities (N, K) float64 and the true labels (N,) of a non-shuffled loader. Under DDP
+    (`ctx`) with make_loader's strided evaluation shards: every process predicts its share and process 0
+    gets the whole, in the dataset's order ((None, None) on the others)."""
     model.eval()
     autocast = autocast or contextlib.nullcontext
     probs, targets = [], []
     for x, y in loader:
         with autocast():
-            logits = model(to_input(x, device, channels_last))
+            logits = model(to_input(x, device, channels_last, normalise))
         probs.append(torch.softmax(logits.double(), dim=1).cpu())
         targets.append(y)
-    return torch.cat(probs).numpy(), torch.cat(targets).numpy()
+    mine = (torch.cat(probs).numpy(), torch.cat(targets).numpy()) if probs else None
+    if ctx is None or not ctx.ddp:
+        return mine
+    shares = gather_object(mine, ctx)
+    if not ctx.master:
+        return None, None
+    n, k = sum(len(s[1]) for s in shares if s), next(s[0].shape[1] for s in shares if s)
+    p_all, y_all = np.empty((n, k)), np.empty(n, dtype=shares[0][1].dtype)
+    for r, share in enumerate(shares):  # process r predicted items r, r + world, r + 2 world, ...
+        if share:
+            p_all[r::ctx.world_size], y_all[r::ctx.world_size] = share
+    return p_all, y_all
+
+
+class _Started:
+    """A loader's pass of `epoch`, its iterator made now: DataLoader workers start when it is made. The same
+    items and random draws as making it later: they depend on the loader's seed and the epoch alone."""
+
+    def __init__(self, loader, epoch):
+        set_loader_epoch(loader, epoch)
+        self.loader, self.iterator = loader, iter(loader)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        return self.iterator
 
 
 @dataclasses.dataclass(frozen=True)
 class FitResult:
-    history: list           # one dict per epoch (epoch, train_loss, train_acc, val_loss, val_acc, lr, steps, seconds)
+    history: list           # one dict per epoch (epoch, train_loss, ..., lr, steps, seconds, data_s)
     best_epoch: int
     best_val_loss: float
     best_state: dict        # the weights of the lowest validation loss, on the CPU, without wrapper prefixes
@@ -149,7 +209,8 @@ def param_groups(model, lr_factors=None):
 
 
 def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_dir, ckpt_base, weight_decay=0.01,
-        usescheduler=False, amp=False, compile=False, channels_last=False, ctx=None, resume=None, lr_factors=None):
+        usescheduler=False, amp=False, compile=False, channels_last=False, ctx=None, resume=None, lr_factors=None,
+        normalise=None):
     """Train with early stopping on the validation loss; write last.pt every epoch and best.pt on
     every improvement (process 0 only). `resume` is a checkpoint dict to continue from
     (with "best_state": the weights of the run's best.pt, if known); its random-number states (saved
@@ -158,11 +219,15 @@ def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_di
     in DDP under torchrun, then torch.compile'd with `compile`; `amp` autocasts to bf16 on CUDA.
     Checkpoints hold the unwrapped model's weights (no "module." / "_orig_mod." prefixes).
     `lr_factors` ({parameter name: factor}, 1 for the others) scales a parameter's learning rate, e.g. 0.1
-    for a pretrained backbone's layers; one optimizer group per factor, so a resumed run must pass the same."""
+    for a pretrained backbone's layers; one optimizer group per factor, so a resumed run must pass the same.
+    `normalise`: for loaders of uint8 clips, their normalisation on the device (to_input). On CUDA AdamW
+    runs fused (one kernel for all parameters). history's data_s: the seconds process 0's training loop
+    waited for its next batch in that epoch (beside the epoch's `seconds`)."""
     ctx = ctx or DistContext(device=device)
     out_dir = Path(out_dir)
     raw = model.to(device, memory_format=torch.channels_last_3d) if channels_last else model.to(device)
-    optimizer = torch.optim.AdamW(param_groups(raw, lr_factors), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(raw, lr_factors), lr=lr, weight_decay=weight_decay,
+                                  fused=device.type == "cuda")
     history, best_val, best_epoch, bad, start = [], float("inf"), 0, 0, 0
     best_state = None
     if resume is not None:
@@ -186,26 +251,29 @@ def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_di
     # shards may differ in length (or be empty); sync_buffers gives it process 0's BatchNorm statistics
     eval_net = (torch.compile(raw) if compile else raw) if ctx.ddp else net
     autocast = make_autocast(device, amp)
-    stopped_early = False
+    stopped_early, ahead = False, None
     for epoch in range(start + 1, epochs + 1):
         if bad >= patience:
             stopped_early = True
             break
         t0 = time.perf_counter()
-        set_loader_epoch(train_loader, epoch)
         cur_lr = lr_at(epoch, lr=lr, epochs=epochs, usescheduler=usescheduler)
         for group in optimizer.param_groups:
             group["lr"] = cur_lr * group.get("lr_factor", 1.0)  # a checkpoint of an older version has none
-        tr_loss, tr_acc, steps = run_epoch(net, train_loader, device=device, optimizer=optimizer, autocast=autocast,
-                                           ctx=ctx, desc=f"epoch {epoch}/{epochs}", show_progress=ctx.master,
-                                           channels_last=channels_last)
+        tr = run_epoch(net, ahead or _Started(train_loader, epoch), device=device, optimizer=optimizer,
+                       autocast=autocast, ctx=ctx, desc=f"epoch {epoch}/{epochs}", show_progress=ctx.master,
+                       channels_last=channels_last, normalise=normalise)
+        # the next epoch's workers start (and fetch its first batches) while this one validates
+        ahead = _Started(train_loader, epoch + 1) if epoch < epochs else None
         sync_buffers(raw, ctx)  # validate exactly the model process 0 saves
-        va_loss, va_acc, _ = run_epoch(eval_net, val_loader, device=device, autocast=autocast, ctx=ctx,
-                                       desc=f"epoch {epoch}/{epochs} val", show_progress=ctx.master,
-                                       channels_last=channels_last)
+        va = run_epoch(eval_net, val_loader, device=device, autocast=autocast, ctx=ctx,
+                       desc=f"epoch {epoch}/{epochs} val", show_progress=ctx.master, channels_last=channels_last,
+                       normalise=normalise)
         seconds = time.perf_counter() - t0
+        tr_loss, tr_acc, va_loss, va_acc = tr.loss, tr.acc, va.loss, va.acc
         history.append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc, "val_loss": va_loss,
-                        "val_acc": va_acc, "lr": cur_lr, "steps": steps, "seconds": round(seconds, 3)})
+                        "val_acc": va_acc, "lr": cur_lr, "steps": tr.steps, "seconds": round(seconds, 3),
+                        "data_s": round(tr.data_s, 3)})
         improved = va_loss < best_val
         if improved:
             best_val, best_epoch, bad = va_loss, epoch, 0
@@ -215,7 +283,8 @@ def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_di
         states = gather_object(rng_state(), ctx)  # every process's, where epoch `epoch + 1` starts
         if ctx.master:
             ctx.log(f"epoch {epoch}/{epochs} train loss {tr_loss:.4f} acc {tr_acc:.4f} | "
-                    f"val loss {va_loss:.4f} acc {va_acc:.4f} | {seconds:.1f} s" + (" *" if improved else ""))
+                    f"val loss {va_loss:.4f} acc {va_acc:.4f} | {seconds:.1f} s, waiting for data {tr.data_s:.1f} s"
+                    + (" *" if improved else ""))
             state = {**ckpt_base, "model_state": clean_state_dict(raw.state_dict()), "epoch": epoch,
                      "optimizer_state": optimizer.state_dict(),
                      "history": [dict(h) for h in history], "best_val_loss": float(best_val),

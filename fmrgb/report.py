@@ -11,7 +11,8 @@ import numpy as np
 
 from fmrgb.files import atomic_output, write_csv
 
-HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "steps", "seconds"]
+# data_s: the seconds the training loop waited for its next batch in that epoch (part of `seconds`)
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "steps", "seconds", "data_s"]
 
 
 def compute_metrics(y_true, probs, classes, positive=1):

@@ -1,11 +1,12 @@
 """Seeded training order and loaders, the same for plain and DDP runs.
 
     seed_everything(0)
-    loader = make_loader(ds, batch_size=8, shuffle=True, seed=0, num_workers=2, ctx=ctx)
+    loader = make_loader(ds, batch_size=8, shuffle=True, seed=0, num_workers=default_workers(), ctx=ctx)
     set_loader_epoch(loader, epoch)   # before each epoch: its order depends on the epoch alone
     state = rng_state(); ...; set_rng_state(state)   # what a resumed run continues from
 """
 import math
+import os
 import random
 
 import numpy as np
@@ -39,6 +40,16 @@ def set_rng_state(state):
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_initialized():
         torch.cuda.set_rng_state(state["cuda"][0])
+
+
+MAX_WORKERS = 16  # beyond this, reading cached small clips gains nothing and every worker costs memory
+
+
+def default_workers():
+    """DataLoader workers per process: the cores this process may run on, shared by torchrun's processes on
+    this machine (LOCAL_WORLD_SIZE), at least 1 and at most MAX_WORKERS."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def seed_worker(worker_id):

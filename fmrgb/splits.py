@@ -2,6 +2,8 @@
 K folds, and split.json (this module alone reads and writes it).
 
     grouping = group_files(paths, user_groups=None)          # Grouping: a group id per file
+    records = read_records(paths, group=True, ctx=ctx)       # or read once, each process its share:
+    grouping = group_files(paths, keys=[r[2] for r in records])
     parts = train_val_test(labels, grouping.groups, test_size=0.2, val_size=0.2, seed=0)
     folds = kfold(labels, grouping.groups, folds=5, val_size=0.2, seed=0)   # [{"train", "val", "test"}]
     write_split("run/split.json", names, parts); saved = read_split("run/split.json")
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fmrgb.distributed import on_every_process
 from fmrgb.files import RESIZED_PREFIX, write_json
 from fmrgb.record import SUFFIX, load_record
 
@@ -60,9 +63,17 @@ def _video_keys(path, meta):
     return "original", [(folder, source), (folder, Path(source).stem)]
 
 
-def group_files(paths, *, user_groups=None):
+def file_keys(path, frames, meta):
+    """What may join a record (its `frames` and `meta` as read) to others: ((device, inode), digest of its
+    frames, _video_keys), computed where the record is read (under DDP, by the process whose share it is)."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino), frames_digest(frames), _video_keys(path, meta)
+
+
+def group_files(paths, *, user_groups=None, keys=None):
     """Grouping of `paths` (records): union of the same file, identical frames, original + resized
-    copy and, with `user_groups` (a value or None per file, e.g. a CSV's group column), equal values."""
+    copy and, with `user_groups` (a value or None per file, e.g. a CSV's group column), equal values.
+    `keys`: each path's file_keys when the records were read already (None: read here)."""
     parent = list(range(len(paths)))
 
     def find(i):
@@ -82,14 +93,12 @@ def group_files(paths, *, user_groups=None):
     firsts = {}  # (reason, key) -> first file with it
     originals, copies = {}, []
     for i, p in enumerate(paths):
-        st = os.stat(p)
-        frames, meta = load_record(p)
-        keys = [("same file", (st.st_dev, st.st_ino)), ("identical frames", frames_digest(frames))]
+        inode, digest, (kind, names) = keys[i] if keys is not None else file_keys(p, *load_record(p))
+        joins = [("same file", inode), ("identical frames", digest)]
         if user_groups is not None and user_groups[i] not in (None, ""):
-            keys.append(("CSV group", user_groups[i]))
-        for key in keys:
+            joins.append(("CSV group", user_groups[i]))
+        for key in joins:
             join(i, firsts.setdefault(key, i), key[0])
-        kind, names = _video_keys(p, meta)
         if kind == "copy":
             copies.append((i, names[0]))
         else:
@@ -100,6 +109,23 @@ def group_files(paths, *, user_groups=None):
             join(i, j, "resized copies")
     order = ("same file", "identical frames", "resized copies", "CSV group")
     return Grouping(groups=tuple(find(i) for i in range(len(paths))), reasons={r: reasons[r] for r in order})
+
+
+def read_records(paths, *, group=False, ctx=None):
+    """Each record read once (under DDP, every process its share rank::world) -> [(frames shape, metadata,
+    file_keys if `group`, else None)] in the order of `paths`, on every process: what inspect_files and
+    group_files need, the frames hashed by the processes together instead of process 0 alone."""
+    rank, world = (ctx.rank, ctx.world_size) if ctx is not None and ctx.ddp else (0, 1)
+
+    def share():
+        out = []
+        for p in paths[rank::world]:
+            frames, meta = load_record(p)
+            out.append((tuple(frames.shape), meta, file_keys(p, frames, meta) if group else None))
+        return out
+
+    shares = on_every_process(share, ctx)
+    return [shares[i % world][i // world] for i in range(len(paths))]
 
 
 # ----------------------------------------------------------------------------- assigning groups to parts

@@ -4,8 +4,10 @@ import torch
 
 import dataset
 from conftest import write_dataset
-from dataset import FMRGBDataset, pick_and_resize, prepare_data, transform
-from fmrgb.augment import Augment, augment_clip, channel_roles, picture_channels, segment_indices
+from dataset import FMRGBDataset, prepare_data, transform
+from fmrgb.augment import (Augment, augment_clip, candidate_indices, centre_candidates, channel_roles,
+                           picture_channels, random_candidates, segment_indices)
+from fmrgb.cache import CacheRecipe, small_clip
 
 NAMES = ["red", "green", "blue", "amplitude", "mel"]
 
@@ -47,19 +49,39 @@ def marked_clip(T=12, H=24, W=32):
 def test_picture_is_cropped_and_flipped_sound_never():
     torch.manual_seed(0)
     clip, aug = marked_clip(), Augment(roles=channel_roles(NAMES))
-    plain = pick_and_resize(clip, frames=12, size=16)  # every frame once: (12, 5, 16, 16)
-    flips, areas = [], []
+    recipe = CacheRecipe(frames=6, size=16)
+    small = small_clip(clip, recipe)                                   # (18, 5, 16, 16): 3 candidates a segment
+    plain = small_clip(clip, CacheRecipe(frames=12, size=16, steps=1))  # every frame once, resized
+    flips, areas, taken = [], [], []
     for _ in range(40):
-        x = augment_clip(clip, frames=6, size=16, augment=aug)                      # (6, 5, 16, 16)
-        t = (x[:, 3, 0, 0] * 255 / 10).round().long()                              # the frames taken
-        torch.testing.assert_close(x[:, 3], plain[t, 3])                           # planes: only resized
-        torch.testing.assert_close(x[:, 4], plain[t, 4])                           # mel: never flipped or cropped
-        assert (x[:, :3] == x[:1, :3]).all()                                       # one crop for the whole clip
-        red, green = x[0, 0], x[0, 1]
+        pos = recipe.jittered()
+        x = augment_clip(small[pos], augment=aug)                      # uint8 (6, 5, 16, 16)
+        t = (x[:, 3, 0, 0].float() / 10).round().long()                # the frames taken
+        assert torch.equal(t, recipe.indices(12)[pos])                 # each segment's chosen candidate
+        assert torch.equal(x[:, 3], plain[t, 3])                       # planes: untouched
+        assert torch.equal(x[:, 4], plain[t, 4])                       # mel: never flipped or cropped
+        assert (x[:, :3] == x[:1, :3]).all()                           # one crop for the whole clip
+        red, green = x[0, 0].float(), x[0, 1].float()
         flips.append(bool(red[:, 0].mean() > red[:, -1].mean()))
-        areas.append(float((red.amax() - red.amin()) * (green.amax() - green.amin())) / (250 / 255) ** 2)
+        areas.append(float((red.amax() - red.amin()) * (green.amax() - green.amin())) / 250 ** 2)
+        taken.append(t)
     assert 10 <= sum(flips) <= 30, flips  # a horizontal flip about half the time
     assert min(areas) > 0.4 and max(areas) <= 1.0 and max(areas) - min(areas) > 0.2, areas  # crops of 0.6..1
+    taken = torch.stack(taken)  # (40, 6): time jitter, among each segment's candidates (frames 2j and 2j + 1)
+    assert all(set(taken[:, j].tolist()) == {2 * j, 2 * j + 1} for j in range(6)), taken
+
+
+def test_training_picks_one_of_each_segments_candidates_and_evaluation_the_centre():
+    torch.manual_seed(0)
+    n, frames = 300, 16
+    idx = candidate_indices(n, frames, 3)
+    assert torch.equal(idx[centre_candidates(frames, 3)], segment_indices(n, frames))
+    draws = torch.stack([random_candidates(frames, 3) for _ in range(60)])     # (60, 16) positions
+    assert torch.equal(draws // 3, torch.arange(frames).expand(60, frames))  # one in its own segment
+    assert set((draws % 3).flatten().tolist()) == {0, 1, 2}                  # any of the three
+    seg = torch.arange(frames)
+    frames_taken = idx[draws]  # frame f spans [f, f + 1) and segment i [i n / frames, (i + 1) n / frames)
+    assert ((frames_taken + 1) * frames > seg * n).all() and (frames_taken * frames < (seg + 1) * n).all()
 
 
 def test_only_a_training_set_augments(monkeypatch):

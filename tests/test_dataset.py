@@ -6,7 +6,7 @@ import torch
 
 from conftest import pt_dict, write_dataset
 from dataset import (FMRGBDataset, compute_stats, find_data, frame_indices, inspect_files, pick_and_resize,
-                     split_indices, transform)
+                     small_frames, split_indices, transform)
 from fmrgb.record import load_record
 
 
@@ -99,7 +99,8 @@ def test_stats_are_one_value_per_channel_and_match_float64_computation(tmp_path)
     paths = write_dataset(tmp_path, per_class=2, T=5, H=10, W=10, C=5)
     mean, std = compute_stats(paths, frames=3, size=6)
     assert len(mean) == 5 and len(std) == 5
-    xs = torch.cat([pick_and_resize(load_record(p)[0], frames=3, size=6).double() for p in paths])  # (N, C, S, S)
+    # (N, C, S, S) in float64 from the uint8 small frames (pick_and_resize's float32 would round them)
+    xs = torch.cat([small_frames(load_record(p)[0], frames=3, size=6).double() / 255 for p in paths])
     torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), xs.mean(dim=(0, 2, 3)), atol=1e-9, rtol=1e-9)
     torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), xs.std(dim=(0, 2, 3), unbiased=False),
                                atol=1e-9, rtol=1e-7)
