@@ -20,7 +20,6 @@ ablation.csv, ablation.png and the paired differences (fmrgb/experiment.py).
 """
 import argparse
 import dataclasses
-import math
 import shutil
 import sys
 from datetime import datetime
@@ -31,17 +30,17 @@ import torch
 from dataset import channel_indices, prepare_split, survey_data
 from fmrgb.augment import Augment, channel_roles, picture_channels
 from fmrgb.cache import CacheRecipe, ClipCache
-from fmrgb.checkpoint import (checkpoint_base, download_pretrained, load_checkpoint, load_state_dict_file,
-                              resumed_settings)
+from fmrgb.checkpoint import checkpoint_base, resumed_settings
 from fmrgb.cli import error_summary, interruptible, parse_bool, positive_int, usage_error
-from fmrgb.distributed import barrier, on_master, process_group, resolve_device
+from fmrgb.distributed import barrier, process_group
 from fmrgb.engine import fit, make_autocast, predict_probs, use_channels_last
 from fmrgb.experiment import channel_sets, run_experiment
 from fmrgb.files import atomic_output, write_csv, write_json
 from fmrgb.pretrained import input_defaults, lr_factors, pretrained_stats
 from fmrgb.report import plot_curves, write_history, write_test_results
 from fmrgb.sampling import default_workers, make_loader, seed_everything
-from fmrgb.splits import PARTS, SplitError, kfold, locate, read_split, train_val_test, write_split
+from fmrgb.settings import check_settings, load_resume, start_weights
+from fmrgb.splits import PARTS, kfold, locate, train_val_test, write_split
 from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model, settings_problem
 
 
@@ -104,86 +103,6 @@ def get_args_parser():
     p.add_argument("--ablation", action="store_true",
                    help="with --folds: the same folds for all channels, the picture only and the sound only")
     return p
-
-
-def check_settings(args):
-    """The validation fraction (--val_size, or --test_size's); a flag out of range exits 2."""
-    if not Path(args.data).exists():
-        usage_error(f"--data {args.data}: no such file or folder")
-    val_size = args.val_size if args.val_size is not None else args.test_size
-    for flag, v in (("--test_size", args.test_size), ("--val_size", val_size)):
-        if not 0 < v < 1:
-            usage_error(f"{flag} {v}: must be between 0 and 1")
-    if args.test_size + val_size >= 1 and not args.folds:
-        usage_error(f"--test_size {args.test_size} + --val_size {val_size} leave no training files")
-    if args.folds is not None and (args.folds < 2 or 1 / args.folds + val_size >= 1):
-        usage_error(f"--folds {args.folds}: needs K >= 2 and 1/K + the validation fraction {val_size:g} below 1")
-    if args.ablation and not args.folds:
-        usage_error("--ablation needs --folds K")
-    if args.resume and args.folds:
-        usage_error("--resume continues one run, not --folds")
-    if args.ablation and args.channels:
-        usage_error("--ablation chooses the channels itself: leave out --channels")
-    if args.pretrained and args.weights:
-        usage_error("--pretrained and --weights both name the starting weights: give one")
-    if args.pretrained and args.learnmethod not in BACKBONES and not args.resume:
-        usage_error(f"--pretrained: published weights exist for {', '.join(BACKBONES)}, not {args.learnmethod}")
-    if args.weights and not Path(args.weights).is_file():
-        usage_error(f"--weights {args.weights}: no such file")
-    if (args.pretrained or args.weights) and args.ablation:
-        usage_error("--ablation's sound-only set cannot start from weights made for the picture: leave out "
-                    "--pretrained / --weights, or train the sets one by one with --channels")
-    for lr in [args.lr, *args.lr_grid]:
-        if not (math.isfinite(lr) and lr >= 0):
-            usage_error(f"learning rate {lr}: must be a finite number >= 0")
-    for flag in ("epochs", "batch_size", "frames", "size", "patience"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            usage_error(f"--{flag} {getattr(args, flag)}: must be at least 1")
-    try:
-        resolve_device(args.device)
-    except ValueError as e:
-        usage_error(str(e))
-    return val_size
-
-
-def load_resume(path):
-    """The checkpoint to continue, with "best_state" (the weights of its run's best.pt, if there is one)
-    and "split" (its run's split.json or, without one beside it, the copy the checkpoint keeps)."""
-    try:
-        ckpt = load_checkpoint(path)
-    except Exception as e:
-        usage_error(f"--resume {path}: {error_summary(e)}")
-    best = Path(path).parent / "best.pt"
-    if best.is_file():
-        try:
-            ckpt["best_state"] = load_checkpoint(best)["model_state"]
-        except Exception as e:
-            usage_error(f"--resume: {best}: {error_summary(e)} (move it away to continue without it)")
-    saved = Path(path).parent / "split.json"
-    try:
-        ckpt["split"] = read_split(saved) if saved.is_file() else ckpt["train_args"]["split"]
-    except SplitError as e:
-        usage_error(str(e))
-    except KeyError:
-        usage_error(f"--resume {path}: its run saved no split (no split.json beside it): start a new run")
-    return ckpt
-
-
-def start_weights(s, ctx):
-    """The state dict a new run starts from, or None: --pretrained (process 0 downloads it into torch's cache,
-    then every process reads it there) or --weights. Weights that cannot be had exit 2 with one line."""
-    if s.pretrained:
-        try:
-            on_master(lambda: download_pretrained(s.learnmethod) is None, ctx)
-            return download_pretrained(s.learnmethod)
-        except RuntimeError as e:
-            usage_error(f"--pretrained: {e}; without a network, fetch that file elsewhere and pass --weights PATH")
-    if s.weights:
-        try:
-            return load_state_dict_file(s.weights)
-        except Exception as e:
-            usage_error(f"--weights {s.weights}: {error_summary(e)}")
-    return None
 
 
 def train_one(s, survey, parts, channel_names, out_dir, *, ctx, resume=None, weights=None, cache=None):
@@ -321,10 +240,16 @@ def main(args):
     """Train per `args` (see get_args_parser); returns the exit status: 0, or 1 if the loss became
     nan/inf. Bad arguments or data exit 2 (SystemExit) with one line; Ctrl-C returns 130."""
     # ------------------------------------------------------------------------- settings
-    val_size = check_settings(args)
+    try:
+        val_size = check_settings(args)
+    except ValueError as e:
+        usage_error(str(e))
     with process_group(args.device) as ctx:
         device, log = ctx.device, ctx.log
-        resume = load_resume(args.resume) if args.resume else None
+        try:
+            resume = load_resume(args.resume) if args.resume else None
+        except ValueError as e:
+            usage_error(str(e))
         s = argparse.Namespace(**{**vars(args), "val_size": val_size})
         if resume:  # the split and recipe must match the run being continued
             s, note = resumed_settings(args, resume, get_args_parser().parse_args(["--data", str(args.data)]))
@@ -334,7 +259,10 @@ def main(args):
                 setattr(s, flag, value)
         if resume and (args.pretrained or args.weights):
             log("note: --resume continues its checkpoint's weights; --pretrained / --weights ignored")
-        weights = None if resume else start_weights(s, ctx)
+        try:
+            weights = None if resume else start_weights(s, ctx)
+        except ValueError as e:
+            usage_error(str(e))
         problem = settings_problem(s.learnmethod, size=s.size)
         if problem:
             usage_error(problem)

@@ -16,6 +16,7 @@
     distributed process-group facts (DistContext) and the few collectives training needs
     sampling    the seeded training order shared by plain and DDP runs, and the loaders
     cache       the training cache: each record's small uint8 clip, made once per recipe, never stale
+    settings    a training run's flags checked together, what --resume continues, the starting weights
     splits      leak-free splits: which files belong together, stratified group splits and K folds, split.json
     engine      the epoch loop, evaluation and early stopping
     checkpoint  the checkpoint file: what train.py saves and predict.py loads; weight files to start from

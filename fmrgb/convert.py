@@ -125,8 +125,6 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
 def align_one(video, *, recipe, n_frames, decoder_threads=None):
     """Bring a record to n_frames: stretch it if it still holds the video's own frames, else convert
     again. Returns its status twice, so run_jobs hands back each file's status."""
-    import torch
-
     source_frames, stored = existing_state(video, recipe, check_source=False)
     if stored == n_frames:
         return "skipped", "skipped"

@@ -22,7 +22,7 @@ import torch
 
 import create_fmrgbdata
 from conftest import ROOT, load_pt, make_video, run_script
-from fmrgb import convert, decode, deletion, files, record, resized, sound
+from fmrgb import convert, decode, deletion, files, record, resized
 from fmrgb.scan import scan_tree
 
 SIZE = (64, 48)

@@ -121,10 +121,9 @@ def test_missing_model_or_data_exit_2(tmp_path):
 
 
 def test_predict_on_a_video_equals_predict_on_its_pt(tmp_path, video_factory):
-    pytest.importorskip("fmrgb.convert")
     folder = tmp_path / "videos"
     video = video_factory("videos/clip.mp4", seconds=1.0, size=(64, 48), fps=20)
-    other = video_factory("videos/other.mp4", seconds=1.5, size=(64, 48), fps=20, audio="0.3*sin(2*PI*880*t)")
+    video_factory("videos/other.mp4", seconds=1.5, size=(64, 48), fps=20, audio="0.3*sin(2*PI*880*t)")
     r = run_script("create_fmrgbdata.py", "--target", folder, "--frequency_param", "50", "--frames", "12", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     pts = sorted(folder.glob("*.pt"))

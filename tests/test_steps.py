@@ -1,14 +1,12 @@
 """The preprocessing steps run on real (small) videos as a user runs them."""
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import visualize
-from conftest import ROOT, load_pt, make_video, run_script
+from conftest import load_pt, make_video, run_script
 import fmrgb.convert
 from fmrgb import decode, deletion, record, resized
 from fmrgb.convert import convert_tree, convert_video
