@@ -39,6 +39,7 @@ from torch.utils.data import Dataset
 from fmrgb.augment import augment_clip, segment_indices
 from fmrgb.cache import CacheRecipe, clip_sums, small_clip
 from fmrgb.distributed import on_every_process, on_master
+from fmrgb.cli import warn
 from fmrgb.files import find_files
 from fmrgb.record import generic_channels, load_record
 from fmrgb.splits import group_files, keep_saved, read_records, train_val_test
@@ -79,7 +80,7 @@ def list_data(data):
     cut from one source video, are never split apart); a CSV listing a file twice is a ValueError."""
     data = Path(data)
     if data.is_dir():
-        paths = find_files(data, {".pt"})
+        paths = find_files(data, {".pt"}, on_skip=warn)
         if not paths:
             raise ValueError(f"{data}: no .pt files below this folder")
         return Listing(paths, [p.relative_to(data).as_posix() for p in paths], [p.parent.name for p in paths])

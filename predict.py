@@ -18,10 +18,10 @@ import torch
 
 from dataset import channel_indices, transform
 from fmrgb.checkpoint import load_checkpoint, model_from_checkpoint
-from fmrgb.cli import error_summary, fail_line, interruptible, usage_error
+from fmrgb.cli import error_summary, fail_line, interruptible, usage_error, warn
 from fmrgb.distributed import resolve_device
 from fmrgb.files import VIDEO_EXTS, find_files, write_csv
-from fmrgb.record import UnreadableRecord, generic_channels, load_record
+from fmrgb.record import UnreadableRecord, generic_channels, load_record, record_path
 
 INPUT_EXTS = {".pt"} | VIDEO_EXTS
 
@@ -37,11 +37,14 @@ def get_args_parser():
 
 
 def find_inputs(data):
-    """The files to classify: `data` itself, or every .pt / video below the folder."""
+    """The files to classify: `data` itself, or every .pt / video below the folder, each clip once: a
+    video whose record lies beside it is classified through the record (the same clip, already made)."""
     data = Path(data)
-    if data.is_dir():
-        return find_files(data, INPUT_EXTS)
-    return [data]
+    if not data.is_dir():
+        return [data]
+    found = find_files(data, INPUT_EXTS, on_skip=warn)
+    present = set(found)
+    return [p for p in found if p.suffix.lower() == ".pt" or record_path(p) not in present]
 
 
 def check_recipe(meta, n_channels, ckpt):

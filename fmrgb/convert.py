@@ -227,7 +227,11 @@ def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard):
     for video in (v for v, s in state.items() if s is not None and v not in align_failed):
         status = align_status.get(video, "skipped")
         counts[status] = counts.get(status, 0) + 1
-    orphans_to_align = sorted(pt for pt, (_, n) in orphans.items() if n != n_frames)
+    # a record whose video is gone is all there is of that clip: it may grow, never shrink
+    for pt in sorted(pt for pt, (_, n) in orphans.items() if n > n_frames):
+        cli.warn(pt, f"its video is gone: kept at its {orphans[pt][1]} frames (shortening it to {n_frames} "
+                     "would lose frames for good)")
+    orphans_to_align = sorted(pt for pt, (_, n) in orphans.items() if n < n_frames)
     _, orphan_status, orphan_failed = cli.run_jobs(functools.partial(align_record, n_frames=n_frames),
                                                    orphans_to_align, jobs=jobs, desc="align", processes=True)
     for pt in (pt for pt in orphans if pt not in orphan_failed):

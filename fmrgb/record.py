@@ -136,12 +136,18 @@ def made_from_problem(meta, video):
 
 
 def conversion_problem(video):
-    """None when the video's record is a valid FMRGB record made from this very file, else why not."""
+    """None when the video's record is a valid FMRGB record made from this very file and holds at
+    least as many frames as the video decodes to (source_frames), else why not."""
     pt = record_path(video)
     if not pt.is_file():
         return "no .pt file"
     try:
-        _, meta = load_record(pt)
+        frames, meta = load_record(pt)
     except UnreadableRecord as e:
         return f".pt does not load ({e.reason})"
-    return made_from_problem(meta, video)
+    problem = made_from_problem(meta, video)
+    if problem is None and frames.shape[0] < meta.get("source_frames", 0):
+        # a --frames run kept fewer frames than the video has: the video is still the only full copy
+        return (f".pt holds {frames.shape[0]} of the video's {meta['source_frames']} frames "
+                "(convert without --frames, or a larger one, to delete it)")
+    return problem

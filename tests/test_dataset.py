@@ -162,3 +162,12 @@ def test_an_unreadable_file_is_named(tmp_path, content):
     with pytest.raises(RuntimeError, match="broken.pt: unreadable") as e:
         inspect_files([p])
     assert "\n" not in str(e.value)
+
+
+def test_a_symlinked_class_folder_is_named_when_listing_the_data(tmp_path, capsys):
+    write_dataset(tmp_path / "data", per_class=3)
+    write_dataset(tmp_path / "elsewhere", per_class=3, classes=("extra",))
+    (tmp_path / "data" / "extra").symlink_to(tmp_path / "elsewhere" / "extra")
+    paths, labels = find_data(tmp_path / "data")
+    assert set(labels) == {"calm", "loud"}  # a link is never followed: it may lead out of the data
+    assert f"warning: {tmp_path / 'data' / 'extra'}" in capsys.readouterr().err

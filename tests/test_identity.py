@@ -254,6 +254,31 @@ def test_a_record_whose_video_is_gone_made_with_other_settings_is_named(tmp_path
     assert "model.pt" not in err and load_pt(tmp_path / "a.mp4.pt")["audiomethod"] == "simple"
 
 
+def test_a_frames_run_never_shortens_a_record_whose_video_is_gone(tmp_path, capsys):
+    make_video(tmp_path / "a.mp4", seconds=1)
+    make_video(tmp_path / "b.mp4", seconds=1)
+    convert.convert_tree(tmp_path)
+    (tmp_path / "b.mp4").unlink()  # delete_allmp4 did this: b.mp4.pt is the only copy of b
+    before = load_pt(tmp_path / "b.mp4.pt")["frames"]
+    counts, failed = convert.convert_tree(tmp_path, frames=8)
+    assert not failed
+    assert load_pt(tmp_path / "a.mp4.pt")["frames"].shape[0] == 8  # a still has its video
+    assert torch.equal(load_pt(tmp_path / "b.mp4.pt")["frames"], before)
+    assert f"warning: {tmp_path / 'b.mp4.pt'}: its video is gone: kept at its 30 frames" in capsys.readouterr().err
+
+
+def test_delete_allmp4_keeps_a_video_whose_pt_holds_fewer_frames_than_it_decodes_to(tmp_path):
+    short = make_video(tmp_path / "short.mp4", seconds=1)
+    convert.convert_tree(tmp_path, frames=8)
+    assert load_pt(tmp_path / "short.mp4.pt")["source_frames"] == 30
+    r = run_script("delete_allmp4.py", "--target", tmp_path)
+    assert r.returncode == 0 and short.exists()
+    assert "holds 8 of the video's 30 frames" in kept(r.stdout, short)
+    convert.convert_tree(tmp_path, frames=40)  # stretched, not shortened: the video may go
+    r = run_script("delete_allmp4.py", "--target", tmp_path)
+    assert r.returncode == 0 and not short.exists()
+
+
 # ----------------------------------------------------------------------------- 12. sample data, visualize
 
 def test_sample_data_rerun_with_other_settings_refuses_and_keeps_clips_csv_true(tmp_path):

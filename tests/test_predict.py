@@ -139,6 +139,9 @@ def test_predict_on_a_video_equals_predict_on_its_pt(tmp_path, video_factory):
     v, p = rows_by_name(out_v)["clip.mp4"], rows_by_name(out_p)["clip.mp4.pt"]
     assert v["predicted"] == p["predicted"]
     assert float(v["p_calm"]) == pytest.approx(float(p["p_calm"]), abs=1e-6)
-    # a video and a .pt in one folder run: both files get a line
+    # a folder run classifies each clip once: a video beside its .pt through the .pt, a lone video itself
     assert run_predict("--model", tmp_path / "best.pt", "--data", folder, "--out", tmp_path / "all.csv") == 0
-    assert set(rows_by_name(tmp_path / "all.csv")) == {"clip.mp4", "clip.mp4.pt", "other.mp4", "other.mp4.pt"}
+    assert set(rows_by_name(tmp_path / "all.csv")) == {"clip.mp4.pt", "other.mp4.pt"}
+    (folder / "other.mp4.pt").unlink()
+    assert run_predict("--model", tmp_path / "best.pt", "--data", folder, "--out", tmp_path / "all.csv") == 0
+    assert set(rows_by_name(tmp_path / "all.csv")) == {"clip.mp4.pt", "other.mp4"}
