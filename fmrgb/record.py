@@ -86,7 +86,10 @@ def load_record(path):
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) torch.save format
     except Exception as e:
-        raise UnreadableRecord(path, error_summary(e)) from e
+        reason = error_summary(e)
+        if "weights_only" not in reason:  # torch's own words for a cut-off file are a bare number or errno
+            reason = f"truncated or not a torch file: {reason}"
+        raise UnreadableRecord(path, reason) from e
     if isinstance(obj, dict):
         frames = obj.get("frames")
         meta = {k: v for k, v in obj.items() if k != "frames"}

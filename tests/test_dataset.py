@@ -152,16 +152,21 @@ def test_mixed_channel_counts_name_one_file_of_each(tmp_path):
     assert "five.pt" in str(e.value) and "three.pt" in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("content", [b"not a torch file", None])
-def test_an_unreadable_file_is_named(tmp_path, content):
+@pytest.mark.parametrize("content,says", [(b"not a torch file", "weights_only"),
+                                           ("cut", "truncated or not a torch file"),
+                                           (None, "expected uint8 frames")])
+def test_an_unreadable_file_is_named(tmp_path, content, says):
     p = tmp_path / "broken.pt"
     if content is None:
         torch.save({"frames": torch.zeros(3, 4, 4, 3)}, p)  # float frames: not FMRGB
+    elif content == "cut":  # a copy that stopped half-way
+        torch.save(pt_dict(torch.zeros(4, 8, 8, 5, dtype=torch.uint8)), p)
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     else:
         p.write_bytes(content)
     with pytest.raises(RuntimeError, match="broken.pt: unreadable") as e:
         inspect_files([p])
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and says in str(e.value)
 
 
 def test_a_symlinked_class_folder_is_named_when_listing_the_data(tmp_path, capsys):
