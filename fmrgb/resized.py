@@ -77,14 +77,15 @@ def owner_problem(source, dest, digest):
 AAC_LIKELY = {".mp4", ".m4v", ".mov"}  # containers whose sound is almost always AAC already
 
 
-def resize_args(source, dest, *, mag, copy_audio, digest=None):
+def resize_args(source, dest, *, mag, copy_audio, digest=None, video=None):
     """The ffmpeg arguments that write the resized copy of `source` to `dest` (an mp4); `digest`
-    (files.file_digest of the source) is read from the file when not given."""
+    (files.file_digest of the source) is read from the file when not given, and `video` (the -map of
+    the main video stream) is probed when not given."""
     # trunc(x/2)*2: H.264 needs even sizes; max(2, ...) keeps tiny videos valid
     side = "max(2\\,trunc({}/{}/2)*2)"
     scale = f"scale={side.format('iw', mag)}:{side.format('ih', mag)}"
     audio = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", "128k"]
-    return ["-y", "-i", input_arg(source), "-map", video_map(source), "-map", "0:a:0?", "-sn", "-dn",
+    return ["-y", "-i", input_arg(source), "-map", video or video_map(source), "-map", "0:a:0?", "-sn", "-dn",
             "-vf", scale, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
             *audio, "-metadata", f"comment={source_stamp(source, mag=mag, digest=digest)}",
             "-movflags", "+faststart", "-f", "mp4", input_arg(dest)]
@@ -140,10 +141,13 @@ def resize_one(source, *, dest, mag):
         return "skipped"
     with files.atomic_output(dest) as tmp:
         if source.suffix.lower() in AAC_LIKELY:
-            # one ffmpeg run instead of probe + run: copy the sound, then check what it was
-            proc = run_ffmpeg(resize_args(source, tmp, mag=mag, copy_audio=True, digest=digest), check=False)
+            # one ffmpeg run instead of probe + run: copy the sound and take the first video stream that
+            # is not an attached picture, then check from ffmpeg's listing that both guesses were right
+            proc = run_ffmpeg(resize_args(source, tmp, mag=mag, copy_audio=True, digest=digest, video="0:V:0"),
+                              check=False)
             info = parse_stream_info(proc.stderr)
-            if proc.returncode == 0 and info.audio_codec in (None, "aac"):
+            videos = [st for st in info.streams if st.kind == "Video" and not st.attached]
+            if proc.returncode == 0 and info.audio_codec in (None, "aac") and len(videos) <= 1:
                 return "resized"
             if not info.has_video and not info.has_audio:  # unreadable: ffmpeg says why
                 raise RuntimeError(ffmpeg_error(proc.stderr))
@@ -151,7 +155,8 @@ def resize_one(source, *, dest, mag):
             info = probe(source)
         if not info.has_video:
             raise RuntimeError("no video stream")
-        run_ffmpeg(resize_args(source, tmp, mag=mag, copy_audio=info.audio_codec == "aac", digest=digest))
+        run_ffmpeg(resize_args(source, tmp, mag=mag, copy_audio=info.audio_codec == "aac", digest=digest,
+                               video=video_map(source, info)))
     return "resized"
 
 
