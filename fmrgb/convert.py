@@ -125,7 +125,10 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
 def align_one(video, *, recipe, n_frames, decoder_threads=None):
     """Bring a record to n_frames: stretch it if it still holds the video's own frames, else convert
     again. Returns its status twice, so run_jobs hands back each file's status."""
-    source_frames, stored = existing_state(video, recipe, check_source=False)
+    state = existing_state(video, recipe, check_source=False)
+    if state is None:  # written a moment ago, yet it does not read back (a disk or name problem)
+        raise RuntimeError(f"its .pt does not read back: {record_path(video).name}")
+    source_frames, stored = state
     if stored == n_frames:
         return "skipped", "skipped"
     if stored != source_frames:  # already stretched once; going back to the video avoids resampling twice

@@ -12,7 +12,9 @@ did not decode and were skipped), has_audio, silent, format_version. A bare uint
 is read too. A record without source_sha256 (made before content fingerprints) is still read, but
 is never taken as made from any particular video: it is converted again and its video kept.
 """
+import contextlib
 import dataclasses
+import os
 from pathlib import Path
 
 from fmrgb.cli import error_summary
@@ -72,6 +74,22 @@ def save_record(record, path):
         torch.serialization.set_crc32_options(crc)
 
 
+@contextlib.contextmanager
+def _utf8_path(path):
+    """A name torch's memory-mapped load can take: `path` itself, or for a name that is not valid UTF-8
+    (torch cannot encode it) the same open file under /proc/self/fd (the mapping outlives the fd)."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+    else:
+        yield path
+
+
 def load_record(path):
     """(frames uint8 tensor [T, H, W, C], metadata dict) of one record, memory-mapped: only the
     frames indexed later are read. Accepts the format_version 1 dict and a bare tensor (its channels
@@ -79,12 +97,13 @@ def load_record(path):
     import torch
 
     try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) torch.save format
+        with _utf8_path(path) as name:
+            try:
+                obj = torch.load(name, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:
+                if "mmap" not in str(e):
+                    raise
+                obj = torch.load(name, map_location="cpu", weights_only=True)  # legacy (non-zip) torch.save format
     except Exception as e:
         reason = error_summary(e)
         if "weights_only" not in reason:  # torch's own words for a cut-off file are a bare number or errno

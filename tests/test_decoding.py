@@ -259,10 +259,16 @@ def test_a_name_with_a_colon_in_its_first_part_is_a_file_for_opencv_too(tmp_path
 def test_a_name_that_is_not_utf8_converts_instead_of_crashing_the_decoder(tmp_path):
     import os
 
-    make_video(tmp_path / "ok.mp4", seconds=1).rename(tmp_path / os.fsdecode(b"caf\xe9.mp4"))  # Latin-1 name
+    video = make_video(tmp_path / "ok.mp4", seconds=1).rename(tmp_path / os.fsdecode(b"caf\xe9.mp4"))  # Latin-1
     done = run_script("create_fmrgbdata.py", "--target", tmp_path)
     assert done.returncode == 0 and "converted 1," in done.stdout, done.stderr
     assert load_pt(tmp_path / os.fsdecode(b"caf\xe9.mp4.pt"))["frames"].shape[0] == 30
+    make_video(tmp_path / "long.mp4", seconds=2)  # the record is read back, memory-mapped, and stretched
+    done = run_script("create_fmrgbdata.py", "--target", tmp_path)
+    assert done.returncode == 0 and "converted 1, aligned 1," in done.stdout, done.stderr
+    assert load_record(tmp_path / os.fsdecode(b"caf\xe9.mp4.pt"))[0].shape[0] == 60
+    done = run_script("delete_allmp4.py", "--target", tmp_path)
+    assert done.returncode == 0 and not video.exists(), done.stdout
 
 
 def test_visualize_gives_a_stretched_record_the_times_of_its_video(tmp_path):

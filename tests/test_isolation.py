@@ -66,3 +66,18 @@ def test_warnings_of_a_worker_reach_the_user(tmp_path, capsys):
     counts, _ = convert.convert_tree(tmp_path)
     assert counts["converted"] == 1
     assert f"warning: {tmp_path / 'quiet.mp4'}: no sound track; sound channels are 0" in capsys.readouterr().err
+
+
+def test_a_record_that_does_not_read_back_is_named_when_aligning(tmp_path, monkeypatch, capsys):
+    make_video(tmp_path / "short.mp4", seconds=0.5, size=(64, 48))
+    make_video(tmp_path / "long.mp4", seconds=1, size=(64, 48))
+    real = convert.existing_state
+
+    def unreadable_short(video, recipe, *, check_source=True):  # the align pass reads with check_source=False
+        return None if video.name == "short.mp4" and not check_source else real(video, recipe,
+                                                                                 check_source=check_source)
+
+    monkeypatch.setattr(convert, "existing_state", unreadable_short)
+    counts, failed = convert.convert_tree(tmp_path)
+    assert failed == [tmp_path / "short.mp4"] and counts["failed"] == 1
+    assert f"error: {tmp_path / 'short.mp4'}: its .pt does not read back: short.mp4.pt" in capsys.readouterr().err
