@@ -1,0 +1,103 @@
+"""A delete is judged at the moment it happens: a file (or the copy or record its check read) that
+changed between the check and its unlink stays, with the reason; one that vanished is named in one
+line, never a traceback."""
+import os
+import shutil
+
+from conftest import make_video
+from fmrgb import cli, convert, deletion, files, resized
+
+
+def carry_out(plan, capsys):
+    counts, failed = cli.apply_deletions(plan)
+    return counts, failed, capsys.readouterr().out
+
+
+def kept(stdout, path):
+    prefix = f"kept {path}: "
+    return next((ln[len(prefix):] for ln in stdout.splitlines() if ln.startswith(prefix)), None)
+
+
+def rewrite_in_place(path, other):
+    """`other`'s bytes written into `path` itself (same inode), the old modification time put back."""
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.write(other.read_bytes())
+        f.truncate()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def resized_tree(tmp_path):
+    videos = [make_video(tmp_path / f"{n}.mp4", seconds=0.5) for n in "ab"]
+    resized.resize_videos(tmp_path, mag=2)
+    return videos
+
+
+def test_an_original_replaced_after_its_check_is_kept(tmp_path, capsys):
+    a, b = resized_tree(tmp_path)
+    plan = deletion.originals_with_copies(tmp_path)
+    make_video(tmp_path / "new.mp4", seconds=0.5, audio=None)
+    os.replace(tmp_path / "new.mp4", a)  # another clip under its name, after the check
+    new = a.read_bytes()
+    counts, failed, out = carry_out(plan, capsys)
+    assert a.exists() and a.read_bytes() == new and not b.exists()
+    assert "changed since it was checked" in kept(out, a)
+    assert counts["deleted"] == 1 and counts["kept"] == 1 and not failed
+
+
+def test_an_original_rewritten_in_place_with_its_old_time_after_its_check_is_kept(tmp_path, capsys):
+    a, _ = resized_tree(tmp_path)
+    plan = deletion.originals_with_copies(tmp_path)
+    rewrite_in_place(a, make_video(tmp_path / "other" / "x.mp4", seconds=0.5, audio=None))
+    counts, failed, out = carry_out(plan, capsys)
+    assert a.exists() and "changed" in kept(out, a)
+
+
+def test_a_copy_replaced_after_the_check_keeps_its_original(tmp_path, capsys):
+    a, b = resized_tree(tmp_path)
+    plan = deletion.originals_with_copies(tmp_path)
+    shutil.copy(tmp_path / "resized_b.mp4", tmp_path / "resized_a.mp4")  # b's copy where a's was
+    counts, failed, out = carry_out(plan, capsys)
+    assert a.exists() and not b.exists()
+    assert "resized_a.mp4 changed since the check" in kept(out, a)
+
+
+def test_a_converted_video_replaced_after_its_check_is_kept(tmp_path, capsys):
+    a = make_video(tmp_path / "a.mp4", seconds=0.5)
+    b = make_video(tmp_path / "b.mp4", seconds=0.5)
+    convert.convert_tree(tmp_path)
+    plan = deletion.converted_videos(tmp_path)
+    rewrite_in_place(a, make_video(tmp_path / "other" / "x.mp4", seconds=0.5, audio=None))
+    os.unlink(tmp_path / "b.mp4.pt")  # and b's record goes: b is now the only copy of its clip
+    counts, failed, out = carry_out(plan, capsys)
+    assert a.exists() and b.exists() and "changed" in kept(out, a)
+    assert "b.mp4.pt changed since the check" in kept(out, b)
+
+
+def test_a_file_removed_after_its_check_is_named_in_one_line(tmp_path, capsys):
+    a, b = resized_tree(tmp_path)
+    plan = deletion.originals_with_copies(tmp_path)
+    a.unlink()
+    counts, failed, out = carry_out(plan, capsys)
+    assert not failed and counts["deleted"] == 1 and not b.exists()
+    assert [ln for ln in out.splitlines() if str(a) in ln] == [
+        f"gone {a}: removed by something else while this step ran"]
+
+
+def test_a_file_removed_while_the_step_checks_is_named_in_one_line(tmp_path, monkeypatch, capsys):
+    a, b = resized_tree(tmp_path)
+    convert.convert_tree(tmp_path)
+    real = files.find_videos
+
+    def then_removed(*args, **kw):  # another step deletes a.mp4 right after this one listed it
+        found = real(*args, **kw)
+        if a.exists():
+            a.unlink()
+        return found
+
+    monkeypatch.setattr(files, "find_videos", then_removed)
+    for make_plan in (deletion.originals_with_copies, deletion.converted_videos):
+        make_video(a, seconds=0.5)
+        counts, failed, out = carry_out(make_plan(tmp_path), capsys)
+        assert not failed and counts.get("gone") == 1, out
+        assert f"gone {a}: removed by something else while this step ran" in out.splitlines()
