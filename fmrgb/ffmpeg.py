@@ -53,13 +53,13 @@ def run_ffmpeg(args, *, timeout=None, check=True, input=None):
             return subprocess.run(cmd, capture_output=True, check=check, timeout=timeout or FFMPEG_TIMEOUT,
                                   input=input)
         except subprocess.CalledProcessError as e:
-            raise RuntimeError(ffmpeg_error(e.stderr)) from None
+            raise ffmpeg_failure(e.stderr) from None
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"ffmpeg did not finish within {timeout or FFMPEG_TIMEOUT} s") from None
     run = FfmpegRun(args, timeout=timeout)
     stdout = b"".join(run.chunks())
     if check and run.returncode != 0:
-        raise RuntimeError(ffmpeg_error(run.stderr))
+        raise ffmpeg_failure(run.stderr)
     return subprocess.CompletedProcess(run.cmd, run.returncode, stdout, run.stderr)
 
 
@@ -110,6 +110,21 @@ class FfmpegRun:
                 if proc.poll() is None:  # stopped early (timeout, or the caller gave up): end it
                     proc.kill()
                     proc.wait()
+
+
+class DiskFull(RuntimeError):
+    """ffmpeg could not write its output: no space left on the device (or the quota is used up)."""
+
+
+FULL_DISK = {"No space left on device": "no space left on device", "Disk quota exceeded": "disk quota exceeded"}
+
+
+def ffmpeg_failure(stderr):
+    """The exception for a failed run: DiskFull when ffmpeg ran out of room to write (its last words
+    then are only "Conversion failed!"), else RuntimeError with its last words."""
+    text = stderr.decode("utf-8", "replace")
+    full = next((words for cause, words in FULL_DISK.items() if cause in text), None)
+    return DiskFull(full) if full else RuntimeError(ffmpeg_error(stderr))
 
 
 def ffmpeg_error(stderr):

@@ -17,6 +17,7 @@ from pathlib import Path
 from fmrgb import cli, files
 from fmrgb.decode import (decoded_frame_count, ffmpeg_error, input_arg, parse_stream_info, probe, run_ffmpeg,
                           video_map, video_stream_length)
+from fmrgb.ffmpeg import DiskFull
 
 FRAME_TOLERANCE = 2  # frames a re-encode may gain or lose at the ends
 
@@ -139,6 +140,13 @@ def resize_one(source, *, dest, mag):
                            f"(move it away to resize {source.name})")
     if is_complete_copy(source, dest, mag=mag, digest=digest)[0]:
         return "skipped"
+    try:
+        return _encode(source, dest, mag=mag, digest=digest)
+    except DiskFull as e:  # ffmpeg names neither the file nor the cause: say both
+        raise DiskFull(f"{e} writing {dest}") from None
+
+
+def _encode(source, dest, *, mag, digest):
     with files.atomic_output(dest) as tmp:
         if source.suffix.lower() in AAC_LIKELY:
             # one ffmpeg run instead of probe + run: copy the sound and take the first video stream that
