@@ -141,7 +141,8 @@ def input_arg(path):
 
 @dataclasses.dataclass(frozen=True)
 class StreamInfo:
-    """One stream as ffmpeg lists it: its index in the file, kind ("Video", "Audio"), dispositions."""
+    """One stream as ffmpeg lists it: its index in the file, kind ("Video", "Audio", "Subtitle", "Data",
+    "Attachment"), codec (for a data stream without one, its tag), dispositions."""
     index: int
     kind: str
     codec: str
@@ -165,12 +166,13 @@ class MediaInfo:
     video_codec: str | None
     comment: str | None = None  # the container's "comment" tag (resize_video.py stamps its source there)
     start: float = 0.0  # the file's start time: what ffmpeg's output (the decoded sound) counts from
-    streams: tuple = ()  # StreamInfo of every video and audio stream, in file order
+    streams: tuple = ()  # StreamInfo of every stream, in file order
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _FILE_START = re.compile(r"Duration: [^,\n]*, start: (-?\d+(?:\.\d+)?)")
-_STREAM = re.compile(r"Stream #(\d+):(\d+).*?: (Video|Audio): (\w+)(.*)")
+_STREAM = re.compile(r"Stream #(\d+):(\d+).*?: (Video|Audio|Subtitle|Data|Attachment): (\w+)(.*)")
+_TAG = re.compile(r" \((\w+) / 0x")
 _SIZE = re.compile(r"[ ,](\d{1,5})x(\d{1,5})[ ,\[]")
 _FPS = re.compile(r"([\d.]+)(k?) (fps|tbr)")
 _START = re.compile(r", start (-?\d+(?:\.\d+)?)")
@@ -195,11 +197,17 @@ def parse_stream_info(stderr, file_index=0):
     info.duration = reported_duration(text)
     m = _FILE_START.search(text)
     info.start = float(m.group(1)) if m else 0.0
-    streams = []
+    listed = {}
     for m in _STREAM.finditer(input_part if "Input #" in input_part else text):
-        if int(m.group(1)) != file_index:
-            continue
+        # ffmpeg 8+ lists a stream that belongs to a "Stream group" there, out of file order
+        if int(m.group(1)) == file_index:
+            listed.setdefault(int(m.group(2)), m)
+    streams = []
+    for m in (listed[i] for i in sorted(listed)):
         kind, codec, rest = m.group(3), m.group(4), m.group(5)
+        tag = _TAG.match(rest)
+        if codec == "none" and tag:  # a data stream ffmpeg has no codec for: its tag (tmcd, gpmd) says what it is
+            codec = tag.group(1)
         start = _START.search(rest)
         size = _SIZE.search(rest)
         rates = {unit: float(v) * (1000 if k else 1) for v, k, unit in _FPS.findall(rest)}
