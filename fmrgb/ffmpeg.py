@@ -13,6 +13,7 @@ import functools
 import os
 import re
 import selectors
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -233,6 +234,34 @@ def probe(path):
     if not info.has_video and not info.has_audio:
         raise RuntimeError(ffmpeg_error(proc.stderr) if proc.returncode else "no video or audio stream")
     return info
+
+
+def display_matrix(path, stream):
+    """The 2x2 part (a, b, c, d) of the display matrix of video stream `stream` (an index), the
+    rotation and mirroring a player applies, or None when it has none. Read with PyAV from the first
+    decoded frame: ffmpeg's listing prints only a rotation angle (a horizontal flip reads as
+    "rotation of -180.00 degrees", like a half turn), and PyAV has no stream-level getter for it."""
+    import av
+
+    name = os.fspath(Path(path).absolute())
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # PyAV takes names as UTF-8: this one goes as an open file
+        name = open(name, "rb")  # noqa: SIM115 (closed with the container below)
+    try:
+        with av.open(name) as container:
+            for frame in container.decode(container.streams[stream]):
+                for side in frame.side_data:
+                    if side.type.name == "DISPLAYMATRIX":
+                        m = struct.unpack("<9i", bytes(side)[:36])
+                        return tuple(v / 65536 for v in (m[0], m[1], m[3], m[4]))
+                return None
+    except (av.FFmpegError, IndexError) as e:
+        raise RuntimeError(f"cannot read the display matrix ({e})") from None
+    finally:
+        if not isinstance(name, str):
+            name.close()
+    return None
 
 
 def main_video_stream(info, path=None):
