@@ -47,6 +47,16 @@ def read_stamp(comment):
     return dict(w.split("=", 1) for w in words[1:] if "=" in w)
 
 
+def stamped_digest(copy):
+    """The SHA-256 of the original's bytes that the stamp of `copy` names, or None (no stamp, an old
+    one, or an unreadable file)."""
+    try:
+        stamp = read_stamp(probe(copy).comment)
+    except RuntimeError:
+        return None
+    return (stamp or {}).get("sha256")
+
+
 def stamp_problem(stamp, source, digest):
     """None when a stamp (read_stamp) says its copy was made from this very file: its name and the
     digest of its bytes; else why not, in words that follow "resized copy"."""
