@@ -18,6 +18,7 @@ from fmrgb import cli, files
 from fmrgb.decode import (decoded_frame_count, ffmpeg_error, input_arg, main_video_stream, parse_stream_info, probe,
                           run_ffmpeg, video_map, video_stream_length)
 from fmrgb.ffmpeg import DiskFull
+from fmrgb.record import UnreadableRecord, record_path, recorded_source_digest
 
 FRAME_TOLERANCE = 2  # frames a re-encode may gain or lose at the ends
 
@@ -55,6 +56,21 @@ def stamped_digest(copy):
     except RuntimeError:
         return None
     return (stamp or {}).get("sha256")
+
+
+def converted_before(copy):
+    """The record of the clip `copy` was made from, when that clip was converted before it was
+    resized (its original's record beside the copy, made from the bytes the copy's stamp names),
+    else None: converting the copy too would put the same clip in the data twice."""
+    records = [p for p in map(record_path, files.originals_of(copy)) if p.is_file()]
+    digest = stamped_digest(copy) if records else None
+    for pt in records if digest else ():
+        try:
+            if recorded_source_digest(pt) == digest:
+                return pt
+        except UnreadableRecord:
+            continue  # not a record: nothing of this clip
+    return None
 
 
 def stamp_problem(stamp, source, digest):
