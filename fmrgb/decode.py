@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fmrgb.ffmpeg import display_matrix
 from fmrgb.ffmpeg import (FFMPEG_TIMEOUT, FfmpegRun, MediaInfo, ffmpeg_error, ffmpeg_exe,  # noqa: F401 (callers
                           first_video_stream, input_arg, main_video_stream, parse_stream_info,  # import these
                           probe, run_ffmpeg, timeout_for, video_map, video_stream_length)  # from here)
 from fmrgb.memory import NotEnoughMemory, ScratchBuffer, check_memory  # noqa: F401 (callers import them from here)
+from fmrgb.orientation import mirror_in_place, opencv_mirror_axis
 from fmrgb.timeline import StretchPlan, blend, stretch_plan
 
 # OpenCV's bundled FFmpeg would print its own warnings for every broken file; ours say it once
@@ -350,6 +352,9 @@ def decode_media(path, *, sample_rate_for=None, gray=False, extra_channels=0, ke
         got = _opencv_pass(path, threads, functools.partial(make_sink, exact=first_count), n_pic)
         if got is None or got.frames != first_count:
             raise RuntimeError("the video decodes to a different number of frames each time")
+    mirror = None
+    if got is not None and stream is not None:  # OpenCV's picture: it does not mirror as a player does
+        mirror = opencv_mirror_axis(display_matrix(path, stream.index))
     if got is None:
         if stream is None:
             raise RuntimeError("no video stream")
@@ -368,7 +373,10 @@ def decode_media(path, *, sample_rate_for=None, gray=False, extra_channels=0, ke
     start = stream.start - info.start if stream is not None and stream.start is not None else 0.0
     facts = VideoFacts(got.fps, got.frames, got.damaged or damaged, max(0.0, start), rate)
     plan = got.sink.plan if keep else None
-    return Media(got.sink.frames(got.frames), audio, facts, plan)
+    frames = got.sink.frames(got.frames)
+    if mirror:
+        mirror_in_place(frames, mirror, n_pic)
+    return Media(frames, audio, facts, plan)
 
 
 def decode_video(path, *, gray=False, extra_channels=0, scratch=None, threads=None):
