@@ -220,8 +220,9 @@ def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard):
 
 def same_clip_converted(videos):
     """{resized copy: the record of its clip} for copies whose clip was converted before it was resized
-    (KEEP_VIDEOS=1, then a plain run): converting them too would put the clip in the data twice."""
-    copies = (v for v in videos if files.is_resized(v))
+    and whose original is gone (KEEP_VIDEOS=1, then a plain run): converting them too would put the
+    clip in the data twice, without a word (an original still there is warn_twice_converted's)."""
+    copies = (v for v in videos if files.is_resized(v) and not any(o.exists() for o in files.originals_of(v)))
     return {v: pt for v in copies if (pt := converted_before(v)) is not None}
 
 
