@@ -161,8 +161,8 @@ def _carried(info):
             what = "sound track"
         elif st.kind == "Subtitle":
             what = "subtitle stream" if st.codec in TEXT_SUBTITLES else f"{st.codec} subtitle stream"
-        else:
-            what = f"{st.kind.lower()} stream ({st.codec})"
+        else:  # data streams (timecode, GPS) and attachments (fonts), counted by kind
+            what = f"{st.kind.lower()} stream"
         counts[what] = counts.get(what, 0) + 1
     return counts
 
