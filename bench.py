@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import decode
+from fmrgb import decode, ffmpeg
 from model import MODELS
 from fmrgb.synthetic import write_test_video
 
@@ -148,7 +148,7 @@ def resize_vs_ffmpeg(folder, clips, mag=2):
     bare = tempfile.mkdtemp(dir=folder)
     t_bare = 0.0
     for c in clips:
-        t_bare += timed(decode.run_ffmpeg, resize_args(c, Path(bare) / c.name, mag=mag, copy_audio=True))
+        t_bare += timed(ffmpeg.run_ffmpeg, resize_args(c, Path(bare) / c.name, mag=mag, copy_audio=True))
     shutil.rmtree(bare)
     t_ours = timed(resize_videos, folder, mag=mag)
     for p in Path(folder).rglob("resized_*.mp4"):

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from fmrgb.cli import run_jobs, usage_error
-from fmrgb.decode import input_arg, probe, run_ffmpeg
+from fmrgb.ffmpeg import input_arg, probe, run_ffmpeg
 from fmrgb.files import atomic_output, write_csv
 
 CLASSES = ("event", "calm")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import cli, decode, files
+from fmrgb import cli, ffmpeg, files
 from fmrgb.record import generic_channels, load_record
 from fmrgb.sound import channel_names
 from fmrgb.timeline import frame_times
@@ -94,9 +94,9 @@ def write_channel_videos(frames, names, fps, stem):
         with files.atomic_output(out) as tmp:
             plane = np.ascontiguousarray(frames[..., i])
             pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]  # H.264 needs even sizes
-            decode.run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-r", f"{fps:.6f}",
+            ffmpeg.run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-r", f"{fps:.6f}",
                               "-i", "pipe:0", *pad, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                              "-f", "mp4", decode.input_arg(tmp)], input=plane.tobytes())
+                              "-f", "mp4", ffmpeg.input_arg(tmp)], input=plane.tobytes())
         written.append(out)
     return written
 

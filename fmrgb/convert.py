@@ -15,33 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from fmrgb import cli, files, scan
-from fmrgb.decode import ScratchBuffer, decode_media
+from fmrgb.decode import decode_media
+from fmrgb.memory import ScratchBuffer
 from fmrgb.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
                           recipe_problem, record_path, save_record, source_identity)
 from fmrgb.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
-from fmrgb.timeline import blend, stretch_plan
-
-STRETCH_CHUNK = 16  # frames blended at once: bounds the float copy, whatever the video's length
-
-
-def stretch_time(frames, n_out, *, sound_channels=0):
-    """Resampling along time to `n_out` frames at the coordinates scipy.ndimage.zoom(order=1) uses
-    (timeline.stretch_plan: first and last frames kept): the picture blended linearly between the
-    two frames around each position, the last `sound_channels` channels (a record's sound: pass
-    SOUND_CHANNELS) taken from the nearest frame, so they hold only values the sound had. In
-    bounded-size chunks, so no float copy of the whole video is made."""
-    n_in = frames.shape[0]
-    if n_in == n_out:
-        return frames
-    plan = stretch_plan(n_in, n_out)
-    n_pic = frames.shape[-1] - sound_channels
-    out = np.empty((n_out, *frames.shape[1:]), np.uint8)
-    for start in range(0, n_out, STRETCH_CHUNK):  # chunks of frames, not single frames: memory, not speed
-        sl = slice(start, start + STRETCH_CHUNK)
-        out[sl, ..., :n_pic] = blend(frames[plan.lo[sl], ..., :n_pic], frames[plan.hi[sl], ..., :n_pic], plan.w[sl])
-        if sound_channels:
-            out[sl, ..., n_pic:] = frames[plan.nearest[sl], ..., n_pic:]
-    return out
+from fmrgb.timeline import stretch_time
 
 
 def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, scratch=None,
@@ -50,7 +29,7 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
 
     `frames` gives the record that many frames, made while the video is decoded (so memory does
     not grow with its length): bit for bit stretch_time(full record, frames, sound_channels=2).
-    With a `scratch` (decode.ScratchBuffer) the record's frames live in its memory until its next
+    With a `scratch` (memory.ScratchBuffer) the record's frames live in its memory until its next
     use. `decoder_threads` goes to decode.decode_media (None: chosen by the clip's size).
     """
     import torch

@@ -15,8 +15,9 @@ import hashlib
 from pathlib import Path
 
 from fmrgb import cli, files
-from fmrgb.decode import (decoded_frame_count, ffmpeg_error, input_arg, parse_stream_info, probe, run_ffmpeg,
-                          video_map, video_stream_length)
+from fmrgb.decode import decoded_frame_count
+from fmrgb.ffmpeg import (ffmpeg_error, input_arg, parse_stream_info, probe, run_ffmpeg, video_map,
+                          video_stream_length)
 
 FRAME_TOLERANCE = 2  # frames a re-encode may gain or lose at the ends
 

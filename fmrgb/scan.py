@@ -37,7 +37,7 @@ def scan_tree(target, *, jobs=1):
             entries[rel] = prev
         else:
             todo.append(v)
-    _, counted, failed = cli.run_jobs(lambda v: ("scanned", decode.count_frames(v)), todo, jobs=jobs, desc="scan")
+    _, counted, failed = cli.run_jobs(lambda v: ("scanned", decode.decoded_frame_count(v)), todo, jobs=jobs, desc="scan")
     for v, n in counted.items():
         entries[v.relative_to(target).as_posix()] = {"frames": n, **file_stamp(v)}
     scan = {"files": dict(sorted(entries.items())), "max_frames": max((e["frames"] for e in entries.values()), default=0)}

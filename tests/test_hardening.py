@@ -22,7 +22,7 @@ import torch
 
 import create_fmrgbdata
 from conftest import ROOT, load_pt, make_video, run_script
-from fmrgb import convert, decode, deletion, files, record, resized
+from fmrgb import convert, decode, deletion, ffmpeg, files, framesinks, memory, record, resized
 from fmrgb.scan import scan_tree
 
 SIZE = (64, 48)
@@ -118,9 +118,9 @@ def make_no_moov(path):
 def make_sound_only(path):
     """An AAC-only mp4 (what an .m4a renamed .mp4 is)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    decode.run_ffmpeg(["-y", "-f", "lavfi", "-i", f"aevalsrc={TONE}:s=44100:d=1", "-c:a", "aac",
-                      "-f", "mp4", decode.input_arg(path)])
-    assert not decode.probe(path).has_video
+    ffmpeg.run_ffmpeg(["-y", "-f", "lavfi", "-i", f"aevalsrc={TONE}:s=44100:d=1", "-c:a", "aac",
+                      "-f", "mp4", ffmpeg.input_arg(path)])
+    assert not ffmpeg.probe(path).has_video
     return path
 
 
@@ -195,7 +195,7 @@ def test_truncated_faststart_file_keeps_only_what_really_decodes(tmp_path, capsy
         assert failed == [bad] and len(error_lines(err)) == 1 and not pt.exists()
     else:  # converting is fine, as long as the record does not pretend to more frames than decode
         rec = load_pt(pt)
-        assert 0 < rec["source_frames"] == decode.count_frames(bad) < 30
+        assert 0 < rec["source_frames"] == decode.decoded_frame_count(bad) < 30
         assert rec["frames"].shape[0] == 30  # stretched to the complete clip, like any shorter video
     assert not part_files(tmp_path)
 
@@ -220,11 +220,11 @@ def test_every_stderr_line_of_a_failed_file_with_a_newline_in_its_name_is_an_err
 def make_vfr(path):
     """30 frames over 1.5 s: the first 15 every 2/30 s, the rest every 1/30 s; a tone from t = 1 s."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    decode.run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
+    ffmpeg.run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
                       "-f", "lavfi", "-i", f"aevalsrc=if(gte(t\\,1)\\,{TONE}\\,0):s=44100:d=1.5",
                       "-vf", "setpts='if(lt(N,15),2*N,N+15)/TB/30'", "-fps_mode", "vfr",
                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-                      decode.input_arg(path)])
+                      ffmpeg.input_arg(path)])
     return path
 
 
@@ -274,17 +274,17 @@ def test_variable_frame_rate_keeps_every_frame_and_the_sound_spans_the_clip(tmp_
     video = make_vfr(tmp_path / "vfr.mp4")
     rec = convert.convert_video(video)
     amp = rec["frames"][:, 0, 0, 3].numpy()
-    assert rec["frames"].shape[0] == 30 == decode.count_frames(video)
+    assert rec["frames"].shape[0] == 30 == decode.decoded_frame_count(video)
     assert rec["frames"].shape[0] / rec["fps"] == pytest.approx(1.5, rel=0.1)  # the whole clip's sound
     assert (amp[:10] == 0).all() and (amp[22:] > 200).all()
 
 
 def test_sound_starting_late_stays_on_its_frames(tmp_path):
     video = tmp_path / "late.mp4"
-    decode.run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
+    ffmpeg.run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
                       "-itsoffset", "0.5", "-f", "lavfi", "-i", f"aevalsrc={TONE}:s=44100:d=0.5",
                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-                      decode.input_arg(video)])
+                      ffmpeg.input_arg(video)])
     amp = convert.convert_video(video)["frames"][:, 0, 0, 3].numpy()
     assert len(amp) == 30
     assert (amp[:13] == 0).all() and (amp[17:29] > 200).all(), amp
@@ -636,7 +636,7 @@ def test_disk_full_while_stretching_keeps_the_old_file_whole_and_a_rerun_finishe
 
 def test_disk_full_while_resizing_leaves_no_resized_copy(tmp_path, monkeypatch, capsys):
     videos = {n: tiny(tmp_path / f"{n}.mp4") for n in "ab"}
-    real = decode.run_ffmpeg
+    real = ffmpeg.run_ffmpeg
 
     def run_ffmpeg(args, **kw):
         dest = str(args[-1])
@@ -742,10 +742,10 @@ def test_frames_beyond_the_first_buffer_are_all_kept_and_the_spare_room_is_not(t
     video = make_video(tmp_path / "a.mp4", seconds=1.5)
     expected, _ = decode.decode_video(video, extra_channels=2)
     frame_bytes = expected[0].nbytes
-    monkeypatch.setattr(decode, "initial_frames_limit_bytes", lambda: frame_bytes)
+    monkeypatch.setattr(framesinks, "initial_frames_limit_bytes", lambda: frame_bytes)
     grown, _ = decode.decode_video(video, extra_channels=2)
     assert grown.shape == expected.shape == (45, 120, 160, 5)
     assert np.array_equal(grown[..., :3], expected[..., :3])
     assert grown.flags.owndata, "45 frames must not keep a 64-frame buffer alive"
-    with_scratch, _ = decode.decode_video(video, extra_channels=2, scratch=decode.ScratchBuffer())
+    with_scratch, _ = decode.decode_video(video, extra_channels=2, scratch=memory.ScratchBuffer())
     assert np.array_equal(with_scratch[..., :3], expected[..., :3])

@@ -11,7 +11,7 @@ import torch
 
 import make_sample_data as msd
 from conftest import load_pt, make_video, run_script
-from fmrgb import convert, decode, deletion, files, record, resized
+from fmrgb import convert, deletion, ffmpeg, files, record, resized
 from fmrgb.scan import scan_tree
 
 
@@ -162,10 +162,10 @@ def test_two_videos_sharing_a_copy_name_write_nothing_until_one_is_renamed(tmp_p
 def test_a_changed_mag_makes_the_copy_again(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=0.5, size=(160, 120))
     resized.resize_videos(tmp_path, mag=2)
-    assert decode.probe(tmp_path / "resized_a.mp4").width == 80
+    assert ffmpeg.probe(tmp_path / "resized_a.mp4").width == 80
     counts, failed = resized.resize_videos(tmp_path, mag=4)
     assert counts == {"resized": 1, "failed": 0} and not failed
-    info = decode.probe(tmp_path / "resized_a.mp4")
+    info = ffmpeg.probe(tmp_path / "resized_a.mp4")
     assert (info.width, info.height) == (40, 30)
     assert resized.is_complete_copy(video, tmp_path / "resized_a.mp4", mag=4)[0]
     assert resized.resize_videos(tmp_path, mag=4)[0] == {"skipped": 1, "failed": 0}
@@ -305,7 +305,7 @@ def test_visualize_video_without_out_keeps_classes_apart(tmp_path):
     assert r.returncode == 0, r.stderr
     for cls, width in (("calm", 32), ("loud", 64)):
         red = tmp_path / "fmrgb_channels" / cls / "1.mp4.pt.red.mp4"
-        assert decode.probe(red).width == width, cls
+        assert ffmpeg.probe(red).width == width, cls
 
 
 # ----------------------------------------------------------------------------- each delete guard alone
@@ -313,14 +313,14 @@ def test_visualize_video_without_out_keeps_classes_apart(tmp_path):
 def stamped_copy(source, dest, *extra):
     """A copy stamped as resize_video.py stamps it, with extra ffmpeg output options."""
     args = resized.resize_args(source, dest, mag=2, copy_audio=False)
-    decode.run_ffmpeg(args[:-1] + list(extra) + args[-1:])
+    ffmpeg.run_ffmpeg(args[:-1] + list(extra) + args[-1:])
     return dest
 
 
 def test_guard_frame_count_keeps_an_original_whose_stamped_clean_copy_is_short(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=1)
     copy = stamped_copy(video, tmp_path / "resized_a.mp4", "-frames:v", "10")
-    assert decode.video_stream_length(copy, decode=True)[::2] == (10, [])
+    assert ffmpeg.video_stream_length(copy, decode=True)[::2] == (10, [])
     r = run_script("delete_not_resized.py", "--target", tmp_path)
     assert r.returncode == 0 and video.exists()
     assert "10 frames" in kept(r.stdout, video)
@@ -336,7 +336,7 @@ def test_guard_decode_errors_keeps_an_original_whose_copy_is_damaged_but_complet
     for k in range(1, 40):
         pos = start + (len(good) - start) * k // 40
         copy.write_bytes(good[:pos] + bytes(b ^ 0x55 for b in good[pos:pos + 32]) + good[pos + 32:])
-        frames, _, errors = decode.video_stream_length(copy, decode=True)
+        frames, _, errors = ffmpeg.video_stream_length(copy, decode=True)
         if errors and frames == 30:
             break
     else:

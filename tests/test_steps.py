@@ -8,7 +8,7 @@ import torch
 import visualize
 from conftest import load_pt, make_video, run_script
 import fmrgb.convert
-from fmrgb import decode, deletion, record, resized
+from fmrgb import decode, deletion, ffmpeg, record, resized
 from fmrgb.convert import convert_tree, convert_video
 
 
@@ -53,7 +53,7 @@ def test_rgb_channels_are_the_decoded_frames(tmp_path):
     video = make_video(tmp_path / "v.mkv", seconds=1)
     convert_tree(tmp_path)
     frames = load_pt(tmp_path / "v.mkv.pt")["frames"].numpy()
-    raw = decode.run_ffmpeg(["-i", decode.input_arg(video), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]).stdout
+    raw = ffmpeg.run_ffmpeg(["-i", ffmpeg.input_arg(video), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]).stdout
     ref = np.frombuffer(raw, np.uint8).reshape(-1, 120, 160, 3)
     assert frames.shape[0] == ref.shape[0]
     assert np.abs(frames[..., :3].astype(int) - ref).mean() < 3  # decoders may round colours differently
@@ -198,9 +198,9 @@ def test_resize_halves_the_size_keeps_the_sound_and_never_resizes_twice(tmp_path
     make_video(tmp_path / "a.avi", size=(160, 120), seconds=1)  # same stem as a.mp4
     counts, failed = resized.resize_videos(tmp_path, mag=2)
     assert counts["resized"] == 3 and not failed
-    out = decode.probe(tmp_path / "resized_a.mp4")
+    out = ffmpeg.probe(tmp_path / "resized_a.mp4")
     assert (out.width, out.height) == (80, 60) and out.has_audio and out.video_codec == "h264"
-    assert not decode.probe(tmp_path / "resized_silent.mov.mp4").has_audio
+    assert not ffmpeg.probe(tmp_path / "resized_silent.mov.mp4").has_audio
     assert (tmp_path / "resized_a.avi.mp4").exists()
     assert decode.decode_audio(tmp_path / "resized_a.mp4", 8000).std() > 0.1
     counts, _ = resized.resize_videos(tmp_path, mag=2)
@@ -211,11 +211,11 @@ def test_resize_halves_the_size_keeps_the_sound_and_never_resizes_twice(tmp_path
 def test_resize_turns_other_sound_codecs_into_aac_and_copies_aac(tmp_path):
     make_video(tmp_path / "mp3.mp4", seconds=1, extra=["-c:a", "libmp3lame"])
     make_video(tmp_path / "aac.mp4", seconds=1)
-    assert decode.probe(tmp_path / "mp3.mp4").audio_codec == "mp3"
+    assert ffmpeg.probe(tmp_path / "mp3.mp4").audio_codec == "mp3"
     counts, failed = resized.resize_videos(tmp_path, mag=2)
     assert counts["resized"] == 2 and not failed
     for name in ("mp3", "aac"):
-        assert decode.probe(tmp_path / f"resized_{name}.mp4").audio_codec == "aac"
+        assert ffmpeg.probe(tmp_path / f"resized_{name}.mp4").audio_codec == "aac"
 
 
 def test_resize_replaces_a_broken_copy_and_leaves_no_partial_file(tmp_path):
@@ -226,7 +226,7 @@ def test_resize_replaces_a_broken_copy_and_leaves_no_partial_file(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"nothing")
     counts, failed = resized.resize_videos(tmp_path, mag=2)
     assert counts["resized"] == 1 and failed == [tmp_path / "bad.mp4"]
-    assert decode.probe(tmp_path / "resized_a.mp4").has_video
+    assert ffmpeg.probe(tmp_path / "resized_a.mp4").has_video
     assert not (tmp_path / "resized_bad.mp4").exists()
     assert not list(tmp_path.glob(".*.part"))
 
@@ -297,7 +297,7 @@ def test_visualize_writes_a_png_for_5_3_channel_and_bare_files(tmp_path):
         assert written[0].suffix == ".png" and written[0].read_bytes()[:4] == b"\x89PNG"
     written = visualize.visualize(tmp_path / "b" / "v.mp4.pt", out_dir=tmp_path / "out", video=True)
     assert [p.name for p in written[1:]] == [f"v.mp4.pt.{c}.mp4" for c in ("grey", "amplitude", "mel")]
-    assert decode.probe(written[1]).has_video
+    assert ffmpeg.probe(written[1]).has_video
 
 
 def test_visualize_on_a_folder_draws_one_file_per_class_preferring_one_with_sound(tmp_path):
