@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import cli, ffmpeg, files
+from fmrgb import cli, ffmpeg, files, runloop
 from fmrgb.record import generic_channels, load_record
 from fmrgb.sound import channel_names
 from fmrgb.timeline import frame_times
@@ -133,7 +133,7 @@ def pick_files(target):
     if target.is_file():
         return [target]
     by_folder = {}
-    for p in files.find_files(target, {".pt"}, on_skip=cli.warn):  # a class left out is named
+    for p in files.find_files(target, {".pt"}, on_skip=runloop.Console().warn):  # a class left out is named
         by_folder.setdefault(p.parent, []).append(p)
     return [next((p for p in group if has_sound(p)), group[0]) for _, group in sorted(by_folder.items())]
 

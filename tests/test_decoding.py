@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import visualize
-from conftest import load_pt, make_video, pt_dict, run_script
+from conftest import REPORT, load_pt, make_video, pt_dict, run_script
 from fmrgb import convert, decode, decoders, ffmpeg, framesinks, memory, resized, sound, timeline
 from fmrgb.record import load_record
 
@@ -51,7 +51,7 @@ def test_a_clip_damaged_in_the_middle_keeps_every_frame_that_decodes_and_says_wh
     video = damage_mdat(make_video(tmp_path / "d.mp4", seconds=4, extra=["-g", "15"]))
     decoded, _, errors = ffmpeg.video_stream_length(video, decode=True)
     assert errors and 100 < decoded < 120  # damaged in the middle: ffmpeg skips a few frames, decodes the rest
-    counts, failed = convert.convert_tree(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path, report=REPORT)
     rec = load_pt(tmp_path / "d.mp4.pt")
     assert not failed and rec["source_frames"] == rec["frames"].shape[0] == decoded
     assert decode.decoded_frame_count(video) == decoded  # what the delete steps compare a record with
@@ -87,7 +87,7 @@ def test_a_one_frame_still_before_the_video_is_never_taken_for_it_in_any_step(tm
     rec = convert.convert_video(video)
     assert rec["frames"].shape == (30, 120, 160, 5) and rec["source_frames"] == 30
     assert decode.decoded_frame_count(video) == 30
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy, = tmp_path.glob("resized_*")
     info = ffmpeg.probe(copy)
     assert not failed and (info.width, info.height) == (80, 60)
@@ -237,7 +237,7 @@ def test_decoding_and_resizing_take_their_time_limit_from_the_videos_duration(tm
     limit = ffmpeg.timeout_for
     monkeypatch.setattr(ffmpeg, "timeout_for", lambda duration: seen.append(duration) or limit(duration))
     convert.convert_video(video)
-    resized.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert len(seen) >= 2 and all(d == pytest.approx(2.0, abs=0.1) for d in seen), seen
 
 
@@ -319,9 +319,9 @@ def test_realigning_after_a_frames_run_equals_a_fresh_conversion_bit_for_bit(tmp
     for tree in ("realigned", "fresh"):
         make_video(tmp_path / tree / "long.mp4", seconds=1, audio="0.5*sin(2*PI*300*t)")
         make_video(tmp_path / tree / "short.mp4", seconds=0.5, audio="0.5*sin(2*PI*900*t)*t")
-    convert.convert_tree(tmp_path / "realigned", audiomethod=method, frames=20)
-    convert.convert_tree(tmp_path / "realigned", audiomethod=method)
-    convert.convert_tree(tmp_path / "fresh", audiomethod=method)
+    convert.convert_tree(tmp_path / "realigned", audiomethod=method, frames=20, report=REPORT)
+    convert.convert_tree(tmp_path / "realigned", audiomethod=method, report=REPORT)
+    convert.convert_tree(tmp_path / "fresh", audiomethod=method, report=REPORT)
     for name in ("long.mp4.pt", "short.mp4.pt"):
         again, fresh = load_pt(tmp_path / "realigned" / name), load_pt(tmp_path / "fresh" / name)
         assert again["frames"].shape[0] == 30 and torch.equal(again["frames"], fresh["frames"]), name
@@ -331,7 +331,7 @@ def test_realigning_after_a_frames_run_equals_a_fresh_conversion_bit_for_bit(tmp
 def test_predict_on_a_video_sees_the_very_clip_of_its_pt(tmp_path, method):
     make_video(tmp_path / "long.mp4", seconds=1)
     short = make_video(tmp_path / "short.mp4", seconds=0.5, audio="0.5*sin(2*PI*700*t)*t")
-    convert.convert_tree(tmp_path, audiomethod=method)
+    convert.convert_tree(tmp_path, audiomethod=method, report=REPORT)
     stored, meta = load_record(tmp_path / "short.mp4.pt")
     # what predict.py does with a video: convert it in memory with the training set's length
     clip = convert.convert_video(short, audiomethod=method, frames=stored.shape[0])["frames"]
