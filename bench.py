@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import decode
+from fmrgb import decode, ffmpeg
+from fmrgb.runloop import Console
 from model import MODELS
 from fmrgb.synthetic import write_test_video
 
@@ -111,7 +112,8 @@ def conversion(folder, clips, *, audiomethod, fmrgb, jobs=1, repeats=3):
         for p in Path(folder).rglob("*.pt"):
             p.unlink()
         quiesce(folder)
-        best = min(best, timed(convert_tree, folder, audiomethod=audiomethod, fmrgb=fmrgb, jobs=jobs))
+        best = min(best, timed(convert_tree, folder, report=Console(), audiomethod=audiomethod, fmrgb=fmrgb,
+                                jobs=jobs))
     return best / len(clips)
 
 
@@ -136,7 +138,7 @@ def jobs_speedup(folder, clips, *, repeats=3):
                 p.unlink()
             quiesce(folder)
             cpu = cpu_seconds()
-            wall = timed(convert_tree, folder, audiomethod="simple", fmrgb=5, jobs=jobs)
+            wall = timed(convert_tree, folder, report=Console(), audiomethod="simple", fmrgb=5, jobs=jobs)
             if wall / len(clips) < seconds[jobs]:
                 seconds[jobs], busy[jobs] = wall / len(clips), (cpu_seconds() - cpu) / wall
     return seconds, busy
@@ -148,9 +150,9 @@ def resize_vs_ffmpeg(folder, clips, mag=2):
     bare = tempfile.mkdtemp(dir=folder)
     t_bare = 0.0
     for c in clips:
-        t_bare += timed(decode.run_ffmpeg, resize_args(c, Path(bare) / c.name, mag=mag, copy_audio=True))
+        t_bare += timed(ffmpeg.run_ffmpeg, resize_args(c, Path(bare) / c.name, mag=mag, copy_audio=True))
     shutil.rmtree(bare)
-    t_ours = timed(resize_videos, folder, mag=mag)
+    t_ours = timed(resize_videos, folder, mag=mag, report=Console())
     for p in Path(folder).rglob("resized_*.mp4"):
         p.unlink()
     return t_ours / len(clips), t_bare / len(clips)
