@@ -13,6 +13,9 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dataset import prepare_split  # noqa: E402
+from fmrgb.splits import train_val_test  # noqa: E402
+from fmrgb.survey import survey_data  # noqa: E402
 from fmrgb.synthetic import write_test_video as make_video  # noqa: E402
 
 # one fixed Hypothesis profile: the same examples on every machine, no deadline on a loaded 2-core CI
@@ -74,3 +77,10 @@ def write_dataset(root, *, per_class=10, T=8, H=16, W=16, C=5, seed=0, classes=(
             torch.save(pt_dict(x.clamp(0, 255).to(torch.uint8)), p)
             paths.append(p)
     return paths
+
+
+def prepare(data, *, test_size, val_size, seed, frames, size):
+    """A training run's data as train.py prepares it: surveyed, split by groups, with the training statistics."""
+    survey = survey_data(data)
+    parts = train_val_test(survey.label_names, survey.groups, test_size=test_size, val_size=val_size, seed=seed)
+    return prepare_split(survey, parts, frames=frames, size=size)
