@@ -4,6 +4,7 @@ import csv
 import pytest
 import torch
 
+import train
 from conftest import pt_dict, write_dataset
 from fmrgb.record import load_record
 from fmrgb.survey import inspect_files, list_data, survey_data
@@ -86,3 +87,16 @@ def test_a_symlinked_class_folder_is_passed_on_not_silently_left_out(tmp_path):
     survey = survey_data(tmp_path / "data", on_skip=lambda folder, why: skipped.append((folder, why)))
     assert survey.classes == ["calm", "loud"]  # a link is never followed: it may lead out of the data
     assert skipped == [(tmp_path / "data" / "extra", "folder is a symlink, not followed: its files are left out")]
+
+
+def test_train_names_a_symlinked_class_folder_of_its_data(tmp_path, capsys):
+    write_dataset(tmp_path / "data", per_class=3)
+    write_dataset(tmp_path / "elsewhere", per_class=3, classes=("extra",))
+    (tmp_path / "data" / "extra").symlink_to(tmp_path / "elsewhere" / "extra")
+    args = train.get_args_parser().parse_args(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                                               "--device", "cpu", "--positive_class", "extra"])
+    with pytest.raises(SystemExit) as e:  # stops after the survey: "extra" is not a class of the data
+        train.main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"warning: {tmp_path / 'data' / 'extra'}: folder is a symlink, not followed" in err
