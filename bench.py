@@ -206,13 +206,14 @@ def loader_rate(pts, *, frames, size, num_workers=2, batch=8, cache_root=None):
     import torch
 
     from dataset import FMRGBDataset
-    from fmrgb.augment import Augment, channel_roles
-    from fmrgb.cache import CacheRecipe, ClipCache
+    from fmrgb.augment import Augment
+    from fmrgb.cache import ClipCache
+    from fmrgb.clip import ClipRecipe, channel_roles
     from fmrgb.record import load_record
 
     kw, build = {}, None
     if cache_root is not None:
-        cache = ClipCache(cache_root, CacheRecipe(frames, size), settle_s=0)  # nothing writes the records now
+        cache = ClipCache(cache_root, ClipRecipe(frames, size), settle_s=0)  # nothing writes the records now
         kw = dict(cache=cache, uint8=True, augment=Augment(roles=channel_roles(load_record(pts[0])[1]["channels"])))
         build = timed(lambda: [cache.small(p) for p in pts]) / len(pts)
     ds = FMRGBDataset(pts, [0] * len(pts), frames=frames, size=size, layout="cthw", **kw)

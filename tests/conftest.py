@@ -17,6 +17,9 @@ sys.path.insert(0, str(ROOT))
 
 from fmrgb import ffmpeg  # noqa: E402
 from fmrgb.runloop import Console  # noqa: E402
+from dataset import prepare_split  # noqa: E402
+from fmrgb.splits import train_val_test  # noqa: E402
+from fmrgb.survey import survey_data  # noqa: E402
 from fmrgb.synthetic import write_test_video as make_video  # noqa: E402
 
 # one fixed Hypothesis profile: the same examples on every machine, no deadline on a loaded 2-core CI
@@ -194,3 +197,8 @@ BROKEN = {
     "moov_atom_stripped": make_no_moov,
     "sound_only": make_sound_only,
 }
+def prepare(data, *, test_size, val_size, seed, frames, size):
+    """A training run's data as train.py prepares it: surveyed, split by groups, with the training statistics."""
+    survey = survey_data(data)
+    parts = train_val_test(survey.label_names, survey.groups, test_size=test_size, val_size=val_size, seed=seed)
+    return prepare_split(survey, parts, frames=frames, size=size)
