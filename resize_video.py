@@ -16,7 +16,7 @@ original fails with the reason.
 import argparse
 import sys
 
-from fmrgb import cli
+from fmrgb import cli, runloop
 from fmrgb.resized import resize_videos
 
 STATUS_ORDER = [("resized", "resized"), ("skipped", "skipped (up to date)")]
@@ -36,8 +36,9 @@ def get_args_parser():
 @cli.interruptible
 def main(args):
     cli.check_target_dir(args.target)
-    counts, failed = resize_videos(args.target, mag=args.mag, jobs=args.jobs, shard=args.shard)
-    print(cli.summary(counts, STATUS_ORDER))
+    counts, failed = resize_videos(args.target, mag=args.mag, report=runloop.Console(), jobs=args.jobs,
+                                   shard=args.shard)
+    print(runloop.summary(counts, STATUS_ORDER))
     return 1 if failed else 0
 
 

@@ -1,14 +1,12 @@
-"""The command-line side every step shares: the per-file run loop with its progress bar, one
-error line per failing file, the summary line, exit statuses, and argument types.
+"""The command-line side every step shares: how a path and an error read in one line, exit
+statuses, and argument types. The per-file run loop and what it prints are runloop's.
 
-Library modules raise; only the scripts print and exit, through these helpers:
-`usage_error` is the one way to exit 2, `interruptible` the one way to exit 130.
+Library modules raise or hand their warnings to a report (runloop); only the scripts print and
+exit: `usage_error` is the one way to exit 2, `interruptible` the one way to exit 130.
 """
 import argparse
-import dataclasses
 import functools
 import re
-import signal
 import sys
 from pathlib import Path
 
@@ -34,14 +32,8 @@ def fail_line(path, err):
     return f"error: {show_path(path)}: {error_summary(err)}"
 
 
-def report_failure(path, err):
-    """The one line a failing file gets, printed above any progress bar."""
-    from tqdm import tqdm
-
-    tqdm.write(fail_line(path, err), file=sys.stderr)
-
-
 def warn(path, message):
+    """One warning line on stderr, above any progress bar."""
     from tqdm import tqdm
 
     tqdm.write(f"warning: {show_path(path)}: {message}", file=sys.stderr)
@@ -58,156 +50,6 @@ def check_target_dir(target):
         usage_error(f"--target {target}: no such folder")
 
 
-def summary(counts, order):
-    """One line such as 'converted 118, skipped 2 (up to date), failed 1'."""
-    known = {key for key, _ in order} | {"failed"}
-    parts = [f"{word} {counts.get(key, 0)}" for key, word in order]
-    parts += [f"{k} {v}" for k, v in sorted(counts.items()) if k not in known]
-    return ", ".join(parts + [f"failed {counts.get('failed', 0)}"])
-
-
-# ----------------------------------------------------------------------------- the run loop
-
-def progress(iterable, total, desc, unit="file"):
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None, leave=False, file=sys.stderr)
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """What a job returns when it has more to say than a status word: a value for the caller, and
-    warnings that the run loop prints in the parent (a worker process's own prints could be lost)."""
-    status: str
-    value: object = None
-    warnings: tuple = ()
-
-
-WORKER_DIED = "its worker process died (a crash inside a decoder library, or killed for lack of memory)"
-
-
-def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
-    """Call fn(item) for each item (in `jobs` workers) with a progress bar.
-
-    fn returns a status word, (status word, value) or an Outcome. A failing item prints one line
-    naming it and the reason, and the run goes on. With processes=True every item runs in a worker
-    process (even with jobs=1), so a file that crashes the process costs only itself.
-    Returns ({status: count}, {item: value}, [failed items]).
-    """
-    items = list(items)
-    counts, values, failed = {}, {}, []
-    bar = progress(None, len(items), desc)
-
-    def record(item, result=None, err=None):
-        if err is not None:
-            report_failure(item, err)
-            failed.append(item)
-            status = "failed"
-        elif isinstance(result, Outcome):
-            status = result.status
-            if result.value is not None:
-                values[item] = result.value
-            for message in result.warnings:
-                warn(item, message)
-        elif isinstance(result, tuple):
-            status, values[item] = result
-        else:
-            status = result
-        counts[status] = counts.get(status, 0) + 1
-        bar.update(1)
-
-    try:
-        if processes:
-            _run_in_processes(fn, items, jobs, record)
-        elif jobs <= 1 or len(items) <= 1:
-            for item in items:
-                try:
-                    result = fn(item)
-                except Exception as e:  # one bad file must not stop the others
-                    record(item, err=e)
-                else:
-                    record(item, result)
-        else:
-            _run_in_threads(fn, items, jobs, record)
-    finally:
-        bar.close()
-    return counts, values, failed
-
-
-def _run_in_threads(fn, items, jobs, record):
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    try:
-        futures = {pool.submit(fn, item): item for item in items}
-        for fut in as_completed(futures):
-            try:
-                result = fut.result()
-            except Exception as e:
-                record(futures[fut], err=e)
-            else:
-                record(futures[fut], result)
-    except KeyboardInterrupt:
-        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C stops now, not after the queue
-        raise
-    pool.shutdown()
-
-
-def _run_in_processes(fn, items, jobs, record):
-    """Worker processes that survive a worker's death: the items it left unfinished run again, one
-    worker taking them in order, so the one that was running when a worker died again is known
-    (and named as failed); the rest go back to `jobs` workers."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    pending, width = items, jobs
-    while pending:
-        n_workers = min(width, len(pending))
-        pool = ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_signals)
-        unfinished = []
-        try:
-            futures = {pool.submit(fn, item): item for item in pending}
-            for fut in as_completed(futures):
-                try:
-                    result = fut.result()
-                except BrokenProcessPool:
-                    unfinished.append(futures[fut])
-                except Exception as e:
-                    record(futures[fut], err=e)
-                else:
-                    record(futures[fut], result)
-        except KeyboardInterrupt:
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                proc.terminate()  # their SIGTERM handler lets atomic_output clean up
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-        position = {item: k for k, item in enumerate(pending)}
-        unfinished.sort(key=position.__getitem__)
-        if unfinished and n_workers == 1:
-            # one worker takes its items in order: the first unfinished one was running when it died
-            record(unfinished[0], err=RuntimeError(WORKER_DIED))
-            unfinished, width = unfinished[1:], jobs
-        elif unfinished:
-            width = 1  # find the culprit with one worker, then go wide again
-        pending = unfinished
-
-
-def _worker_signals():
-    """In a worker process: Ctrl-C reaches the whole process group, but the parent decides (an idle
-    worker hit by SIGINT would print a traceback); SIGTERM from the parent unwinds the task, so
-    temporary files are removed, and exits quietly."""
-    import faulthandler
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    faulthandler.disable()  # a worker that crashes is reported by the parent in one line, not a dump
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, stop)
-
-
 def interruptible(main):
     """Ctrl-C ends a step promptly with status 130; atomic_output has already removed its temp files."""
     @functools.wraps(main)
@@ -218,50 +60,6 @@ def interruptible(main):
             print("interrupted", file=sys.stderr)
             return 130
     return wrapper
-
-
-def apply_deletions(decisions, *, dry_run=False):
-    """decisions: deletion.Decision of each file. Prints a line per kept file, per file gone meanwhile
-    (and per deletion on a dry run), deletes each file that may go through its Decision.delete(),
-    which judges it again right then, and returns ({status: count}, [paths that failed])."""
-    counts, failed = {"deleted": 0, "kept": 0, "gone": 0}, []
-
-    def keep(path, reason):
-        print(f"kept {show_path(path)}: {reason}")
-        counts["kept"] += 1
-
-    for decision in decisions:
-        path = decision.path
-        if decision.gone:
-            print(f"gone {show_path(path)}: removed by something else while this step ran")
-            counts["gone"] += 1
-        elif decision.reason is not None:
-            keep(path, decision.reason)
-        elif dry_run:
-            print(f"would delete {show_path(path)}")
-            counts["deleted"] += 1
-        else:
-            try:
-                reason = decision.delete()
-            except FileNotFoundError:
-                print(f"gone {show_path(path)}: removed by something else while this step ran")
-                counts["gone"] += 1
-            except OSError as e:
-                print(fail_line(path, e.strerror or e), file=sys.stderr)
-                failed.append(path)
-            else:
-                if reason is None:
-                    counts["deleted"] += 1
-                else:
-                    keep(path, reason)
-    counts["failed"] = len(failed)
-    return counts, failed
-
-
-def deletion_summary(counts, dry_run):
-    verb = "would delete" if dry_run else "deleted"
-    gone = f", gone {counts['gone']}" if counts.get("gone") else ""
-    return f"{verb} {counts['deleted']}, kept {counts['kept']}{gone}, failed {counts['failed']}"
 
 
 # ----------------------------------------------------------------------------- argument types

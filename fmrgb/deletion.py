@@ -1,22 +1,20 @@
 """What the two delete steps may remove: only files that are provably redundant, judged again at the
 moment each one goes. A plan is a list of Decision: a file that stays (with the reason), one that
-is gone already, or one that may go, with what its checks rested on; cli.apply_deletions carries it
-out, and Decision.delete() unlinks a file only while it is still the very file that was checked.
+is gone already, or one that may go, with what its checks rested on; runloop.apply_deletions carries
+it out, and Decision.delete() unlinks a file only while it is still the very file that was checked.
+Folders left out and the progress go to the caller's `report` (runloop).
 
-    plan = originals_with_copies("data")          # delete_not_resized.py
-    plan = converted_videos("data")               # delete_allmp4.py
+    plan = originals_with_copies("data", report=runloop.Console())     # delete_not_resized.py
+    plan = converted_videos("data", report=runloop.Console())          # delete_allmp4.py
 """
 import dataclasses
 import os
 import stat
 from pathlib import Path
 
-from fmrgb import cli, files
+from fmrgb import files
 from fmrgb.record import conversion_problem, record_path, recorded_source_digest
 from fmrgb.resized import is_complete_copy
-
-GONE = "is gone: removed by something else while this step ran"
-
 
 @dataclasses.dataclass(frozen=True)
 class FileState:
@@ -99,10 +97,10 @@ def _states(*paths):
     return tuple((p, file_state(p) if os.path.lexists(p) else None) for p in paths)
 
 
-def originals_with_copies(target):
+def originals_with_copies(target, *, report):
     """Originals whose resized_ copy is finished, was made from their very bytes (its stamp),
     decodes without errors and holds as many frames; every other original stays, with the reason."""
-    originals = [v for v in files.find_videos(target, on_skip=cli.warn) if not files.is_resized(v)]
+    originals = [v for v in files.find_videos(target, on_skip=report.warn) if not files.is_resized(v)]
     names = files.resized_names(originals)
 
     def check(video):
@@ -112,13 +110,13 @@ def originals_with_copies(target):
         ok, why = is_complete_copy(video, copy, decode=True, digest=digest)
         return (None if ok else why), digest, rests_on
 
-    return [_checked(v, lambda v=v: check(v)) for v in cli.progress(originals, len(originals), "check")]
+    return [_checked(v, lambda v=v: check(v)) for v in report.progress(originals, len(originals), "check")]
 
 
-def converted_videos(target, *, delete_all=False):
+def converted_videos(target, *, report, delete_all=False):
     """Videos whose record loads and was made from this very file (its bytes' digest); with
     delete_all every video."""
-    videos = files.find_videos(target, on_skip=cli.warn)
+    videos = files.find_videos(target, on_skip=report.warn)
 
     def check(video):
         if delete_all:
@@ -128,4 +126,4 @@ def converted_videos(target, *, delete_all=False):
         problem = conversion_problem(video)
         return problem, (None if problem else recorded_source_digest(pt)), rests_on
 
-    return [_checked(v, lambda v=v: check(v)) for v in cli.progress(videos, len(videos), "check")]
+    return [_checked(v, lambda v=v: check(v)) for v in report.progress(videos, len(videos), "check")]

@@ -2,23 +2,12 @@
 stream and sound track, text subtitles, attached pictures, the frames' own times (a variable frame
 rate); an original with something the mp4 copy cannot hold (a font attachment, a data stream) stays,
 with the reason."""
-from conftest import make_video, run_script
-from fmrgb import decode, resized
-
-
-def kept(stdout, path):
-    prefix = f"kept {path}: "
-    return next((ln[len(prefix):] for ln in stdout.splitlines() if ln.startswith(prefix)), None)
-
-
-def ffmpeg_make(path, *args):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    decode.run_ffmpeg(["-y", *args, decode.input_arg(path)])
-    return path
+from conftest import REPORT, ffmpeg_make, kept, make_video, run_script
+from fmrgb import decode, ffmpeg, resized
 
 
 def kinds(path):
-    return [(st.kind, st.attached) for st in decode.probe(path).streams]
+    return [(st.kind, st.attached) for st in ffmpeg.probe(path).streams]
 
 
 def dashcam(path):
@@ -38,10 +27,10 @@ def test_a_dashcam_files_copy_holds_both_cameras_both_tracks_and_the_subtitles(t
     srt.unlink()
     want = kinds(video)
     assert want == [("Video", False)] * 2 + [("Audio", False)] * 2 + [("Subtitle", False)]
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy = tmp_path / "resized_cam.mp4"
     assert not failed and kinds(copy) == want
-    assert [st.width for st in decode.probe(copy).streams[:2]] == [80, 32]  # each camera halved, front first
+    assert [st.width for st in ffmpeg.probe(copy).streams[:2]] == [80, 32]  # each camera halved, front first
     r = run_script("delete_not_resized.py", "--target", tmp_path)
     assert r.returncode == 0 and not video.exists(), r.stdout
 
@@ -50,7 +39,7 @@ def test_a_copy_without_the_second_camera_keeps_its_original(tmp_path):
     video = dashcam(tmp_path / "cam.mp4")
     video.with_suffix(".srt").unlink()
     copy = tmp_path / "resized_cam.mp4"
-    decode.run_ffmpeg(resized.resize_args(video, copy, mag=2, copy_audio=True, video="0:0"))  # the front camera alone
+    ffmpeg.run_ffmpeg(resized.resize_args(video, copy, mag=2, copy_audio=True, video="0:0"))  # the front camera alone
     r = run_script("delete_not_resized.py", "--target", tmp_path)
     assert r.returncode == 0 and video.exists()
     assert kept(r.stdout, video) == "resized copy holds 1 of the original's 2 video streams"
@@ -63,7 +52,7 @@ def test_an_original_with_an_attachment_the_copy_cannot_hold_stays_with_the_reas
                         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-attach", font,
                         "-metadata:s:t", "mimetype=font/ttf")
     font.unlink()
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert not failed and (tmp_path / "resized_film.mkv.mp4").exists()
     r = run_script("delete_not_resized.py", "--target", tmp_path)
     assert r.returncode == 0 and video.exists()
@@ -75,7 +64,7 @@ def test_a_variable_frame_rate_originals_copy_has_the_same_frames_and_it_goes(tm
     video = ffmpeg_make(tmp_path / "vfr.mp4", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
                         "-vf", "setpts='if(lt(N,15),2*N,N+15)/TB/30'", "-fps_mode", "vfr",
                         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
-    resized.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy = tmp_path / "resized_vfr.mp4"
     assert decode.decoded_frame_count(copy) == decode.decoded_frame_count(video) == 30
     r = run_script("delete_not_resized.py", "--target", tmp_path)

@@ -4,18 +4,13 @@ line, never a traceback."""
 import os
 import shutil
 
-from conftest import make_video
-from fmrgb import cli, convert, deletion, files, resized
+from conftest import REPORT, kept, make_video
+from fmrgb import convert, deletion, files, resized, runloop
 
 
 def carry_out(plan, capsys):
-    counts, failed = cli.apply_deletions(plan)
+    counts, failed = runloop.apply_deletions(plan)
     return counts, failed, capsys.readouterr().out
-
-
-def kept(stdout, path):
-    prefix = f"kept {path}: "
-    return next((ln[len(prefix):] for ln in stdout.splitlines() if ln.startswith(prefix)), None)
 
 
 def rewrite_in_place(path, other):
@@ -29,13 +24,13 @@ def rewrite_in_place(path, other):
 
 def resized_tree(tmp_path):
     videos = [make_video(tmp_path / f"{n}.mp4", seconds=0.5) for n in "ab"]
-    resized.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
     return videos
 
 
 def test_an_original_replaced_after_its_check_is_kept(tmp_path, capsys):
     a, b = resized_tree(tmp_path)
-    plan = deletion.originals_with_copies(tmp_path)
+    plan = deletion.originals_with_copies(tmp_path, report=REPORT)
     make_video(tmp_path / "new.mp4", seconds=0.5, audio=None)
     os.replace(tmp_path / "new.mp4", a)  # another clip under its name, after the check
     new = a.read_bytes()
@@ -47,7 +42,7 @@ def test_an_original_replaced_after_its_check_is_kept(tmp_path, capsys):
 
 def test_an_original_rewritten_in_place_with_its_old_time_after_its_check_is_kept(tmp_path, capsys):
     a, _ = resized_tree(tmp_path)
-    plan = deletion.originals_with_copies(tmp_path)
+    plan = deletion.originals_with_copies(tmp_path, report=REPORT)
     rewrite_in_place(a, make_video(tmp_path / "other" / "x.mp4", seconds=0.5, audio=None))
     counts, failed, out = carry_out(plan, capsys)
     assert a.exists() and "changed" in kept(out, a)
@@ -55,7 +50,7 @@ def test_an_original_rewritten_in_place_with_its_old_time_after_its_check_is_kep
 
 def test_a_copy_replaced_after_the_check_keeps_its_original(tmp_path, capsys):
     a, b = resized_tree(tmp_path)
-    plan = deletion.originals_with_copies(tmp_path)
+    plan = deletion.originals_with_copies(tmp_path, report=REPORT)
     shutil.copy(tmp_path / "resized_b.mp4", tmp_path / "resized_a.mp4")  # b's copy where a's was
     counts, failed, out = carry_out(plan, capsys)
     assert a.exists() and not b.exists()
@@ -65,8 +60,8 @@ def test_a_copy_replaced_after_the_check_keeps_its_original(tmp_path, capsys):
 def test_a_converted_video_replaced_after_its_check_is_kept(tmp_path, capsys):
     a = make_video(tmp_path / "a.mp4", seconds=0.5)
     b = make_video(tmp_path / "b.mp4", seconds=0.5)
-    convert.convert_tree(tmp_path)
-    plan = deletion.converted_videos(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
+    plan = deletion.converted_videos(tmp_path, report=REPORT)
     rewrite_in_place(a, make_video(tmp_path / "other" / "x.mp4", seconds=0.5, audio=None))
     os.unlink(tmp_path / "b.mp4.pt")  # and b's record goes: b is now the only copy of its clip
     counts, failed, out = carry_out(plan, capsys)
@@ -76,7 +71,7 @@ def test_a_converted_video_replaced_after_its_check_is_kept(tmp_path, capsys):
 
 def test_a_file_removed_after_its_check_is_named_in_one_line(tmp_path, capsys):
     a, b = resized_tree(tmp_path)
-    plan = deletion.originals_with_copies(tmp_path)
+    plan = deletion.originals_with_copies(tmp_path, report=REPORT)
     a.unlink()
     counts, failed, out = carry_out(plan, capsys)
     assert not failed and counts["deleted"] == 1 and not b.exists()
@@ -86,7 +81,7 @@ def test_a_file_removed_after_its_check_is_named_in_one_line(tmp_path, capsys):
 
 def test_a_file_removed_while_the_step_checks_is_named_in_one_line(tmp_path, monkeypatch, capsys):
     a, b = resized_tree(tmp_path)
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     real = files.find_videos
 
     def then_removed(*args, **kw):  # another step deletes a.mp4 right after this one listed it
@@ -98,6 +93,6 @@ def test_a_file_removed_while_the_step_checks_is_named_in_one_line(tmp_path, mon
     monkeypatch.setattr(files, "find_videos", then_removed)
     for make_plan in (deletion.originals_with_copies, deletion.converted_videos):
         make_video(a, seconds=0.5)
-        counts, failed, out = carry_out(make_plan(tmp_path), capsys)
+        counts, failed, out = carry_out(make_plan(tmp_path, report=REPORT), capsys)
         assert not failed and counts.get("gone") == 1, out
         assert f"gone {a}: removed by something else while this step ran" in out.splitlines()

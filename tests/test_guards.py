@@ -4,34 +4,23 @@ hashing the whole file, the nearest frame for stretched sound) makes its test fa
 import numpy as np
 import pytest
 
-from conftest import make_video, run_script
-from fmrgb import convert, decode, resized, timeline
-
-
-def kept(stdout, path):
-    prefix = f"kept {path}: "
-    return next((ln[len(prefix):] for ln in stdout.splitlines() if ln.startswith(prefix)), None)
-
-
-def ffmpeg_make(path, *args):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    decode.run_ffmpeg(["-y", *args, decode.input_arg(path)])
-    return path
+from conftest import REPORT, ffmpeg_make, kept, make_video, run_script
+from fmrgb import convert, ffmpeg, resized, timeline
 
 
 def test_a_copy_damaged_where_only_decoding_sees_it_keeps_its_original(tmp_path):
     # damage in the second half of the copy: its packets are all there (demuxing sees nothing), only
     # decoding finds the broken pictures
     video = make_video(tmp_path / "a.mp4", seconds=2, audio=None)
-    resized.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy = tmp_path / "resized_a.mp4"
     good = copy.read_bytes()
     start = good.find(b"mdat") + 8
     for k in range(20, 40):
         pos = start + (len(good) - start) * k // 40
         copy.write_bytes(good[:pos] + bytes(b ^ 0x55 for b in good[pos:pos + 64]) + good[pos + 64:])
-        packets, _, demux_errors = decode.video_stream_length(copy)
-        decoded, _, errors = decode.video_stream_length(copy, decode=True)
+        packets, _, demux_errors = ffmpeg.video_stream_length(copy)
+        decoded, _, errors = ffmpeg.video_stream_length(copy, decode=True)
         if errors and not demux_errors and packets == 60:
             break
     else:
@@ -47,9 +36,9 @@ def test_a_copy_with_an_old_stamp_without_sha256_never_lets_a_replaced_original_
     args = resized.resize_args(video, copy, mag=2, copy_audio=True)
     stamp = resized.source_stamp(video, mag=2)
     old = " ".join(w for w in stamp.split() if not w.startswith("sha256="))  # as older versions wrote it
-    decode.run_ffmpeg([f"comment={old}" if a == f"comment={stamp}" else a for a in args])
+    ffmpeg.run_ffmpeg([f"comment={old}" if a == f"comment={stamp}" else a for a in args])
     make_video(video, seconds=1, audio="0.3*sin(2*PI*880*t)", size=(160, 120))  # a new clip, same name
-    assert resized.read_stamp(decode.probe(copy).comment).get("sha256") is None
+    assert resized.read_stamp(ffmpeg.probe(copy).comment).get("sha256") is None
     r = run_script("delete_not_resized.py", "--target", tmp_path)
     assert r.returncode == 0 and video.exists(), r.stdout
     assert "older resize_video.py" in kept(r.stdout, video)
@@ -61,7 +50,7 @@ def test_a_ts_file_whose_container_starts_at_1_4_s_keeps_its_click_on_its_flash(
     video = ffmpeg_make(tmp_path / "clip.ts", "-f", "lavfi", "-i", f"color=c=black:s=64x48:r=30:d=2,{flash}",
                         "-f", "lavfi", "-i", f"aevalsrc={click}:s=44100:d=2", "-c:v", "libx264",
                         "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac")
-    assert decode.probe(video).start > 1.0  # what makes a .ts different: its clock does not start at 0
+    assert ffmpeg.probe(video).start > 1.0  # what makes a .ts different: its clock does not start at 0
     frames = convert.convert_video(video)["frames"].float()
     picture, sound = frames[..., 0].mean(dim=(1, 2)), frames[..., 3].mean(dim=(1, 2))
     assert int(picture.argmax()) == 30 and int(sound.argmax()) == 30, sound
@@ -71,7 +60,7 @@ def test_a_video_changed_after_its_first_mib_is_not_deleted_for_its_old_record(t
     video = ffmpeg_make(tmp_path / "big.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=1,noise=alls=60:allf=t+u",
                         "-c:v", "libx264", "-qp", "0", "-preset", "ultrafast")
     assert video.stat().st_size > 3 << 20
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     data = bytearray(video.read_bytes())
     data[(2 << 20) + 17] ^= 0xFF  # one byte past the first 2 MiB: same size, same name, other content
     video.write_bytes(bytes(data))

@@ -4,16 +4,10 @@ output (it applies the matrix, flips included) is what a player shows."""
 import numpy as np
 import pytest
 
-from conftest import run_script
+from conftest import REPORT, ffmpeg_make, run_script
 from fmrgb import convert, decode, ffmpeg, resized
 
 ORIENTATIONS = [(r, h) for r in (0, 90, 180, 270) for h in (False, True)]
-
-
-def ffmpeg_make(path, *args):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ffmpeg.run_ffmpeg(["-y", *args, ffmpeg.input_arg(path)])
-    return path
 
 
 def phone_clip(path, rotation, hflip):
@@ -52,7 +46,7 @@ def test_decoding_shows_the_picture_as_a_player_does(tmp_path, rotation, hflip):
 @pytest.mark.parametrize("rotation,hflip", [(0, True), (90, True)])
 def test_the_resized_copy_shows_what_the_original_shows(tmp_path, rotation, hflip):
     video = phone_clip(tmp_path / "phone.mp4", rotation, hflip)
-    resized.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy = tmp_path / "resized_phone.mp4"
     frames, _ = decode.decode_video(copy)
     assert (white(frames) != as_shown(video)[::2, ::2]).mean() < 0.04

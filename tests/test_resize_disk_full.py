@@ -6,12 +6,8 @@ import subprocess
 
 import pytest
 
-from conftest import make_video
+from conftest import REPORT, make_video, part_files
 from fmrgb import files, resized
-
-
-def part_files(root):
-    return [p for p in root.rglob("*") if p.name.endswith(".part")]
 
 
 @pytest.fixture
@@ -29,7 +25,7 @@ def small_disk(tmp_path):
 def test_a_full_disk_names_itself_and_the_copy_and_keeps_the_source(small_disk, capsys):
     video = make_video(small_disk / "a.mp4", seconds=3, size=(320, 240))
     before = video.read_bytes()
-    counts, failed = resized.resize_videos(small_disk, mag=1)
+    counts, failed = resized.resize_videos(small_disk, mag=1, report=REPORT)
     assert failed == [video] and counts.get("resized", 0) == 0
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error: ")]
     assert err == [f"error: {video}: no space left on device writing {small_disk / 'resized_a.mp4'}"]
@@ -49,7 +45,7 @@ def test_a_write_the_device_refuses_for_lack_of_space_names_the_copy(tmp_path, m
             yield tmp
 
     monkeypatch.setattr(files, "atomic_output", onto_a_full_device)
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert failed == [video]
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error: ")]
     assert err == [f"error: {video}: no space left on device writing {tmp_path / 'resized_a.mp4'}"]

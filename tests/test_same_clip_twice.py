@@ -1,12 +1,8 @@
 """`KEEP_VIDEOS=1 ./pipeline.sh` then a plain run: the clip's record x.mp4.pt is there when its
 resized copy is converted. The copy is not converted (the same clip would be in the data twice,
 and could land in both splits): it fails with a line naming both records and what to do."""
-from conftest import make_video, run_script
+from conftest import REPORT, error_lines, make_video, run_script
 from fmrgb import resized
-
-
-def error_lines(text):
-    return [ln for ln in text.splitlines() if ln.startswith("error: ")]
 
 
 def test_a_copy_of_a_clip_already_converted_is_refused_with_both_names(tmp_path):
@@ -31,7 +27,7 @@ def test_a_copy_of_another_version_under_the_old_name_converts(tmp_path):
     video = make_video(tmp_path / "x.mp4", seconds=0.5)
     assert run_script("create_fmrgbdata.py", "--target", tmp_path).returncode == 0
     make_video(video, seconds=0.5, audio=None)  # the camera reused the name for a new clip
-    resized.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
     video.unlink()
     r = run_script("create_fmrgbdata.py", "--target", tmp_path)
     assert r.returncode == 0 and not error_lines(r.stderr), r.stderr
