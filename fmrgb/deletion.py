@@ -38,13 +38,12 @@ def file_state(path):
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    """One file of a plan. reason None: it may go, while it is the file that was checked (its
-    state and the SHA-256 of its bytes then) and the files its checks read (rests_on: (path,
-    FileState) pairs) are unchanged."""
+    """One file of a plan. reason None: it may go, while its bytes are those that were checked
+    (their SHA-256, `digest`; None when nothing was checked, with --all) and the files its checks
+    read (rests_on: (path, FileState) pairs) are unchanged."""
     path: Path
     reason: str | None = None
     gone: bool = False
-    state: FileState | None = None
     digest: str | None = None
     rests_on: tuple = ()
 
@@ -59,8 +58,6 @@ class Decision:
             if now != was:
                 return f"{Path(other).name} changed since the check, which no longer holds"
         before = file_state(self.path)
-        if self.state is not None and before != self.state:
-            return "changed since it was checked"
         if self.digest is not None and files.file_digest(self.path) != self.digest:
             return "its content changed since it was checked"
         if file_state(self.path) != before:
@@ -90,7 +87,7 @@ def _checked(path, check):
         return Decision(path, gone=True)
     except OSError as e:
         return Decision(path, f"cannot be read ({e.strerror or e})")
-    return Decision(path, reason, state=state, digest=digest, rests_on=rests_on)
+    return Decision(path, reason, digest=digest, rests_on=rests_on)
 
 
 def _states(*paths):

@@ -96,3 +96,52 @@ def test_a_file_removed_while_the_step_checks_is_named_in_one_line(tmp_path, mon
         counts, failed, out = carry_out(make_plan(tmp_path, report=REPORT), capsys)
         assert not failed and counts.get("gone") == 1, out
         assert f"gone {a}: removed by something else while this step ran" in out.splitlines()
+
+
+def test_on_a_disk_with_coarse_times_a_same_size_rewrite_is_caught_by_its_content(tmp_path, monkeypatch, capsys):
+    # exFAT and some network disks keep times to the second or less, and no ctime: the bytes decide
+    a, _ = resized_tree(tmp_path)
+    real = deletion.file_state
+
+    def coarse(path):
+        state = real(path)
+        return state and deletion.FileState(state.dev, state.ino, state.size, 0, 0)
+
+    monkeypatch.setattr(deletion, "file_state", coarse)
+    plan = deletion.originals_with_copies(tmp_path, report=REPORT)
+    data = bytearray(a.read_bytes())
+    data[-100] ^= 0xFF  # same size, same file, other content
+    with open(a, "r+b") as f:
+        f.write(data)
+    counts, failed, out = carry_out(plan, capsys)
+    assert a.exists() and kept(out, a) == "its content changed since it was checked"
+
+
+def test_a_write_during_the_last_check_keeps_the_file(tmp_path, monkeypatch, capsys):
+    a, _ = resized_tree(tmp_path)
+    plan = deletion.originals_with_copies(tmp_path, report=REPORT)
+    real = files.file_digest
+
+    def then_written(path):  # something appends while the bytes are hashed again
+        digest = real(path)
+        with open(path, "ab") as f:
+            f.write(b"more")
+        return digest
+
+    monkeypatch.setattr(files, "file_digest", then_written)
+    counts, failed, out = carry_out(plan, capsys)
+    assert a.exists() and kept(out, a) == "changed while it was checked again"
+
+
+def test_a_write_during_the_first_check_keeps_the_file(tmp_path, monkeypatch, capsys):
+    a, _ = resized_tree(tmp_path)
+    real = deletion.is_complete_copy
+
+    def then_written(video, *args, **kw):
+        with open(video, "ab") as f:
+            f.write(b"more")
+        return real(video, *args, **kw)
+
+    monkeypatch.setattr(deletion, "is_complete_copy", then_written)
+    counts, failed, out = carry_out(deletion.originals_with_copies(tmp_path, report=REPORT), capsys)
+    assert a.exists() and kept(out, a) == "changed while it was checked"
