@@ -136,11 +136,12 @@ class PreparedRun:
     train_loader: Any
     val_loader: Any
 
-    def dataset(self, session, part, **kw):
-        """The uint8 clips of `part` (normalised on the device, by execution.normalise)."""
-        s = session.settings
-        return self.data.subset(part, frames=s.frames, size=s.size, layout=INPUT_LAYOUT[s.learnmethod],
-                                cache=session.cache, uint8=True, **kw)
+
+def clips(session, data, part, **kw):
+    """The uint8 clips of `part` of `data` (normalised on the device, by Execution.normalise)."""
+    s = session.settings
+    return data.subset(part, frames=s.frames, size=s.size, layout=INPUT_LAYOUT[s.learnmethod], cache=session.cache,
+                       uint8=True, **kw)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,14 +193,12 @@ def prepare_run(session, parts, channel_names, out_dir):
     loader_kw = dict(batch_size=s.batch_size, seed=s.seed, num_workers=s.num_workers, pin_memory=device.type == "cuda")
     model_kwargs = {"in_channels": len(channels or data.info["channels"]), "num_classes": len(data.classes),
                     "frames": s.frames, "size": s.size}
-    run = PreparedRun(out_dir, data, channel_names, picture, positive, model_kwargs, run_args, execution, loader_kw,
-                      None, None)
-    run = dataclasses.replace(
-        run, train_loader=make_loader(run.dataset(session, "train", augment=augment), shuffle=True, ctx=ctx, **loader_kw),
-        val_loader=make_loader(run.dataset(session, "val"), shuffle=False, ctx=ctx, **loader_kw))
+    train_loader = make_loader(clips(session, data, "train", augment=augment), shuffle=True, ctx=ctx, **loader_kw)
+    val_loader = make_loader(clips(session, data, "val"), shuffle=False, ctx=ctx, **loader_kw)
     ctx.log(f"{s.learnmethod}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test files, "
             f"classes {data.classes}, channels {channel_names or data.info['channels']}, device {device}")
-    return run
+    return PreparedRun(out_dir, data, channel_names, picture, positive, model_kwargs, run_args, execution, loader_kw,
+                       train_loader, val_loader)
 
 
 def start_model(session, run):
@@ -232,9 +231,8 @@ def fit_at(session, run, lr, run_dir, resume):
                 f"{', '.join(fresh) or 'nothing'}; the rest at --lr x {factor:g}")
     if ctx.rank > 0:  # but each process draws its own dropout masks (process 0 as a plain run)
         torch.manual_seed(s.seed + ctx.rank)
-    data = run.data
-    recipe = Recipe.of(learnmethod=s.learnmethod, model_kwargs=run.model_kwargs, classes=data.classes,
-                       record=RecordSettings.of(data.info), mean=data.mean, std=data.std, frames=s.frames,
+    recipe = Recipe.of(learnmethod=s.learnmethod, model_kwargs=run.model_kwargs, classes=run.data.classes,
+                       record=RecordSettings.of(run.data.info), mean=run.data.mean, std=run.data.std, frames=s.frames,
                        size=s.size, lr=lr, run=run_args, use_channels=run.channel_names)
     plan = Optimisation(lr=lr, epochs=s.epochs, patience=s.patience, weight_decay=s.weight_decay,
                         usescheduler=s.usescheduler,
@@ -281,10 +279,9 @@ def test_and_report(session, run, best):
     """Step 3: the best weights on the test files (under DDP every process its share, gathered on process 0),
     their metrics written and shown -> the test metrics on process 0, None on the others."""
     s, ctx, data = session.settings, session.ctx, run.data
-    metrics, test_ds = None, run.dataset(session, "test")
-    model = best.model
-    model.load_state_dict(best.result.best_state)
-    model.to(ctx.device)
+    metrics, test_ds = None, clips(session, data, "test")
+    best.model.load_state_dict(best.result.best_state)
+    model = best.model.to(ctx.device)
     probs, y_true = predict_probs(model, make_loader(test_ds, shuffle=False, ctx=ctx, **run.loader_kw),
                                   run.execution, ctx=ctx)
     if ctx.master:
@@ -311,9 +308,7 @@ def train_one(session, parts, channel_names, out_dir):
     (None: all), its outputs in out_dir -> (exit status, test metrics on process 0)."""
     run = prepare_run(session, parts, channel_names, out_dir)
     best = fit_best(session, run)
-    if best is None:
-        return 1, None
-    return 0, test_and_report(session, run, best)
+    return (1, None) if best is None else (0, test_and_report(session, run, best))
 
 
 def settle_run(args, val_size, ctx):

@@ -85,8 +85,9 @@ class Recipe:
 
     def to_dict(self):
         r = self.record
-        return {"format_version": CHECKPOINT_VERSION, "model": self.learnmethod, "model_kwargs": dict(self.model_kwargs),
-                "layout": self.layout, "classes": list(self.classes), "channels": list(r.channels),
+        return {"format_version": CHECKPOINT_VERSION, "model": self.learnmethod,
+                "model_kwargs": dict(self.model_kwargs), "layout": self.layout, "classes": list(self.classes),
+                "channels": list(r.channels),
                 "use_channels": None if self.use_channels is None else list(self.use_channels),
                 "mean": list(self.mean), "std": list(self.std), "frames": self.frames, "size": self.size,
                 "audiomethod": r.audiomethod, "frequency_param": r.frequency_param, "sample_rate": r.sample_rate,

@@ -99,11 +99,11 @@ class Epoch:
 
 
 def run_epoch(model, loader, run, *, optimizer=None, ctx=None, desc="", show_progress=False):
-    """One pass over `loader` with the model run as `run` (an Execution), training if `optimizer` is given -> Epoch, its loss and accuracy summed
-    over all DDP processes in the same order on each, so every process holds the same numbers and takes
-    the same early-stopping decision. Nothing waits for the device during the pass: loss, accuracy and
-    the first step with a non-finite loss are kept on the device and read once at the end. A non-finite
-    loss then raises FloatingPointError on every process together, naming the processes where it
+    """One pass over `loader` with the model run as `run` (an Execution), training if `optimizer` is given ->
+    Epoch, its loss and accuracy summed over all DDP processes in the same order on each, so every process holds
+    the same numbers and takes the same early-stopping decision. Nothing waits for the device during the pass:
+    loss, accuracy and the first step with a non-finite loss are kept on the device and read once at the end. A
+    non-finite loss then raises FloatingPointError on every process together, naming the processes where it
     appeared first (under DDP a training step's gradient all-reduce has carried it to all the others;
     evaluation, whose processes may take different numbers of batches, has no collective per batch)."""
     from tqdm import tqdm
@@ -174,9 +174,9 @@ def run_epoch(model, loader, run, *, optimizer=None, ctx=None, desc="", show_pro
 
 @torch.no_grad()
 def predict_probs(model, loader, run, *, ctx=None):
-    """Class probabilities, the model run as `run` (an Execution), (N, K) float64 and the true labels (N,) of a non-shuffled loader. Under DDP
-    (`ctx`) with make_loader's strided evaluation shards: every process predicts its share and process 0
-    gets the whole, in the dataset's order ((None, None) on the others)."""
+    """Class probabilities (N, K) float64 and the true labels (N,) of a non-shuffled loader, the model run as
+    `run` (an Execution). Under DDP (`ctx`) with make_loader's strided evaluation shards: every process
+    predicts its share and process 0 gets the whole, in the dataset's order ((None, None) on the others)."""
     model.eval()
     probs, targets = [], []
     for x, y in loader:
