@@ -36,7 +36,7 @@ import predict
 import train
 from conftest import ROOT, load_pt, read_csv, write_dataset
 from fmrgb.distributed import DistContext
-from fmrgb.engine import run_epoch
+from fmrgb.engine import Execution, run_epoch
 from fmrgb.sampling import make_loader, set_loader_epoch
 
 EPOCHS = 4
@@ -199,7 +199,7 @@ def _nan_worker(rank, world, init_file, result_file, training):
         loader = [batch] * (3 if rank == 0 else 2)  # evaluation shards may differ in length
         kw = {}
     try:
-        run_epoch(net, loader, device=torch.device("cpu"), ctx=ctx, desc="epoch 1/1", **kw)
+        run_epoch(net, loader, Execution(torch.device("cpu")), ctx=ctx, desc="epoch 1/1", **kw)
         outcome = "finished"
     except FloatingPointError as e:
         outcome = f"FloatingPointError: {e}"
