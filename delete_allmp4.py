@@ -4,8 +4,8 @@
 
 A video goes when `<video name>.pt` beside it loads (torch.load with weights_only=True), holds a
 uint8 [T, H, W, C] tensor, and was made from this very file (its recorded name, size and SHA-256
-of the bytes match).
-Videos without such a .pt are kept and listed, unless --all.
+of the bytes match); right before the delete the video and its .pt must still be the files that
+were checked. Videos without such a .pt are kept and listed, unless --all.
 Only video files are ever deleted; symlinked files are never followed, converted or deleted.
 """
 import argparse

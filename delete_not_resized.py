@@ -4,8 +4,11 @@
 
 A video X.ext goes only when its resized copy (as resize_video.py names it: resized_X.mp4 for an
 .mp4, else resized_X.ext.mp4) is not a link, was made from this very file (its stamp names the
-SHA-256 of X.ext's bytes), decodes without errors and holds as many frames as X.ext, within two.
-Every other file stays: .pt, .csv, models, folders, resized copies, and originals whose copy is
+SHA-256 of X.ext's bytes), decodes without errors, holds as many frames as X.ext, within two, and
+as many streams of each kind (video, sound, attached pictures, subtitles; an original with a stream
+an mp4 cannot hold, such as a data stream, stays). Right before each delete the original must
+still be the file that was checked (same file, same SHA-256) and its copy unchanged; a file gone
+meanwhile is named in one line. Every other file stays: .pt, .csv, models, folders, resized copies, and originals whose copy is
 missing or broken (listed as kept, with the reason). Symlinked files are never followed or deleted.
 """
 import argparse

@@ -4,7 +4,9 @@
 
 Each video X.mp4 gets a sibling resized_X.mp4, any other X.ext a sibling resized_X.ext.mp4
 (H.264, width and height divided by --mag and rounded down to even numbers; AAC sound copied
-when it already is AAC, else re-encoded; a video without sound stays without). Videos named
+when it already is AAC, else re-encoded; a video without sound stays without). Every video stream,
+sound track, attached picture and text subtitle goes into the copy, each frame at its own time.
+Videos named
 resized_* are never resized again, and a finished copy made with the same --mag is skipped, so a
 re-run only does what is missing. The copy's stamp records the SHA-256 of the original's bytes
 and the --mag; a file at the copy's name that was not made from this very original (the user's

@@ -19,6 +19,7 @@ from fmrgb.decode import decode_media
 from fmrgb.memory import ScratchBuffer
 from fmrgb.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
                           recipe_problem, record_path, save_record, source_identity)
+from fmrgb.resized import converted_before
 from fmrgb.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
 from fmrgb.timeline import stretch_time
 
@@ -186,6 +187,26 @@ def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard, report):
     videos = cli.shard_of(videos, shard)
     orphans = {pt: orphans[pt] for pt in cli.shard_of(orphans, shard)}
     warn_twice_converted(videos, report)
+    twice = same_clip_converted(videos)
+    for copy, pt in twice.items():
+        report.fail(copy, f"the same clip as {pt.name} (converted from {pt.name[:-len(SUFFIX)]} before it was "
+                          "resized): delete one of the two, or it is in the data twice")
+    videos = [v for v in videos if v not in twice]
+    counts, failed = _convert_videos(videos, orphans, recipe=recipe, frames=frames, jobs=jobs,
+                                     overwrite=overwrite, report=report)
+    counts["failed"] = counts.get("failed", 0) + len(twice)
+    return counts, failed + sorted(twice)
+
+
+def same_clip_converted(videos):
+    """{resized copy: the record of its clip} for copies whose clip was converted before it was resized
+    and whose original is gone (KEEP_VIDEOS=1, then a plain run): converting them too would put the
+    clip in the data twice, without a word (an original still there is warn_twice_converted's)."""
+    copies = (v for v in videos if files.is_resized(v) and not any(o.exists() for o in files.originals_of(v)))
+    return {v: pt for v in copies if (pt := converted_before(v)) is not None}
+
+
+def _convert_videos(videos, orphans, *, recipe, frames, jobs, overwrite, report):
     state = {} if overwrite else {v: existing_state(v, recipe) for v in videos}
     todo = [v for v in videos if state.get(v) is None]
     # with several workers the cores are taken by whole videos: more decoder threads only contend

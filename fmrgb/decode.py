@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from fmrgb import decoders, framesinks
-from fmrgb.ffmpeg import (ffmpeg_error, first_video_stream, input_arg, main_video_stream, parse_stream_info, probe,
-                          run_ffmpeg)
+from fmrgb.ffmpeg import (display_matrix, ffmpeg_error, first_video_stream, input_arg, main_video_stream,
+                          parse_stream_info, probe, run_ffmpeg)
 from fmrgb.memory import check_memory
+from fmrgb.orientation import mirror_in_place, opencv_mirror_axis
 from fmrgb.timeline import StretchPlan, stretch_plan
 
 COUNT_CHANGED = "the video decodes to a different number of frames each time"
@@ -184,6 +185,9 @@ def decode_media(path, *, sample_rate_for=None, gray=False, extra_channels=0, ke
     stream = main_video_stream(info, path)
     got, counted, damaged = _check_opencv_pass(got, path, info, stream)
     got = _with_true_count(got, path, threads, layout)
+    mirror = None
+    if got is not None and stream is not None:  # OpenCV's picture: it does not mirror as a player does
+        mirror = opencv_mirror_axis(display_matrix(path, stream.index))
     if got is None:
         got = _ffmpeg_decode(path, info, stream, layout, counted)
         if sample_rate_for and sample_rate_for(got.fps) != rate:  # the sound's rate follows ffmpeg's fps
@@ -194,7 +198,10 @@ def decode_media(path, *, sample_rate_for=None, gray=False, extra_channels=0, ke
         start = stream.start - info.start
     facts = VideoFacts(got.fps, got.frames, got.damaged or damaged, max(0.0, start), rate)
     plan = got.sink.plan if keep else None
-    return Media(got.sink.frames(got.frames), audio, facts, plan)
+    frames = got.sink.frames(got.frames)
+    if mirror:
+        mirror_in_place(frames, mirror, n_pic)
+    return Media(frames, audio, facts, plan)
 
 
 def decode_video(path, *, gray=False, extra_channels=0, scratch=None, threads=None):

@@ -57,6 +57,19 @@ def resized_name(video):
     return video.with_name(f"{RESIZED_PREFIX}{video.stem if video.suffix == '.mp4' else video.name}.mp4")
 
 
+def originals_of(copy):
+    """The names whose resized copy `copy` would be (resized_name reversed, beside it): resized_a.mp4
+    is a.mp4's; resized_a.avi.mp4 is a.avi's or a.avi.mp4's."""
+    copy = Path(copy)
+    rest = copy.name[len(RESIZED_PREFIX):]
+    if not is_resized(copy) or not rest.endswith(".mp4"):
+        return []
+    base = rest[:-len(".mp4")]
+    names = [base + ".mp4", base]
+    return [copy.with_name(n) for n in names
+            if Path(n).suffix.lower() in VIDEO_EXTS and resized_name(copy.with_name(n)).name == copy.name]
+
+
 def resized_names(videos):
     """{video: its resized sibling} (resized_name of each). Two videos can still share a name
     (a.avi and a.avi.mp4): the copy's stamp (fmrgb.resized) says whose it is, and nothing is

@@ -157,6 +157,11 @@ def made_from_problem(meta, video):
     return None
 
 
+def recorded_source_digest(pt):
+    """The SHA-256 of the video bytes the record at `pt` was made from, None when it records none."""
+    return load_record(pt)[1].get("source_sha256")
+
+
 def conversion_problem(video):
     """None when the video's record is a valid FMRGB record made from this very file and holds at
     least as many frames as the video decodes to (source_frames), else why not."""

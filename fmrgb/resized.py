@@ -16,8 +16,9 @@ from pathlib import Path
 
 from fmrgb import cli, files, runloop
 from fmrgb.decode import decoded_frame_count
-from fmrgb.ffmpeg import (ffmpeg_error, input_arg, parse_stream_info, probe, run_ffmpeg, video_map,
-                          video_stream_length)
+from fmrgb.ffmpeg import (DiskFull, ffmpeg_error, input_arg, main_video_stream, parse_stream_info, probe, run_ffmpeg,
+                          video_map, video_stream_length)
+from fmrgb.record import UnreadableRecord, record_path, recorded_source_digest
 
 FRAME_TOLERANCE = 2  # frames a re-encode may gain or lose at the ends
 
@@ -45,6 +46,31 @@ def read_stamp(comment):
     if not words or words[0] != STAMP_PREFIX:
         return None
     return dict(w.split("=", 1) for w in words[1:] if "=" in w)
+
+
+def stamped_digest(copy):
+    """The SHA-256 of the original's bytes that the stamp of `copy` names, or None (no stamp, an old
+    one, or an unreadable file)."""
+    try:
+        stamp = read_stamp(probe(copy).comment)
+    except RuntimeError:
+        return None
+    return (stamp or {}).get("sha256")
+
+
+def converted_before(copy):
+    """The record of the clip `copy` was made from, when that clip was converted before it was
+    resized (its original's record beside the copy, made from the bytes the copy's stamp names),
+    else None: converting the copy too would put the same clip in the data twice."""
+    records = [p for p in map(record_path, files.originals_of(copy)) if p.is_file()]
+    digest = stamped_digest(copy) if records else None
+    for pt in records if digest else ():
+        try:
+            if recorded_source_digest(pt) == digest:
+                return pt
+        except UnreadableRecord:
+            continue  # not a record: nothing of this clip
+    return None
 
 
 def stamp_problem(stamp, source, digest):
@@ -78,18 +104,81 @@ def owner_problem(source, dest, digest):
 AAC_LIKELY = {".mp4", ".m4v", ".mov"}  # containers whose sound is almost always AAC already
 
 
-def resize_args(source, dest, *, mag, copy_audio, digest=None, video=None):
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"}  # what mp4 takes as mov_text
+H264 = ["libx264", "-preset", "veryfast", "-crf", "23"]
+
+
+def _stream_args(info, main, scale):
+    """-map and per-stream codec options that carry every stream an mp4 can hold: the main video
+    first (and default), then the other videos, attached pictures as they are, every sound track
+    (AAC copied, others encoded), text subtitles as mov_text. Data streams and picture subtitles are
+    left out: missing_streams then keeps the original."""
+    videos = [main] + [st for st in info.streams if st.kind == "Video" and st.index != main.index]
+    args = []
+    for j, st in enumerate(videos):
+        args += ["-map", f"0:{st.index}"]
+        if st.attached:
+            args += [f"-c:v:{j}", "copy", f"-disposition:v:{j}", "attached_pic"]
+        else:
+            args += [f"-filter:v:{j}", scale, f"-c:v:{j}", *H264, f"-pix_fmt:v:{j}", "yuv420p",
+                     f"-disposition:v:{j}", "default" if j == 0 else "0"]
+    for j, st in enumerate(st for st in info.streams if st.kind == "Audio"):
+        args += ["-map", f"0:{st.index}", f"-c:a:{j}", *(["copy"] if st.codec == "aac" else ["aac", f"-b:a:{j}", "128k"])]
+    for j, st in enumerate(st for st in info.streams if st.kind == "Subtitle" and st.codec in TEXT_SUBTITLES):
+        args += ["-map", f"0:{st.index}", f"-c:s:{j}", "mov_text"]
+    return args
+
+
+def resize_args(source, dest, *, mag, copy_audio=True, digest=None, video=None, info=None):
     """The ffmpeg arguments that write the resized copy of `source` to `dest` (an mp4); `digest`
-    (files.file_digest of the source) is read from the file when not given, and `video` (the -map of
-    the main video stream) is probed when not given."""
+    (files.file_digest of the source) is read from the file when not given. With `info` (the
+    source's MediaInfo) every stream the copy can hold goes in (_stream_args); without it, the video
+    stream `video` (a -map value, probed when not given) and every sound track, copied with
+    copy_audio, else encoded as AAC. Frames keep their own times (-fps_mode passthrough): a
+    variable-frame-rate original's copy holds the same frames."""
     # trunc(x/2)*2: H.264 needs even sizes; max(2, ...) keeps tiny videos valid
     side = "max(2\\,trunc({}/{}/2)*2)"
     scale = f"scale={side.format('iw', mag)}:{side.format('ih', mag)}"
-    audio = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", "128k"]
-    return ["-y", "-i", input_arg(source), "-map", video or video_map(source), "-map", "0:a:0?", "-sn", "-dn",
-            "-vf", scale, "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-            *audio, "-metadata", f"comment={source_stamp(source, mag=mag, digest=digest)}",
+    if info is not None:
+        streams = _stream_args(info, main_video_stream(info, source), scale)
+    else:
+        audio = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", "128k"]
+        streams = ["-map", video or video_map(source), "-map", "0:a?", "-vf", scale, "-c:v", *H264,
+                   "-pix_fmt", "yuv420p", *audio]
+    return ["-y", "-i", input_arg(source), *streams, *([] if info is not None else ["-sn"]), "-dn",
+            "-fps_mode", "passthrough",
+            "-metadata", f"comment={source_stamp(source, mag=mag, digest=digest)}",
             "-movflags", "+faststart", "-f", "mp4", input_arg(dest)]
+
+
+def _carried(info):
+    """{what: how many} of the streams a copy must hold for its original to go."""
+    counts = {}
+    for st in info.streams:
+        if st.kind == "Video":
+            what = "attached picture" if st.attached else "video stream"
+        elif st.kind == "Audio":
+            what = "sound track"
+        elif st.kind == "Subtitle":
+            what = "subtitle stream" if st.codec in TEXT_SUBTITLES else f"{st.codec} subtitle stream"
+        else:  # data streams (timecode, GPS) and attachments (fonts), counted by kind
+            what = f"{st.kind.lower()} stream"
+        counts[what] = counts.get(what, 0) + 1
+    return counts
+
+
+def missing_streams(original, copy):
+    """None when the copy (MediaInfo) holds as many streams of each kind as the original, else what
+    it lacks, in words that follow "resized copy"."""
+    have = _carried(copy)
+    for what, n in _carried(original).items():
+        if what.endswith("subtitle stream") and what != "subtitle stream":
+            have_n = 0  # a picture subtitle cannot go into the mp4 copy
+        else:
+            have_n = have.get(what, 0)
+        if have_n < n:
+            return f"holds {have_n} of the original's {n} {what}{'s' if n > 1 else ''}"
+    return None
 
 
 def is_complete_copy(source, resized, *, decode=False, mag=None, digest=None):
@@ -102,15 +191,21 @@ def is_complete_copy(source, resized, *, decode=False, mag=None, digest=None):
     if resized.is_symlink():  # it may point at the original itself: never the only copy
         return False, "resized copy is a symlink"
     try:
-        stamp = probe(resized).comment
+        copy_info = probe(resized)
     except RuntimeError as e:
         return False, f"resized copy unreadable ({e})"
-    stamp = read_stamp(stamp)
+    stamp = read_stamp(copy_info.comment)
     problem = stamp_problem(stamp, source, digest or files.file_digest(source))
     if problem:
         return False, f"resized copy {problem}"
     if mag is not None and stamp.get("mag") != str(mag):
         return False, f"resized copy was made with --mag {stamp.get('mag', '?')}, not {mag}"
+    try:
+        lacks = missing_streams(probe(source), copy_info)
+    except RuntimeError as e:
+        return False, f"original unreadable ({e})"
+    if lacks:
+        return False, f"resized copy {lacks}"
     try:
         got, _, errors = video_stream_length(resized, decode=decode)
     except RuntimeError as e:
@@ -140,15 +235,22 @@ def resize_one(source, *, dest, mag):
                            f"(move it away to resize {source.name})")
     if is_complete_copy(source, dest, mag=mag, digest=digest)[0]:
         return "skipped"
+    try:
+        return _encode(source, dest, mag=mag, digest=digest)
+    except DiskFull as e:  # ffmpeg names neither the file nor the cause: say both
+        raise DiskFull(f"{e} writing {dest}") from None
+
+
+def _encode(source, dest, *, mag, digest):
     with files.atomic_output(dest) as tmp:
         if source.suffix.lower() in AAC_LIKELY:
             # one ffmpeg run instead of probe + run: copy the sound and take the first video stream that
-            # is not an attached picture, then check from ffmpeg's listing that both guesses were right
+            # is not an attached picture, then check from ffmpeg's listing that the guesses were right
+            # (all sound AAC, one video, nothing else an mp4 copy could hold)
             proc = run_ffmpeg(resize_args(source, tmp, mag=mag, copy_audio=True, digest=digest, video="0:V:0"),
                               check=False)
             info = parse_stream_info(proc.stderr)
-            videos = [st for st in info.streams if st.kind == "Video" and not st.attached]
-            if proc.returncode == 0 and info.audio_codec in (None, "aac") and len(videos) <= 1:
+            if proc.returncode == 0 and not _needs_stream_plan(info):
                 return "resized"
             if not info.has_video and not info.has_audio:  # unreadable: ffmpeg says why
                 raise RuntimeError(ffmpeg_error(proc.stderr))
@@ -156,9 +258,14 @@ def resize_one(source, *, dest, mag):
             info = probe(source)
         if not info.has_video:
             raise RuntimeError("no video stream")
-        run_ffmpeg(resize_args(source, tmp, mag=mag, copy_audio=info.audio_codec == "aac", digest=digest,
-                               video=video_map(source, info)))
+        run_ffmpeg(resize_args(source, tmp, mag=mag, digest=digest, info=info))
     return "resized"
+
+
+def _needs_stream_plan(info):
+    """True when the plain recipe (one video, the sound copied) would not carry every stream right."""
+    return any(st.kind == "Video" and st.attached or st.kind == "Subtitle" or st.kind == "Audio" and st.codec != "aac"
+               for st in info.streams) or sum(st.kind == "Video" for st in info.streams) > 1
 
 
 def resize_videos(target, *, mag, report, jobs=1, shard=None):

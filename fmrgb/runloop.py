@@ -192,28 +192,46 @@ def _worker_signals():
 # ----------------------------------------------------------------------------- deleting
 
 def apply_deletions(decisions, *, dry_run=False):
-    """decisions: (path, None) to delete or (path, reason) to keep. Prints a line per kept file
-    (and per deletion on a dry run), deletes, and returns ({status: count}, [paths that failed])."""
-    counts, failed = {"deleted": 0, "kept": 0}, []
-    for path, reason in decisions:
-        if reason is not None:
-            print(f"kept {show_path(path)}: {reason}")
-            counts["kept"] += 1
+    """decisions: deletion.Decision of each file. Prints a line per kept file, per file gone meanwhile
+    (and per deletion on a dry run), deletes each file that may go through its Decision.delete(),
+    which judges it again right then, and returns ({status: count}, [paths that failed])."""
+    counts, failed = {"deleted": 0, "kept": 0, "gone": 0}, []
+
+    def keep(path, reason):
+        print(f"kept {show_path(path)}: {reason}")
+        counts["kept"] += 1
+
+    def gone(path):
+        print(f"gone {show_path(path)}: removed by something else while this step ran")
+        counts["gone"] += 1
+
+    for decision in decisions:
+        path = decision.path
+        if decision.gone:
+            gone(path)
+        elif decision.reason is not None:
+            keep(path, decision.reason)
         elif dry_run:
             print(f"would delete {show_path(path)}")
             counts["deleted"] += 1
         else:
             try:
-                os.unlink(path)  # unlink removes a link itself, never what it points to
+                reason = decision.delete()
+            except FileNotFoundError:
+                gone(path)
             except OSError as e:
                 print(fail_line(path, e.strerror or e), file=sys.stderr)
                 failed.append(path)
             else:
-                counts["deleted"] += 1
+                if reason is None:
+                    counts["deleted"] += 1
+                else:
+                    keep(path, reason)
     counts["failed"] = len(failed)
     return counts, failed
 
 
 def deletion_summary(counts, dry_run):
     verb = "would delete" if dry_run else "deleted"
-    return f"{verb} {counts['deleted']}, kept {counts['kept']}, failed {counts['failed']}"
+    gone = f", gone {counts['gone']}" if counts.get("gone") else ""
+    return f"{verb} {counts['deleted']}, kept {counts['kept']}{gone}, failed {counts['failed']}"

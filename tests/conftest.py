@@ -202,3 +202,18 @@ def prepare(data, *, test_size, val_size, seed, frames, size):
     survey = survey_data(data)
     parts = train_val_test(survey.label_names, survey.groups, test_size=test_size, val_size=val_size, seed=seed)
     return prepare_split(survey, parts, frames=frames, size=size)
+
+
+def kept(stdout, path):
+    """The reason a delete step printed for keeping `path`, or None when it did not keep it."""
+    prefix = f"kept {path}: "
+    return next((ln[len(prefix):] for ln in stdout.splitlines() if ln.startswith(prefix)), None)
+
+
+def ffmpeg_make(path, *args):
+    """A media file written by ffmpeg with these arguments (inputs, options) to `path`."""
+    from fmrgb.ffmpeg import input_arg, run_ffmpeg
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run_ffmpeg(["-y", *args, input_arg(path)])
+    return path

@@ -71,7 +71,7 @@ def test_a_record_from_before_fingerprints_is_converted_again_and_its_video_kept
     del rec["source_sha256"]  # what the previous format wrote: name and size only
     torch.save(rec, tmp_path / "a.mp4.pt")
     assert "does not record which video" in record.conversion_problem(video)
-    assert dict(deletion.converted_videos(tmp_path, report=REPORT))[video] is not None
+    assert {d.path: d.reason for d in deletion.converted_videos(tmp_path, report=REPORT)}[video] is not None
     counts, _ = convert.convert_tree(tmp_path, report=REPORT)
     assert counts.get("converted") == 1 and load_pt(tmp_path / "a.mp4.pt")["source_sha256"] == sha256(video)
 

@@ -90,12 +90,12 @@ def test_sigkill_while_resizing_leaves_no_resized_copy_that_passes_for_complete(
     assert files.find_videos(tmp_path) == sorted(videos + list(tmp_path.glob("resized_*.mp4")))
     for copy in tmp_path.glob("resized_*.mp4"):
         assert resized.is_complete_copy(tmp_path / copy.name[len("resized_"):], copy, decode=True)[0]
-    plan = dict(deletion.originals_with_copies(tmp_path, report=REPORT))
+    plan = {d.path: d.reason for d in deletion.originals_with_copies(tmp_path, report=REPORT)}
     assert {v for v, why in plan.items() if why is None} == {
         tmp_path / c.name[len("resized_"):] for c in tmp_path.glob("resized_*.mp4")}
     counts, failed = resized.resize_videos(tmp_path, mag=1, report=REPORT)
     assert not failed and counts.get("resized", 0) >= 1
-    assert all(why is None for _, why in deletion.originals_with_copies(tmp_path, report=REPORT))
+    assert all(d.reason is None for d in deletion.originals_with_copies(tmp_path, report=REPORT))
     assert all(digest(v) == digests[v] for v in videos)
 
 
@@ -216,4 +216,4 @@ def test_disk_full_while_resizing_leaves_no_resized_copy(tmp_path, monkeypatch, 
     assert error_lines(capsys.readouterr().err) == [
         f"error: {videos['b']}: ffmpeg: Error writing trailer: No space left on device"]
     assert not (tmp_path / "resized_b.mp4").exists() and not part_files(tmp_path)
-    assert dict(deletion.originals_with_copies(tmp_path, report=REPORT))[videos["b"]] == "no resized copy"
+    assert {d.path: d.reason for d in deletion.originals_with_copies(tmp_path, report=REPORT)}[videos["b"]] == "no resized copy"

@@ -318,7 +318,7 @@ def test_a_resized_copy_counts_only_for_the_file_it_was_made_from(tmp_path):
     (tmp_path / "a.mp4").unlink()
     make_video(tmp_path / "a.avi", seconds=1)  # another clip, same length, same stem
     (tmp_path / "resized_a.mp4").rename(tmp_path / "resized_a.avi.mp4")  # where a.avi's copy would be
-    plan = dict(deletion.originals_with_copies(tmp_path, report=REPORT))
+    plan = {d.path: d.reason for d in deletion.originals_with_copies(tmp_path, report=REPORT)}
     assert "made from another file" in plan[tmp_path / "a.avi"]  # resized_a.avi.mp4 is not its copy
 
     (tmp_path / "a.avi").unlink()
@@ -326,14 +326,14 @@ def test_a_resized_copy_counts_only_for_the_file_it_was_made_from(tmp_path):
     counts, _ = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert counts["resized"] == 1
     make_video(tmp_path / "b.mp4", seconds=1, audio=None)  # re-exported: same length, other content
-    assert "another version" in dict(deletion.originals_with_copies(tmp_path, report=REPORT))[tmp_path / "b.mp4"]
+    assert "another version" in {d.path: d.reason for d in deletion.originals_with_copies(tmp_path, report=REPORT)}[tmp_path / "b.mp4"]
     # the old copy may be all that is left of the old clip: reported, not written over
     counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert counts == {"failed": 1} and failed == [tmp_path / "b.mp4"]
     (tmp_path / "resized_b.mp4").unlink()  # the user decides it is not needed
     counts, _ = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert counts == {"resized": 1, "failed": 0}
-    assert all(why is None for _, why in deletion.originals_with_copies(tmp_path, report=REPORT))
+    assert all(d.reason is None for d in deletion.originals_with_copies(tmp_path, report=REPORT))
 
 
 def test_a_replaced_video_is_converted_again_and_never_deleted_for_its_old_pt(tmp_path):
