@@ -29,8 +29,9 @@ def get_args_parser():
 @cli.interruptible
 def main(args):
     cli.check_target_dir(args.target)
-    counts, failed = cli.apply_deletions(converted_videos(args.target, delete_all=args.delete_all),
-                                         dry_run=args.dry_run)
+    with cli.hold_tree(args.target):
+        counts, failed = cli.apply_deletions(converted_videos(args.target, delete_all=args.delete_all),
+                                             dry_run=args.dry_run)
     print(cli.deletion_summary(counts, args.dry_run))
     return 1 if failed else 0
 

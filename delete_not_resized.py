@@ -27,7 +27,8 @@ def get_args_parser():
 @cli.interruptible
 def main(args):
     cli.check_target_dir(args.target)
-    counts, failed = cli.apply_deletions(originals_with_copies(args.target), dry_run=args.dry_run)
+    with cli.hold_tree(args.target):
+        counts, failed = cli.apply_deletions(originals_with_copies(args.target), dry_run=args.dry_run)
     print(cli.deletion_summary(counts, args.dry_run))
     return 1 if failed else 0
 

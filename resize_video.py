@@ -34,7 +34,8 @@ def get_args_parser():
 @cli.interruptible
 def main(args):
     cli.check_target_dir(args.target)
-    counts, failed = resize_videos(args.target, mag=args.mag, jobs=args.jobs, shard=args.shard)
+    with cli.hold_tree(args.target, shared=args.shard is not None):  # the shards of a job array run together
+        counts, failed = resize_videos(args.target, mag=args.mag, jobs=args.jobs, shard=args.shard)
     print(cli.summary(counts, STATUS_ORDER))
     return 1 if failed else 0
 

@@ -31,7 +31,7 @@ from dataset import channel_indices, prepare_split, survey_data
 from fmrgb.augment import Augment, channel_roles, picture_channels
 from fmrgb.cache import CacheRecipe, ClipCache
 from fmrgb.checkpoint import checkpoint_base, resumed_settings
-from fmrgb.cli import error_summary, interruptible, parse_bool, positive_int, usage_error
+from fmrgb.cli import error_summary, hold_data, interruptible, parse_bool, positive_int, usage_error
 from fmrgb.distributed import barrier, process_group
 from fmrgb.engine import fit, make_autocast, predict_probs, use_channels_last
 from fmrgb.experiment import channel_sets, run_experiment
@@ -244,7 +244,7 @@ def main(args):
         val_size = check_settings(args)
     except ValueError as e:
         usage_error(str(e))
-    with process_group(args.device) as ctx:
+    with hold_data(args.data), process_group(args.device) as ctx:
         device, log = ctx.device, ctx.log
         try:
             resume = load_resume(args.resume) if args.resume else None

@@ -21,6 +21,8 @@ ANIMATION_EXTS = {".gif", ".webp", ".apng"}
 NOT_CLIP_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif",
                  ".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".wma"}
 RESIZED_PREFIX = "resized_"
+# what a step says of a file listed at its start and removed by another program before its turn
+VANISHED = "removed while the step ran (No such file or directory): left out"
 TEMP_SUFFIX = ".part"
 TEMP_EXTRA = len(".") + len(".") + 8 + len(TEMP_SUFFIX)  # what a temporary name adds: .<name>.XXXXXXXX.part
 

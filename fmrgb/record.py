@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from fmrgb.cli import error_summary
-from fmrgb.files import atomic_output, file_digest
+from fmrgb.files import VANISHED, atomic_output, file_digest
 from fmrgb.sound import channel_names
 
 FORMAT_VERSION = 1
@@ -60,8 +60,28 @@ class UnreadableRecord(RuntimeError):
         self.reason = reason
 
 
+class _WholeWrites:
+    """A file torch.save writes into through Python: every byte is written, or the system's OSError
+    raised (torch's own writer, and a buffered file's short write, leave only "[enforce fail at
+    inline_container.cc] unexpected pos")."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        size = len(view)
+        while view:
+            view = view[os.write(self.fd, view):]
+        return size
+
+    def flush(self):
+        pass
+
+
 def save_record(record, path):
-    """Write the record dict atomically."""
+    """Write the record dict atomically. A write that fails (a full disk) raises OSError naming `path`
+    with the system's reason, and leaves nothing behind."""
     import torch
 
     crc = torch.serialization.get_crc32_options()
@@ -69,7 +89,17 @@ def save_record(record, path):
     torch.serialization.set_crc32_options(False)
     try:
         with atomic_output(path) as tmp:
-            torch.save(record, tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+            try:
+                torch.save(record, _WholeWrites(fd))
+            except (OSError, RuntimeError) as e:
+                # torch's zip writer, closing after a failed write, raises its own error over the OSError
+                cause = e if isinstance(e, OSError) else e.__context__
+                if isinstance(cause, OSError):
+                    raise OSError(cause.errno, cause.strerror, str(path)) from e
+                raise
+            finally:
+                os.close(fd)
     finally:
         torch.serialization.set_crc32_options(crc)
 
@@ -167,7 +197,10 @@ def conversion_problem(video):
         frames, meta = load_record(pt)
     except UnreadableRecord as e:
         return f".pt does not load ({e.reason})"
-    problem = made_from_problem(meta, video)
+    try:
+        problem = made_from_problem(meta, video)
+    except FileNotFoundError:
+        return VANISHED
     if problem is None and frames.shape[0] < meta.get("source_frames", 0):
         # a --frames run kept fewer frames than the video has: the video is still the only full copy
         return (f".pt holds {frames.shape[0]} of the video's {meta['source_frames']} frames "
