@@ -174,6 +174,26 @@ def source_identity(video):
     return {"source": video.name, "source_size": video.stat().st_size, "source_sha256": file_digest(video)}
 
 
+def overwrite_problem(video, sha256):
+    """None when `video` (whose bytes have this SHA-256) may get a new record: there is none, or what is
+    there is not a record, or one made from these very bytes; else why not. A record made from other
+    bytes, or that does not say which, may be the only copy of another clip: never written over."""
+    pt = record_path(video)
+    try:
+        _, meta = load_record(pt)
+    except UnreadableRecord:
+        return None  # nothing there, or nothing any step could read
+    if "source_sha256" not in meta:
+        return (f"{pt.name} does not record which video it was made from (made by an older version), so it may "
+                "be the only copy of another clip: not overwritten (if it is this video's, delete it, or move it "
+                "away, to convert again)")
+    if meta["source_sha256"] != sha256:
+        return (f"{pt.name} was made from another clip ({meta.get('source')} of {meta.get('source_size')} bytes, "
+                f"SHA-256 {meta['source_sha256'][:12]}...), the only copy of it: not overwritten (rename this "
+                f"video, or move {pt.name} away, to convert it)")
+    return None
+
+
 def made_from_problem(meta, video):
     """None when a record's metadata says it was made from this very content of `video`, else why not."""
     if "source_sha256" not in meta:
