@@ -65,8 +65,9 @@ class _WholeWrites:
     raised (torch's own writer, and a buffered file's short write, leave only "[enforce fail at
     inline_container.cc] unexpected pos")."""
 
-    def __init__(self, fd):
+    def __init__(self, fd, name):
         self.fd = fd
+        self.name = name  # what a file object says it is
 
     def write(self, data):
         view = memoryview(data).cast("B")
@@ -91,7 +92,7 @@ def save_record(record, path):
         with atomic_output(path) as tmp:
             fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
             try:
-                torch.save(record, _WholeWrites(fd))
+                torch.save(record, _WholeWrites(fd, str(tmp)))
             except (OSError, RuntimeError) as e:
                 # torch's zip writer, closing after a failed write, raises its own error over the OSError
                 cause = e if isinstance(e, OSError) else e.__context__
