@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import decode
+from fmrgb import decode, ffmpeg
+from fmrgb.runloop import Console
 from model import MODELS
 from fmrgb.synthetic import write_test_video
 
@@ -111,7 +112,8 @@ def conversion(folder, clips, *, audiomethod, fmrgb, jobs=1, repeats=3):
         for p in Path(folder).rglob("*.pt"):
             p.unlink()
         quiesce(folder)
-        best = min(best, timed(convert_tree, folder, audiomethod=audiomethod, fmrgb=fmrgb, jobs=jobs))
+        best = min(best, timed(convert_tree, folder, report=Console(), audiomethod=audiomethod, fmrgb=fmrgb,
+                                jobs=jobs))
     return best / len(clips)
 
 
@@ -136,7 +138,7 @@ def jobs_speedup(folder, clips, *, repeats=3):
                 p.unlink()
             quiesce(folder)
             cpu = cpu_seconds()
-            wall = timed(convert_tree, folder, audiomethod="simple", fmrgb=5, jobs=jobs)
+            wall = timed(convert_tree, folder, report=Console(), audiomethod="simple", fmrgb=5, jobs=jobs)
             if wall / len(clips) < seconds[jobs]:
                 seconds[jobs], busy[jobs] = wall / len(clips), (cpu_seconds() - cpu) / wall
     return seconds, busy
@@ -148,9 +150,9 @@ def resize_vs_ffmpeg(folder, clips, mag=2):
     bare = tempfile.mkdtemp(dir=folder)
     t_bare = 0.0
     for c in clips:
-        t_bare += timed(decode.run_ffmpeg, resize_args(c, Path(bare) / c.name, mag=mag, copy_audio=True))
+        t_bare += timed(ffmpeg.run_ffmpeg, resize_args(c, Path(bare) / c.name, mag=mag, copy_audio=True))
     shutil.rmtree(bare)
-    t_ours = timed(resize_videos, folder, mag=mag)
+    t_ours = timed(resize_videos, folder, mag=mag, report=Console())
     for p in Path(folder).rglob("resized_*.mp4"):
         p.unlink()
     return t_ours / len(clips), t_bare / len(clips)
@@ -204,13 +206,14 @@ def loader_rate(pts, *, frames, size, num_workers=2, batch=8, cache_root=None):
     import torch
 
     from dataset import FMRGBDataset
-    from fmrgb.augment import Augment, channel_roles
-    from fmrgb.cache import CacheRecipe, ClipCache
+    from fmrgb.augment import Augment
+    from fmrgb.cache import ClipCache
+    from fmrgb.clip import ClipRecipe, channel_roles
     from fmrgb.record import load_record
 
     kw, build = {}, None
     if cache_root is not None:
-        cache = ClipCache(cache_root, CacheRecipe(frames, size), settle_s=0)  # nothing writes the records now
+        cache = ClipCache(cache_root, ClipRecipe(frames, size), settle_s=0)  # nothing writes the records now
         kw = dict(cache=cache, uint8=True, augment=Augment(roles=channel_roles(load_record(pts[0])[1]["channels"])))
         build = timed(lambda: [cache.small(p) for p in pts]) / len(pts)
     ds = FMRGBDataset(pts, [0] * len(pts), frames=frames, size=size, layout="cthw", **kw)

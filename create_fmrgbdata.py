@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fmrgb import cli
+from fmrgb import cli, runloop
 from fmrgb.convert import convert_tree
 from fmrgb.scan import SCAN_FILE, scan_tree
 
@@ -22,7 +22,7 @@ def run(args):
     """The scan or the conversion of args.target; the exit status."""
     if args.scan:
         try:
-            scan, failed = scan_tree(args.target, jobs=args.jobs)
+            scan, failed = scan_tree(args.target, report=runloop.Console(), jobs=args.jobs)
         except OSError as e:
             print(cli.fail_line(Path(args.target) / SCAN_FILE, e.strerror or e), file=sys.stderr)
             return 1
@@ -30,12 +30,12 @@ def run(args):
               f"{Path(args.target) / SCAN_FILE}, failed {len(failed)}")
         return 1 if failed else 0
     try:
-        counts, failed = convert_tree(args.target, audiomethod=args.audiomethod,
+        counts, failed = convert_tree(args.target, report=runloop.Console(), audiomethod=args.audiomethod,
                                       frequency_param=args.frequency_param, fmrgb=args.fmrgb, frames=args.frames,
                                       jobs=args.jobs, overwrite=args.overwrite, shard=args.shard)
     except ValueError as e:
         cli.usage_error(str(e))
-    print(cli.summary(counts, STATUS_ORDER))
+    print(runloop.summary(counts, STATUS_ORDER))
     return 1 if failed else 0
 
 

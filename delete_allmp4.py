@@ -11,7 +11,7 @@ Only video files are ever deleted; symlinked files are never followed, converted
 import argparse
 import sys
 
-from fmrgb import cli
+from fmrgb import cli, runloop
 from fmrgb.deletion import converted_videos
 
 
@@ -30,9 +30,9 @@ def get_args_parser():
 def main(args):
     cli.check_target_dir(args.target)
     with cli.hold_tree(args.target):
-        counts, failed = cli.apply_deletions(converted_videos(args.target, delete_all=args.delete_all),
-                                             dry_run=args.dry_run)
-    print(cli.deletion_summary(counts, args.dry_run))
+        plan = converted_videos(args.target, report=runloop.Console(), delete_all=args.delete_all)
+        counts, failed = runloop.apply_deletions(plan, dry_run=args.dry_run)
+    print(runloop.deletion_summary(counts, args.dry_run))
     return 1 if failed else 0
 
 

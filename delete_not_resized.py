@@ -11,7 +11,7 @@ missing or broken (listed as kept, with the reason). Symlinked files are never f
 import argparse
 import sys
 
-from fmrgb import cli
+from fmrgb import cli, runloop
 from fmrgb.deletion import originals_with_copies
 
 
@@ -28,8 +28,9 @@ def get_args_parser():
 def main(args):
     cli.check_target_dir(args.target)
     with cli.hold_tree(args.target):
-        counts, failed = cli.apply_deletions(originals_with_copies(args.target), dry_run=args.dry_run)
-    print(cli.deletion_summary(counts, args.dry_run))
+        plan = originals_with_copies(args.target, report=runloop.Console())
+        counts, failed = runloop.apply_deletions(plan, dry_run=args.dry_run)
+    print(runloop.deletion_summary(counts, args.dry_run))
     return 1 if failed else 0
 
 

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb.cli import run_jobs, usage_error
-from fmrgb.decode import input_arg, probe, run_ffmpeg
+from fmrgb.cli import usage_error
+from fmrgb.runloop import Console, run_jobs
+from fmrgb.ffmpeg import input_arg, probe, run_ffmpeg
 from fmrgb.files import atomic_output, write_csv
 
 CLASSES = ("event", "calm")
@@ -264,7 +265,7 @@ def main(args):
         # a kept clip must be the one these settings make, or clips.csv would describe another file
         existing = [path for path in by_path if path.exists()]
         _, problems, _ = run_jobs(lambda path: ("checked", clip_problem(by_path[path], path)), existing,
-                                  jobs=args.jobs, desc="check")
+                                  report=Console(), jobs=args.jobs, desc="check")
         wrong = sorted(path for path, why in problems.items() if why)
         if wrong:
             usage_error(f"{len(wrong)} clips already in {out} are not what these settings make "
@@ -272,7 +273,7 @@ def main(args):
                         "with, --overwrite to make them again, or another --out")
     # items are paths, so a failure line names the file that could not be made
     counts, _, failed = run_jobs(lambda path: make_clip(by_path[path], path, overwrite=args.overwrite),
-                              list(by_path), jobs=args.jobs, desc="clips")
+                                 list(by_path), report=Console(), jobs=args.jobs, desc="clips")
     done = [p for path, p in by_path.items() if path not in set(failed)]
     write_clips_csv(done, out / "clips.csv")
     per_class = ", ".join(f"{c} {sum(p['class'] == c for p in done)}" for c in CLASSES)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from dataset import channel_indices, transform
 from fmrgb.checkpoint import load_checkpoint, model_from_checkpoint
 from fmrgb.cli import error_summary, fail_line, interruptible, usage_error, warn
+from fmrgb.clip import channel_indices, transform
 from fmrgb.distributed import resolve_device
 from fmrgb.files import VIDEO_EXTS, find_files, write_csv
 from fmrgb.record import UnreadableRecord, generic_channels, load_record, record_path
@@ -89,7 +89,7 @@ def load_clip(path, ckpt):
 
 @torch.no_grad()
 def predict_clip(model, ckpt, clip, device="cpu"):
-    """Class probabilities (K,) float64 of one uint8 clip, with the training recipe (dataset.transform,
+    """Class probabilities (K,) float64 of one uint8 clip, with the training recipe (fmrgb.clip.transform,
     on the channels the model was trained on: the checkpoint's "use_channels", or all)."""
     use = ckpt.get("use_channels")
     x = transform(clip, frames=ckpt["frames"], size=ckpt["size"], mean=ckpt["mean"], std=ckpt["std"],

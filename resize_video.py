@@ -14,7 +14,7 @@ original fails with the reason.
 import argparse
 import sys
 
-from fmrgb import cli
+from fmrgb import cli, runloop
 from fmrgb.resized import resize_videos
 
 STATUS_ORDER = [("resized", "resized"), ("skipped", "skipped (up to date)")]
@@ -35,8 +35,9 @@ def get_args_parser():
 def main(args):
     cli.check_target_dir(args.target)
     with cli.hold_tree(args.target, shared=args.shard is not None):  # the shards of a job array run together
-        counts, failed = resize_videos(args.target, mag=args.mag, jobs=args.jobs, shard=args.shard)
-    print(cli.summary(counts, STATUS_ORDER))
+        counts, failed = resize_videos(args.target, mag=args.mag, report=runloop.Console(), jobs=args.jobs,
+                                       shard=args.shard)
+    print(runloop.summary(counts, STATUS_ORDER))
     return 1 if failed else 0
 
 

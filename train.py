@@ -27,11 +27,12 @@ from pathlib import Path
 
 import torch
 
-from dataset import channel_indices, prepare_split, survey_data
-from fmrgb.augment import Augment, channel_roles, picture_channels
-from fmrgb.cache import CacheRecipe, ClipCache
+from dataset import prepare_split
+from fmrgb.augment import Augment
+from fmrgb.cache import ClipCache
 from fmrgb.checkpoint import checkpoint_base, resumed_settings
-from fmrgb.cli import error_summary, hold_data, interruptible, parse_bool, positive_int, usage_error
+from fmrgb.cli import error_summary, hold_data, interruptible, parse_bool, positive_int, usage_error, warn
+from fmrgb.clip import ClipRecipe, channel_indices, channel_roles, picture_channels
 from fmrgb.distributed import barrier, process_group
 from fmrgb.engine import fit, make_autocast, predict_probs, use_channels_last
 from fmrgb.experiment import channel_sets, run_experiment
@@ -41,6 +42,7 @@ from fmrgb.report import plot_curves, write_history, write_test_results
 from fmrgb.sampling import default_workers, make_loader, seed_everything
 from fmrgb.settings import check_settings, load_resume, start_weights
 from fmrgb.splits import PARTS, kfold, locate, train_val_test, write_split
+from fmrgb.survey import survey_data
 from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model, settings_problem
 
 
@@ -274,7 +276,7 @@ def main(args):
             torch.backends.cudnn.benchmark = True  # fixed input shapes: the fastest convolution, chosen once
         if s.num_workers is None:
             s.num_workers = default_workers()
-        cache = ClipCache.for_setting(args.cache, args.data, CacheRecipe(s.frames, s.size))
+        cache = ClipCache.for_setting(args.cache, args.data, ClipRecipe(s.frames, s.size))
         why = cache and cache.problem()
         if why:
             log(f"note: no cache ({why}): the clips are made from the files every epoch; pass --cache DIR "
@@ -287,7 +289,7 @@ def main(args):
         # ------------------------------------------------------------------------- data
         # listed once (process 0), checked and grouped by all; a resumed run keeps its split, files added since left out
         try:
-            survey = survey_data(args.data, saved=resume and resume["split"], group=not resume, ctx=ctx)
+            survey = survey_data(args.data, saved=resume and resume["split"], group=not resume, ctx=ctx, on_skip=warn)
             labels = survey.label_names
             splits = ([locate(survey.names, resume["split"])] if resume else
                       kfold(labels, survey.groups, folds=args.folds, val_size=s.val_size, seed=s.seed) if args.folds

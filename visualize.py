@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import cli, decode, files
+from fmrgb import cli, ffmpeg, files, runloop
 from fmrgb.record import generic_channels, load_record
 from fmrgb.sound import channel_names
 from fmrgb.timeline import frame_times
@@ -94,9 +94,9 @@ def write_channel_videos(frames, names, fps, stem):
         with files.atomic_output(out) as tmp:
             plane = np.ascontiguousarray(frames[..., i])
             pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]  # H.264 needs even sizes
-            decode.run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-r", f"{fps:.6f}",
+            ffmpeg.run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-r", f"{fps:.6f}",
                               "-i", "pipe:0", *pad, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                              "-f", "mp4", decode.input_arg(tmp)], input=plane.tobytes())
+                              "-f", "mp4", ffmpeg.input_arg(tmp)], input=plane.tobytes())
         written.append(out)
     return written
 
@@ -133,7 +133,7 @@ def pick_files(target):
     if target.is_file():
         return [target]
     by_folder = {}
-    for p in files.find_files(target, {".pt"}, on_skip=cli.warn):  # a class left out is named
+    for p in files.find_files(target, {".pt"}, on_skip=runloop.Console().warn):  # a class left out is named
         by_folder.setdefault(p.parent, []).append(p)
     return [next((p for p in group if has_sound(p)), group[0]) for _, group in sorted(by_folder.items())]
 

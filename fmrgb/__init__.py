@@ -14,13 +14,15 @@
     cli         the per-file run loop, its summary and exit status, argument types
     synthetic   test-pattern videos for tests and benchmarks
     distributed process-group facts (DistContext) and the few collectives training needs
+    survey      listing and surveying --data: the files, what they hold, whether they stack, which belong together
+    clip        the clip recipe: the frames a model sees, resized and normalised, and each channel's role
     sampling    the seeded training order shared by plain and DDP runs, and the loaders
     cache       the training cache: each record's small uint8 clip, made once per recipe, never stale
     settings    a training run's flags checked together, what --resume continues, the starting weights
-    splits      leak-free splits: which files belong together, stratified group splits and K folds, split.json
+    splits      leak-free splits: stratified group splits and K folds, split.json
     engine      the epoch loop, evaluation and early stopping
     checkpoint  the checkpoint file: what train.py saves and predict.py loads; weight files to start from
-    augment     the frames a model sees and the training augmentation that knows each channel's role
+    augment     the training augmentation: a random crop and flip of the picture channels only
     pretrained  fine-tuning a backbone from published weights: input defaults, normalisation, learning rates
     report      metrics, the history file and the pictures of a run (matplotlib, Agg)
     experiment  K-fold cross-validation and the ablation "does the sound help?" (paired differences)

@@ -2,18 +2,19 @@
 (record file, recipe) as a .npy file that later epochs and runs memory-map. This module alone writes
 and reads it.
 
-    cache = ClipCache.beside("data/", CacheRecipe(frames=16, size=64))   # data/.fmrgb_cache/v1-f16x3-s64/
+    cache = ClipCache.beside("data/", ClipRecipe(frames=16, size=64))    # data/.fmrgb_cache/v1-f16x3-s64/
     clip = cache.small(path)          # uint8 (frames * steps, C, 64, 64): stored, or made now and stored
     clip[recipe.centres()]            # evaluation: each segment's centre, the frames of segment_indices
     clip[recipe.jittered()]           # training: one of the `steps` candidates of each segment
-    cache.frames(path, positions)     # those frames of it only, as a tensor (what the Dataset takes)
+    cache.frames(path, positions)     # those frames of it only, as a tensor
+    picked_frames(path, recipe, positions, cache)   # the same, with or without a cache (what the Dataset takes)
     sums, n = clip_sums(paths, recipe, cache=cache, num_workers=2)   # the statistics pass, building entries
 
-Every channel of a record is kept, so runs that keep other --channels share one cache. A clip holds
-`steps` candidate frames per time segment (at (2k+1)/(2*steps) of it), so training can still jitter
+Every channel of a record is kept, so runs that keep other --channels share one cache. A clip
+(fmrgb.clip.small_clip) holds `steps` candidate frames per time segment, so training can still jitter
 in time; the middle one is the segment's centre, the very frame the evaluation takes. Made without a
-cache (small_clip with positions) the same frames have the same values: cached or not, training,
-evaluation and predict.py see the same numbers.
+cache (picked_frames) the same frames have the same values: cached or not, training, evaluation and
+predict.py see the same numbers.
 
 Never stale: an entry's name is derived from the record's absolute path and its file identity
 (device, inode, size, modification and change times), taken before the record is read, so a changed,
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmrgb.augment import candidate_indices, centre_candidates, random_candidates, resize
+from fmrgb.clip import small_clip
 from fmrgb.files import atomic_output
 from fmrgb.record import load_record
 
@@ -41,50 +42,9 @@ CACHE_VERSION = 1  # bump when the way a small clip is made changes
 SETTLE_S = 2.0  # records changed more recently than this are not stored (coarse file times, see above)
 
 
-@dataclasses.dataclass(frozen=True)
-class CacheRecipe:
-    """What a small clip depends on besides its record: `frames` time segments, `steps` candidate
-    frames in each (odd, so that the middle one is the segment's centre), `size` x `size` pixels."""
-    frames: int
-    size: int
-    steps: int = 3
-
-    def __post_init__(self):
-        assert self.frames >= 1 and self.size >= 1, f"frames and size must be positive: {self}"
-        assert self.steps >= 1 and self.steps % 2 == 1, f"steps must be odd (a middle candidate): {self.steps}"
-
-    @property
-    def length(self):
-        """Frames in a small clip: frames * steps, segment by segment."""
-        return self.frames * self.steps
-
-    def folder_name(self):
-        return f"v{CACHE_VERSION}-f{self.frames}x{self.steps}-s{self.size}"
-
-    def indices(self, n):
-        """The record frames (long, (frames * steps,)) a clip of n frames keeps (augment.candidate_indices)."""
-        return candidate_indices(n, self.frames, self.steps)
-
-    def centres(self):
-        """Positions in a small clip of each segment's centre (the evaluation's frames)."""
-        return centre_candidates(self.frames, self.steps)
-
-    def jittered(self):
-        """Positions in a small clip of one random candidate per segment (training)."""
-        return random_candidates(self.frames, self.steps)
-
-
-def small_clip(clip, recipe, positions=None):
-    """uint8 record clip (T, H, W, C) -> uint8 (frames * steps, C, size, size): the recipe's frames, resized
-    with bilinear antialiasing and rounded (augment.resize). `positions`: only these of them (the others are
-    neither read nor resized; a stored clip indexed by them is the same). A short clip repeats frames: each
-    is resized once."""
-    clip = torch.as_tensor(clip)
-    assert clip.dim() == 4 and clip.dtype == torch.uint8, f"expected uint8 (T, H, W, C), got {clip.dtype} {clip.shape}"
-    idx = recipe.indices(clip.shape[0])
-    unique, inverse = torch.unique(idx if positions is None else idx[positions], return_inverse=True)
-    x = resize(clip[unique].permute(0, 3, 1, 2), recipe.size)       # (U, C, size, size) uint8
-    return x[inverse].contiguous()
+def folder_name(recipe):
+    """The folder of a recipe's entries: the cache's version, then what a small clip depends on."""
+    return f"v{CACHE_VERSION}-f{recipe.frames}x{recipe.steps}-s{recipe.size}"
 
 
 def file_identity(path):
@@ -104,7 +64,7 @@ class Key:
 class ClipCache:
     def __init__(self, root, recipe, *, settle_s=None):
         self.recipe = recipe
-        self.folder = Path(root) / recipe.folder_name()
+        self.folder = Path(root) / folder_name(recipe)
         self.settle_ns = int((SETTLE_S if settle_s is None else settle_s) * 1e9)
 
     @classmethod
@@ -190,6 +150,14 @@ class ClipCache:
         return torch.from_numpy(self.small(path)[np.asarray(positions)])  # fancy indexing copies out of the map
 
 
+def picked_frames(path, recipe, positions, cache=None):
+    """uint8 (len(positions), C, size, size): the frames at `positions` of the record's small clip, read from
+    `cache` (made and stored there the first time) or, without one, made from the record alone."""
+    if cache is not None:
+        return cache.frames(path, positions)
+    return small_clip(load_record(path)[0], recipe, positions)
+
+
 class _Pass(torch.utils.data.Dataset):
     """One record per item: its small clip made (and stored, with a cache), and the int64 channel sums
     (sum, sum of squares) of its evaluation frames and their pixel count per channel."""
@@ -201,11 +169,7 @@ class _Pass(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        centres = self.recipe.centres()
-        if self.cache is not None:
-            x = self.cache.frames(self.paths[i], centres)
-        else:
-            x = small_clip(load_record(self.paths[i])[0], self.recipe, centres)
+        x = picked_frames(self.paths[i], self.recipe, self.recipe.centres(), self.cache)
         wide = x.long()  # exact integer sums: the same whatever the order or the sharing of the work
         return torch.stack([wide.sum(dim=(0, 2, 3)), wide.square().sum(dim=(0, 2, 3))]), x[:, 0].numel()
 

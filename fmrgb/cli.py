@@ -1,20 +1,14 @@
-"""The command-line side every step shares: the per-file run loop with its progress bar, one
-error line per failing file, the summary line, exit statuses, and argument types.
+"""The command-line side every step shares: how a path and an error read in one line, exit
+statuses, and argument types. The per-file run loop and what it prints are runloop's.
 
-Library modules raise; only the scripts print and exit, through these helpers:
-`usage_error` is the one way to exit 2, `interruptible` the one way to exit 130.
+Library modules raise or hand their warnings to a report (runloop); only the scripts print and
+exit: `usage_error` is the one way to exit 2, `interruptible` the one way to exit 130.
 """
 import argparse
 import contextlib
-import ctypes
-import dataclasses
 import functools
-import os
 import re
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 
 from fmrgb import treelock
@@ -41,14 +35,8 @@ def fail_line(path, err):
     return f"error: {show_path(path)}: {error_summary(err)}"
 
 
-def report_failure(path, err):
-    """The one line a failing file gets, printed above any progress bar."""
-    from tqdm import tqdm
-
-    tqdm.write(fail_line(path, err), file=sys.stderr)
-
-
 def warn(path, message):
+    """One warning line on stderr, above any progress bar."""
     from tqdm import tqdm
 
     tqdm.write(f"warning: {show_path(path)}: {message}", file=sys.stderr)
@@ -82,183 +70,6 @@ def hold_data(data):
     return hold_tree(folder, shared=True) if Path(data).exists() else contextlib.nullcontext()
 
 
-def summary(counts, order):
-    """One line such as 'converted 118, skipped 2 (up to date), failed 1'."""
-    known = {key for key, _ in order} | {"failed"}
-    parts = [f"{word} {counts.get(key, 0)}" for key, word in order]
-    parts += [f"{k} {v}" for k, v in sorted(counts.items()) if k not in known]
-    return ", ".join(parts + [f"failed {counts.get('failed', 0)}"])
-
-
-# ----------------------------------------------------------------------------- the run loop
-
-def progress(iterable, total, desc, unit="file"):
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None, leave=False, file=sys.stderr)
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """What a job returns when it has more to say than a status word: a value for the caller, and
-    warnings that the run loop prints in the parent (a worker process's own prints could be lost)."""
-    status: str
-    value: object = None
-    warnings: tuple = ()
-
-
-WORKER_DIED = "its worker process died (a crash inside a decoder library, or killed for lack of memory)"
-
-
-def run_jobs(fn, items, *, jobs=1, desc="", processes=False):
-    """Call fn(item) for each item (in `jobs` workers) with a progress bar.
-
-    fn returns a status word, (status word, value) or an Outcome. A failing item prints one line
-    naming it and the reason, and the run goes on. With processes=True every item runs in a worker
-    process (even with jobs=1), so a file that crashes the process costs only itself.
-    Returns ({status: count}, {item: value}, [failed items]).
-    """
-    items = list(items)
-    counts, values, failed = {}, {}, []
-    bar = progress(None, len(items), desc)
-
-    def record(item, result=None, err=None):
-        if err is not None:
-            report_failure(item, err)
-            failed.append(item)
-            status = "failed"
-        elif isinstance(result, Outcome):
-            status = result.status
-            if result.value is not None:
-                values[item] = result.value
-            for message in result.warnings:
-                warn(item, message)
-        elif isinstance(result, tuple):
-            status, values[item] = result
-        else:
-            status = result
-        counts[status] = counts.get(status, 0) + 1
-        bar.update(1)
-
-    try:
-        if processes:
-            _run_in_processes(fn, items, jobs, record)
-        elif jobs <= 1 or len(items) <= 1:
-            for item in items:
-                try:
-                    result = fn(item)
-                except Exception as e:  # one bad file must not stop the others
-                    record(item, err=e)
-                else:
-                    record(item, result)
-        else:
-            _run_in_threads(fn, items, jobs, record)
-    finally:
-        bar.close()
-    return counts, values, failed
-
-
-def _run_in_threads(fn, items, jobs, record):
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    try:
-        futures = {pool.submit(fn, item): item for item in items}
-        for fut in as_completed(futures):
-            try:
-                result = fut.result()
-            except Exception as e:
-                record(futures[fut], err=e)
-            else:
-                record(futures[fut], result)
-    except KeyboardInterrupt:
-        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C stops now, not after the queue
-        raise
-    pool.shutdown()
-
-
-def _run_in_processes(fn, items, jobs, record):
-    """Worker processes that survive a worker's death: the items it left unfinished run again, one
-    worker taking them in order, so the one that was running when a worker died again is known
-    (and named as failed); the rest go back to `jobs` workers."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    pending, width = items, jobs
-    while pending:
-        n_workers = min(width, len(pending))
-        pool = ProcessPoolExecutor(max_workers=n_workers, initializer=functools.partial(_worker_signals, os.getpid()))
-        unfinished = []
-        try:
-            futures = {pool.submit(fn, item): item for item in pending}
-            for fut in as_completed(futures):
-                try:
-                    result = fut.result()
-                except BrokenProcessPool:
-                    unfinished.append(futures[fut])
-                except Exception as e:
-                    record(futures[fut], err=e)
-                else:
-                    record(futures[fut], result)
-        except KeyboardInterrupt:
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                proc.terminate()  # their SIGTERM handler lets atomic_output clean up
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-        position = {item: k for k, item in enumerate(pending)}
-        unfinished.sort(key=position.__getitem__)
-        if unfinished and n_workers == 1:
-            # one worker takes its items in order: the first unfinished one was running when it died
-            record(unfinished[0], err=RuntimeError(WORKER_DIED))
-            unfinished, width = unfinished[1:], jobs
-        elif unfinished:
-            width = 1  # find the culprit with one worker, then go wide again
-        pending = unfinished
-
-
-def _worker_signals(parent):
-    """In a worker process: Ctrl-C reaches the whole process group, but the parent decides (an idle
-    worker hit by SIGINT would print a traceback); SIGTERM from the parent unwinds the task, so
-    temporary files are removed, and exits quietly. The worker ends with its parent, however that
-    ended (end_with_parent)."""
-    import faulthandler
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    faulthandler.disable()  # a worker that crashes is reported by the parent in one line, not a dump
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, stop)
-    end_with_parent(parent)
-
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-PARENT_POLL_S = 0.2  # how often a worker looks whether its parent is still there
-UNWIND_S = 1.0  # how long a worker whose parent is gone may take to remove its temporary file
-
-
-def end_with_parent(parent):
-    """Make this process end when process `parent` does, whatever ended it (kill -9 included): on
-    Linux the kernel sends SIGTERM at once (PR_SET_PDEATHSIG); everywhere a thread sees the parent
-    change, sends SIGTERM itself, and after UNWIND_S ends the process outright (a worker waiting on
-    its task queue, or on a result pipe no one reads, would otherwise wait forever)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # it ended before the line above took effect
-        os._exit(128 + signal.SIGTERM)
-    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
-
-
-def _watch_parent(parent):
-    while os.getppid() == parent:
-        time.sleep(PARENT_POLL_S)
-    os.kill(os.getpid(), signal.SIGTERM)  # unwinds the task: atomic_output removes its temporary file
-    time.sleep(UNWIND_S)
-    os._exit(128 + signal.SIGTERM)
-
-
 def interruptible(main):
     """Ctrl-C ends a step promptly with status 130; atomic_output has already removed its temp files."""
     @functools.wraps(main)
@@ -269,34 +80,6 @@ def interruptible(main):
             print("interrupted", file=sys.stderr)
             return 130
     return wrapper
-
-
-def apply_deletions(decisions, *, dry_run=False):
-    """decisions: (path, None) to delete or (path, reason) to keep. Prints a line per kept file
-    (and per deletion on a dry run), deletes, and returns ({status: count}, [paths that failed])."""
-    counts, failed = {"deleted": 0, "kept": 0}, []
-    for path, reason in decisions:
-        if reason is not None:
-            print(f"kept {show_path(path)}: {reason}")
-            counts["kept"] += 1
-        elif dry_run:
-            print(f"would delete {show_path(path)}")
-            counts["deleted"] += 1
-        else:
-            try:
-                os.unlink(path)  # unlink removes a link itself, never what it points to
-            except OSError as e:
-                print(fail_line(path, e.strerror or e), file=sys.stderr)
-                failed.append(path)
-            else:
-                counts["deleted"] += 1
-    counts["failed"] = len(failed)
-    return counts, failed
-
-
-def deletion_summary(counts, dry_run):
-    verb = "would delete" if dry_run else "deleted"
-    return f"{verb} {counts['deleted']}, kept {counts['kept']}, failed {counts['failed']}"
 
 
 # ----------------------------------------------------------------------------- argument types

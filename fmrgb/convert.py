@@ -1,7 +1,7 @@
 """Conversion: one video -> one FMRGB record, and a whole tree of videos -> records of one length.
 
     record = convert_video("clip.mp4", audiomethod="simple", frequency_param=100, fmrgb=5)
-    counts, failed = convert_tree("data", recipe=Recipe(audiomethod="mel"), jobs=2)
+    counts, failed = convert_tree("data", report=runloop.Console(), audiomethod="mel", jobs=2)
 
 A tree's records all get the frame count of its longest video (its decoded count; a record whose
 video is gone counts with the frames it holds), shorter ones stretched in time, unless `frames`
@@ -15,34 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import cli, files, scan
-from fmrgb.decode import ScratchBuffer, decode_media
+from fmrgb import cli, files, runloop, scan
+from fmrgb.decode import decode_media
+from fmrgb.memory import ScratchBuffer
 from fmrgb.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
                           overwrite_problem, recipe_problem, record_path, save_record, source_identity)
 from fmrgb.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
-from fmrgb.timeline import blend, stretch_plan
-
-STRETCH_CHUNK = 16  # frames blended at once: bounds the float copy, whatever the video's length
-
-
-def stretch_time(frames, n_out, *, sound_channels=0):
-    """Resampling along time to `n_out` frames at the coordinates scipy.ndimage.zoom(order=1) uses
-    (timeline.stretch_plan: first and last frames kept): the picture blended linearly between the
-    two frames around each position, the last `sound_channels` channels (a record's sound: pass
-    SOUND_CHANNELS) taken from the nearest frame, so they hold only values the sound had. In
-    bounded-size chunks, so no float copy of the whole video is made."""
-    n_in = frames.shape[0]
-    if n_in == n_out:
-        return frames
-    plan = stretch_plan(n_in, n_out)
-    n_pic = frames.shape[-1] - sound_channels
-    out = np.empty((n_out, *frames.shape[1:]), np.uint8)
-    for start in range(0, n_out, STRETCH_CHUNK):  # chunks of frames, not single frames: memory, not speed
-        sl = slice(start, start + STRETCH_CHUNK)
-        out[sl, ..., :n_pic] = blend(frames[plan.lo[sl], ..., :n_pic], frames[plan.hi[sl], ..., :n_pic], plan.w[sl])
-        if sound_channels:
-            out[sl, ..., n_pic:] = frames[plan.nearest[sl], ..., n_pic:]
-    return out
+from fmrgb.timeline import stretch_time
 
 
 def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, scratch=None,
@@ -51,7 +30,7 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
 
     `frames` gives the record that many frames, made while the video is decoded (so memory does
     not grow with its length): bit for bit stretch_time(full record, frames, sound_channels=2).
-    With a `scratch` (decode.ScratchBuffer) the record's frames live in its memory until its next
+    With a `scratch` (memory.ScratchBuffer) the record's frames live in its memory until its next
     use. `decoder_threads` goes to decode.decode_media (None: chosen by the clip's size). A list
     given as `notes` gets a line for each thing about the sound worth a warning.
     """
@@ -139,7 +118,7 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
         warnings.append(f"{record['damaged_frames']} damaged frames did not decode and were skipped "
                         f"({record['source_frames']} did)")
     save_record({**record, **identity}, record_path(video))
-    return cli.Outcome("converted", record["source_frames"], tuple(warnings))
+    return runloop.Outcome("converted", record["source_frames"], tuple(warnings))
 
 
 def align_one(video, *, recipe, n_frames, decoder_threads=None):
@@ -170,11 +149,11 @@ def align_record(pt, *, n_frames):
     return "aligned", "aligned"
 
 
-def orphan_records(target, videos, recipe):
+def orphan_records(target, videos, recipe, report):
     """{record: the frames it holds} of the records under `target` whose video is gone (deleted once
     converted: they are the data now, the only copy of their clips) and that were made with `recipe`,
     so that they count for the run's length. One made with other settings cannot be made again: a
-    warning names it."""
+    warning to `report` names it."""
     present = {record_path(v) for v in videos}
     found = {}
     for pt in files.find_files(target, {SUFFIX}):
@@ -187,85 +166,86 @@ def orphan_records(target, videos, recipe):
             continue  # not an FMRGB record: not ours to change
         problem = recipe_problem(meta, recipe)
         if problem:
-            cli.warn(pt, f"its video is gone and it was {problem}: left as it is ({frames.shape[0]} frames)")
+            report.warn(pt, f"its video is gone and it was {problem}: left as it is ({frames.shape[0]} frames)")
         else:
             found[pt] = int(frames.shape[0])
     return found
 
 
-def warn_twice_converted(videos):
+def warn_twice_converted(videos, report):
     """An original beside its resized_ copy would be converted twice: the same clip could then land
     in both the training and the test split."""
     present = set(videos)
     pairs = [v for v, out in files.resized_names([v for v in videos if not files.is_resized(v)]).items()
              if out in present]
     if pairs:
-        cli.warn(pairs[0], f"{len(pairs)} videos have a resized_ copy beside them and both are converted; "
-                           "run delete_not_resized.py first, or the same clip is in the data twice")
+        report.warn(pairs[0], f"{len(pairs)} videos have a resized_ copy beside them and both are converted; "
+                              "run delete_not_resized.py first, or the same clip is in the data twice")
 
 
-def convert_tree(target, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, jobs=1,
+def convert_tree(target, *, report, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, jobs=1,
                  overwrite=False, shard=None):
     """Convert every video under `target` (or one shard 'i of n' of them) into records of one length.
+    Warnings and failing videos go to `report` (runloop) as they come.
     Returns ({status: count}, [failed videos]); ValueError when a sharded run has no usable scan."""
     try:
         return _convert_tree(target, recipe=Recipe(audiomethod, frequency_param, fmrgb), frames=frames,
-                             jobs=jobs, overwrite=overwrite, shard=shard)
+                             jobs=jobs, overwrite=overwrite, shard=shard, report=report)
     finally:
         vars(_per_thread).pop("scratch", None)  # a single-process run decoded here: give the memory back
 
 
-def present_state(videos, recipe, overwrite):
+def present_state(videos, recipe, overwrite, report):
     """{video: existing_state} of the videos still there (overwrite: None for each); one removed
-    since it was listed is named and left out."""
+    since it was listed is named to `report` and left out."""
     state = {}
     for v in videos:
         try:
             state[v] = None if overwrite else existing_state(v, recipe)
         except FileNotFoundError:
-            cli.warn(v, files.VANISHED)
+            report.warn(v, files.VANISHED)
     return state
 
 
-def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard):
-    videos = files.find_videos(target, on_skip=cli.warn)
+def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard, report):
+    videos = files.find_videos(target, on_skip=report.warn)
     # records whose video is gone count for the length with the frames they hold; never rewritten
-    orphans = orphan_records(target, videos, recipe)
+    orphans = orphan_records(target, videos, recipe, report)
     if shard is not None and frames is None:
         # every shard must agree on the length, so the scan must still describe the whole tree
         frames = max([scan.frames_from_scan(target, videos), *orphans.values()]) or None
     videos = cli.shard_of(videos, shard)
     orphans = {pt: orphans[pt] for pt in cli.shard_of(orphans, shard)}
-    warn_twice_converted(videos)
-    state = present_state(videos, recipe, overwrite)
+    warn_twice_converted(videos, report)
+    state = present_state(videos, recipe, overwrite, report)
     videos = list(state)
     state = {v: s for v, s in state.items() if s is not None}
     todo = [v for v in videos if v not in state]
     # with several workers the cores are taken by whole videos: more decoder threads only contend
     decoder_threads = 1 if jobs > 1 and len(todo) > 1 else None
-    counts, source_frames, failed = cli.run_jobs(
+    counts, source_frames, failed = runloop.run_jobs(
         functools.partial(convert_one, recipe=recipe, frames=frames, decoder_threads=decoder_threads), todo,
-        jobs=jobs, desc="convert", processes=True)
+        report=report, jobs=jobs, desc="convert", processes=True)
     converted_here = set(source_frames)
     stored = {v: frames or n for v, n in source_frames.items()}  # a new file holds its own frames, or --frames
     stored.update({v: s[1] for v, s in state.items()})
     source_frames.update({v: s[0] for v, s in state.items()})
     counts["skipped"] = counts.get("skipped", 0) + len(orphans)  # left as they are, whatever the length
     if not source_frames:
-        warn_orphan_lengths(orphans, frames)
+        warn_orphan_lengths(orphans, frames, report)
         return counts, failed
     n_frames = frames or max([*source_frames.values(), *orphans.values()])
     to_align = sorted(v for v, n in stored.items() if n != n_frames)
-    _, align_status, align_failed = cli.run_jobs(
+    _, align_status, align_failed = runloop.run_jobs(
         functools.partial(align_one, recipe=recipe, n_frames=n_frames,
                           decoder_threads=1 if jobs > 1 and len(to_align) > 1 else None),
-        to_align, jobs=jobs, desc="align", processes=True)
+        to_align, report=report, jobs=jobs, desc="align", processes=True)
     # a video converted in this run counts once, as converted, whether or not it then needed stretching;
     # a file from an earlier run counts as aligned, or skipped when it already had the length
     for video in (v for v in state if v not in align_failed):
         status = align_status.get(video, "skipped")
         counts[status] = counts.get(status, 0) + 1
-    warn_orphan_lengths(orphans, n_frames)
+    warn_orphan_lengths(orphans, n_frames, report)
     counts["failed"] = counts.get("failed", 0) + len(align_failed)
     # a video converted here whose alignment then failed is not done: it counts as failed only
     unfinished = sum(v in converted_here for v in align_failed)
@@ -274,8 +254,8 @@ def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard):
     return counts, failed + align_failed
 
 
-def warn_orphan_lengths(orphans, n_frames):
-    """Name each record whose video is gone and whose length is not the run's: it keeps its frames."""
+def warn_orphan_lengths(orphans, n_frames, report):
+    """Name to `report` each record whose video is gone and whose length is not the run's: it keeps its frames."""
     for pt in sorted(pt for pt, n in orphans.items() if n_frames and n != n_frames):
-        cli.warn(pt, f"its video is gone: kept at its {orphans[pt]} frames, not brought to this run's {n_frames} "
+        report.warn(pt, f"its video is gone: kept at its {orphans[pt]} frames, not brought to this run's {n_frames} "
                      "(it is the only copy of its clip)")

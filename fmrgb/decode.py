@@ -10,34 +10,25 @@ The frames are those of the main video stream (ffmpeg.main_video_stream) that de
 decodes in-process, several times faster than piping raw frames out of ffmpeg, but only the first
 video stream, and a damaged frame ends its read loop: so reading goes on past failed reads, and
 where some failed ffmpeg counts too and decodes instead when it gets more. ffmpeg also decodes
-what OpenCV cannot open, and a main stream that is not the first. With `keep=N` only N frames are
-made (timeline.stretch_plan), as the video is read, so memory does not grow with its length;
-without it, a video that needs more memory than is available is refused up front (NotEnoughMemory).
+what OpenCV cannot open, and a main stream that is not the first (decoders: the two passes).
+With `keep=N` only N frames are made (timeline.stretch_plan), as the video is read, so memory
+does not grow with its length; without it, a video that needs more memory than is available is
+refused up front (NotEnoughMemory).
 """
 import dataclasses
 import functools
-import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from fmrgb.ffmpeg import (FFMPEG_TIMEOUT, FfmpegRun, MediaInfo, ffmpeg_error, ffmpeg_exe,  # noqa: F401 (callers
-                          first_video_stream, input_arg, main_video_stream, parse_stream_info,  # import these
-                          probe, run_ffmpeg, timeout_for, video_map, video_stream_length)  # from here)
-from fmrgb.memory import NotEnoughMemory, ScratchBuffer, check_memory  # noqa: F401 (callers import them from here)
-from fmrgb.timeline import StretchPlan, blend, stretch_plan
+from fmrgb import decoders, framesinks
+from fmrgb.ffmpeg import (ffmpeg_error, first_video_stream, input_arg, main_video_stream, parse_stream_info, probe,
+                          run_ffmpeg)
+from fmrgb.memory import check_memory
+from fmrgb.timeline import StretchPlan, stretch_plan
 
-# OpenCV's bundled FFmpeg would print its own warnings for every broken file; ours say it once
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-
-SMALL_CLIP = 20_000_000  # width x height x frames below which one decoder thread is faster
-DEFAULT_FPS = 25.0  # when a container states no usable frame rate
-RETRY_READS = 64  # failed reads in a row taken as the end of the stream (one costs ~10 us there)
-MAX_RETRY_READS = 100_000  # however many frames a header claims are still to come
-BGR_TO_RGB = [0, 2, 1, 1, 2, 0]  # cv2.mixChannels pairs: B->2, G->1, R->0
+COUNT_CHANGED = "the video decodes to a different number of frames each time"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,231 +48,7 @@ class Media:
     plan: StretchPlan | None  # with keep=N: which source frames each of the N frames is made of
 
 
-@functools.lru_cache(maxsize=1)
-def cv2_module():
-    import cv2
-
-    return cv2
-
-
-def new_frame_array(shape):
-    """Every frame array decoding makes that is not a ScratchBuffer's (tests watch their sizes)."""
-    return np.empty(shape, np.uint8)
-
-
-# ----------------------------------------------------------------------------- where frames go
-
-def initial_frames_limit_bytes():
-    """A header may under-count or over-count: the first array is at most half the machine's
-    memory (beyond it, the array grows as frames come)."""
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-
-
-class _Count:
-    """Frames counted, none kept."""
-
-    def start(self, height, width):
-        pass
-
-    def wants(self, n):
-        return False
-
-    def done(self, n):
-        pass
-
-
-class _KeepAll:
-    """Every frame, in an array sized by the header's count that grows when the header under-counted."""
-
-    def __init__(self, alloc, claimed, channels, *, scratch):
-        self.alloc, self.claimed, self.channels, self.scratch = alloc, claimed, channels, scratch
-
-    def start(self, height, width):
-        frame_bytes = height * width * self.channels
-        capacity = max(1, min(self.claimed or 1, initial_frames_limit_bytes() // frame_bytes))
-        self.out = self.alloc((capacity, height, width, self.channels))
-
-    def wants(self, n):
-        return True
-
-    def slot(self, n):
-        if n == len(self.out):  # the container under-counted: grow (rare)
-            check_memory(len(self.out), self.out[0].nbytes)
-            grown = new_frame_array((2 * len(self.out), *self.out.shape[1:]))
-            grown[:n] = self.out
-            self.out = grown
-        return self.out[n]
-
-    def done(self, n):
-        pass
-
-    def frames(self, n):
-        # the first n frames, a contiguous view; copied out when the buffer is larger than they are
-        # and is not a scratch buffer, so the unused rest is not kept alive with them
-        return self.out[:n] if self.scratch or n == len(self.out) else self.out[:n].copy()
-
-
-class _Selection:
-    """The plan's output frames, blended from the two source frames around each as the video goes
-    by: only the output and two source frames are ever held."""
-
-    def __init__(self, alloc, plan, channels, n_pic):
-        self.alloc, self.plan, self.channels, self.n_pic = alloc, plan, channels, n_pic
-        self.needed, self.k = np.union1d(plan.lo, plan.hi), 0
-
-    def start(self, height, width):
-        self.out = self.alloc((self.plan.n_out, height, width, self.channels))
-        self.ring = new_frame_array((2, height, width, self.n_pic))
-
-    def wants(self, n):
-        while self.k < len(self.needed) and self.needed[self.k] < n:
-            self.k += 1
-        return self.k < len(self.needed) and self.needed[self.k] == n
-
-    def slot(self, n):
-        return self.ring[n % 2]
-
-    def done(self, n):
-        plan = self.plan
-        js = slice(np.searchsorted(plan.hi, n, "left"), np.searchsorted(plan.hi, n, "right"))
-        if js.start < js.stop:  # outputs between frame n - 1 (or n itself, at the end) and frame n
-            self.out[js, ..., :self.n_pic] = blend(self.ring[plan.lo[js] % 2], self.ring[n % 2][None], plan.w[js])
-
-    def frames(self, n):
-        return self.out
-
-
-@dataclasses.dataclass(frozen=True)
-class _Pass:
-    frames: int
-    damaged: int
-    fps: float
-    sink: object
-
-
-def _write_picture(frame, dst, n_pic, bgr):
-    cv2 = cv2_module()
-    if n_pic == 1:
-        dst[..., 0] = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY)
-    elif bgr:
-        cv2.mixChannels([frame], [dst], BGR_TO_RGB)  # writes in place, swapping B and R
-    else:
-        dst[..., :3] = frame
-
-
-# ----------------------------------------------------------------------------- the two decoders
-
-def _open_capture(path, threads):
-    """A VideoCapture with `threads` decoder threads (0: OpenCV's default), or with None one thread
-    for a clip smaller than SMALL_CLIP and the default for a larger one: a conversion decodes the
-    sound in ffmpeg at the same time, and on small clips extra decoder threads only contend with it."""
-    cv2 = cv2_module()
-    path = os.fspath(Path(path).absolute())  # relative, a first folder "a:b" would read as a protocol
-    if threads is None:
-        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-        size = math.prod(cap.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT,
-                                               cv2.CAP_PROP_FRAME_COUNT))
-        if not cap.isOpened() or 0 < size < SMALL_CLIP:  # an unknown count (NaN, 0, negative) counts as large
-            return cap
-        cap.release()
-        threads = 0
-    return cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads] if threads else [])
-
-
-def _usable_fps(fps):
-    return float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
-
-
-def _opencv_pass(path, threads, make_sink, n_pic, on_open=None):
-    """Decode the first video stream with OpenCV into make_sink(claimed frames, frame area);
-    None when OpenCV cannot open it or decodes no frame."""
-    try:
-        os.fspath(Path(path).absolute()).encode("utf-8")
-    except UnicodeEncodeError:  # OpenCV takes names as UTF-8 and crashes on others: ffmpeg reads this one
-        return None
-    cv2 = cv2_module()
-    cap = _open_capture(path, threads)
-    try:
-        if not cap.isOpened():
-            return None
-        fps = _usable_fps(cap.get(cv2.CAP_PROP_FPS))
-        claimed = cap.get(cv2.CAP_PROP_FRAME_COUNT)  # NaN or negative when unknown (piped mkv, raw h264)
-        claimed = int(claimed) if np.isfinite(claimed) and claimed > 0 else None
-        sink = make_sink(claimed, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) * cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        if on_open:
-            on_open(fps)
-        n = damaged = failures = 0
-        frame = size = None
-        while True:
-            want = size is None or sink.wants(n)
-            ok, frame = cap.read(frame) if want else (cap.grab(), frame)
-            if not ok:
-                # every read fails at the end; a damaged frame fails one read and the next ones decode
-                failures += 1
-                if failures > max(RETRY_READS, min((claimed or 0) - n, MAX_RETRY_READS)):
-                    break
-                continue
-            damaged, failures = damaged + failures, 0
-            if size is None:
-                size = frame.shape[:2]
-                sink.start(*size)
-                want = sink.wants(n)
-            if want:
-                if frame.shape[:2] != size:  # a stream that changes size mid-way
-                    frame = cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-                _write_picture(frame, sink.slot(n), n_pic, bgr=True)
-            sink.done(n)
-            n += 1
-    finally:
-        cap.release()
-    return _Pass(n, damaged, fps, sink) if n else None
-
-
-def _ffmpeg_pass(path, stream, make_sink, n_pic, claimed, fps):
-    """Decode `stream` (an index) through ffmpeg's rawvideo pipe, frame by frame into make_sink."""
-    run = FfmpegRun(["-i", input_arg(path), "-map", f"0:{stream}",
-                     "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
-    n, sink, frame, filled, early = 0, None, None, 0, []
-    for chunk in run.chunks():
-        if sink is None:
-            text = run.stderr.decode("utf-8", "replace")
-            if "Output #0" not in text:  # ffmpeg prints it before writing; wait for it all the same
-                early.append(chunk)
-                continue
-            # the output stream's size is the truth: it is after ffmpeg applied any rotation
-            out = parse_stream_info(text.split("Output #0", 1)[1])
-            if not out.width or not out.height:
-                raise RuntimeError("could not read the frame size")
-            sink = make_sink(claimed, out.width * out.height)
-            sink.start(out.height, out.width)
-            frame = np.empty((out.height, out.width, 3), np.uint8)
-            flat = memoryview(frame).cast("B")
-            chunk, early = b"".join([*early, chunk]), []
-        chunk = memoryview(chunk)
-        while len(chunk):
-            take = min(len(flat) - filled, len(chunk))
-            flat[filled:filled + take], chunk, filled = chunk[:take], chunk[take:], filled + take
-            if filled == len(flat):
-                if sink.wants(n):
-                    _write_picture(frame, sink.slot(n), n_pic, bgr=False)
-                sink.done(n)
-                n, filled = n + 1, 0
-    if n == 0:
-        info = parse_stream_info(run.stderr)
-        raise RuntimeError("no video stream" if info.has_audio and not info.has_video
-                           else ffmpeg_error(run.stderr) if run.returncode else "no frame decodes")
-    return _Pass(n, 0, fps, sink)
-
-
-def _ffmpeg_count(path, stream):
-    """Frames of `stream` (an index) that ffmpeg decodes, damaged ones skipped as _ffmpeg_pass does."""
-    try:
-        return video_stream_length(path, decode=True, stream=stream, strict=False)[0]
-    except RuntimeError:
-        return 0
-
-
-# ----------------------------------------------------------------------------- the whole file
+# ----------------------------------------------------------------------------- the sound
 
 def decode_sound(path, sample_rate):
     """(MediaInfo, the first audio track as mono float32 at `sample_rate` or None), in one ffmpeg run."""
@@ -296,12 +63,108 @@ def decode_sound(path, sample_rate):
         if "does not contain any stream" in text or "matches no streams" in text:
             return info, None
         raise RuntimeError(ffmpeg_error(proc.stderr))
-    return info, np.frombuffer(proc.stdout, np.float32).copy() if info.has_audio else None
+    if not info.has_audio:
+        return info, None
+    return info, np.frombuffer(proc.stdout, np.float32).copy()
 
 
 def decode_audio(path, sample_rate):
     """The first audio track mixed down to mono float32 at `sample_rate`, or None when there is none."""
     return decode_sound(path, sample_rate)[1]
+
+
+# ----------------------------------------------------------------------------- the decoder choice
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """How the frames of one decode_media call are stored."""
+    n_pic: int  # picture channels: 3 (RGB) or 1 (grey)
+    channels: int  # the picture's and the caller's
+    keep: int | None  # frames to make (a stretched clip), or None for all
+    scratch: object  # a ScratchBuffer the frames live in, or None
+    reusable: int  # bytes the scratch buffer held before this call
+
+    def make_sink(self, claimed, area, exact=None):
+        """The sink for a pass over `claimed` frames (`exact`: the count known to be true) of `area` pixels."""
+        check_memory(self.keep or claimed or 0, area * self.channels, reusable=self.reusable, keep=self.keep)
+        alloc = self.scratch.take if self.scratch is not None else framesinks.new_frame_array
+        if self.keep is None:
+            return framesinks.KeepAll(alloc, claimed, self.channels, scratch=self.scratch is not None)
+        n_in = exact or claimed  # a wrong claim costs a second pass, never a wrong clip
+        if not n_in:
+            return framesinks.Count()
+        return framesinks.Selection(alloc, stretch_plan(n_in, self.keep), self.channels, self.n_pic)
+
+
+def _opencv_with_sound_beside(path, threads, layout, sample_rate_for):
+    """OpenCV's pass, with ffmpeg beside it on the other core reading the sound at the rate chosen
+    for the frame rate OpenCV reports (or, without sound wanted, the stream facts).
+    Returns (the pass or None, MediaInfo, the sound's rate or None, the sound or None)."""
+    with ThreadPoolExecutor(1) as pool:
+        side = []
+
+        def on_open(fps):
+            rate = sample_rate_for(fps) if sample_rate_for else None
+            job = pool.submit(decode_sound, path, rate) if rate else pool.submit(probe, path)
+            side.append((rate, job))
+
+        got = decoders.opencv_pass(path, threads, layout.make_sink, layout.n_pic, on_open)
+        if not side:  # OpenCV could not open it
+            return got, probe(path), None, None
+        rate, job = side[0]
+        if rate:
+            info, audio = job.result()
+        else:
+            info, audio = job.result(), None
+    return got, info, rate, audio
+
+
+def _check_opencv_pass(got, path, info, stream):
+    """(OpenCV's pass, or None where ffmpeg must decode instead; the frames ffmpeg decodes, if
+    counted; the frames lost to damage when ffmpeg decodes instead)."""
+    if got is None or stream is None:
+        return got, None, 0
+    if stream.index != first_video_stream(info).index:
+        return None, None, 0  # OpenCV read the first video stream, and that is not the main one
+    if not got.damaged:
+        return got, None, 0
+    counted = decoders.ffmpeg_count(path, stream.index)
+    if counted > got.frames:  # ffmpeg decodes more of the damaged stream; fewer are lost
+        return None, counted, max(1, got.damaged - (counted - got.frames))
+    return got, counted, 0
+
+
+def _with_true_count(got, path, threads, layout):
+    """With keep=N the plan needs the true frame count: where the header's count was wrong, OpenCV
+    decodes again, now that the true count is known."""
+    if got is None or not layout.keep:
+        return got
+    if isinstance(got.sink, framesinks.Selection) and got.sink.plan.n_in == got.frames:
+        return got
+    first_count = got.frames
+    again = decoders.opencv_pass(path, threads, functools.partial(layout.make_sink, exact=first_count),
+                                 layout.n_pic)
+    if again is None or again.frames != first_count:
+        raise RuntimeError(COUNT_CHANGED)
+    return again
+
+
+def _ffmpeg_decode(path, info, stream, layout, counted):
+    """The main stream decoded through ffmpeg's pipe (where OpenCV cannot, or gets fewer frames)."""
+    if stream is None:
+        raise RuntimeError("no video stream")
+    fps = decoders.usable_fps(stream.fps)
+    if layout.keep:  # the plan needs the true count first
+        claimed = counted or decoders.ffmpeg_count(path, stream.index)
+        exact = claimed
+    else:
+        claimed = round(info.duration * fps) if info.duration else None
+        exact = None
+    got = decoders.ffmpeg_pass(path, stream.index, functools.partial(layout.make_sink, exact=exact),
+                               layout.n_pic, claimed, fps)
+    if layout.keep and got.frames != claimed:
+        raise RuntimeError(COUNT_CHANGED)
+    return got
 
 
 def decode_media(path, *, sample_rate_for=None, gray=False, extra_channels=0, keep=None, scratch=None,
@@ -316,56 +179,19 @@ def decode_media(path, *, sample_rate_for=None, gray=False, extra_channels=0, ke
     """
     path = Path(path).absolute()
     n_pic = 1 if gray else 3
-    channels = n_pic + extra_channels
-    alloc = scratch.take if scratch is not None else new_frame_array
-    reusable = scratch.size if scratch is not None else 0
-
-    def make_sink(claimed, area, exact=None):
-        check_memory(keep or claimed or 0, area * channels, reusable=reusable, keep=keep)
-        if keep is None:
-            return _KeepAll(alloc, claimed, channels, scratch=scratch is not None)
-        n_in = exact or claimed  # a wrong claim costs a second pass, never a wrong clip
-        return _Selection(alloc, stretch_plan(n_in, keep), channels, n_pic) if n_in else _Count()
-
-    with ThreadPoolExecutor(1) as pool:
-        side = []  # ffmpeg beside OpenCV, on the other core: the sound and the stream facts
-
-        def on_open(fps):
-            rate = sample_rate_for(fps) if sample_rate_for else None
-            side.append((rate, pool.submit(decode_sound, path, rate) if rate else pool.submit(probe, path)))
-
-        got = _opencv_pass(path, threads, make_sink, n_pic, on_open)
-        rate, job = side[0] if side else (None, None)
-        info, audio = (job.result() if rate else (job.result(), None)) if job else (probe(path), None)
-    stream, first = main_video_stream(info, path), first_video_stream(info)
-    counted, damaged = None, 0  # the frames ffmpeg decodes, once counted; those lost to damage
-    if got is not None and stream is not None and stream.index != first.index:
-        got = None  # OpenCV read the first video stream, and that is not the main one
-    elif got is not None and got.damaged and stream is not None:
-        counted = _ffmpeg_count(path, stream.index)
-        if counted > got.frames:  # ffmpeg decodes more of the damaged stream; fewer are lost
-            got, damaged = None, max(1, got.damaged - (counted - got.frames))
-    if got is not None and keep and not (isinstance(got.sink, _Selection) and got.sink.plan.n_in == got.frames):
-        first_count = got.frames  # the header's count was wrong: again, now that the true count is known
-        got = _opencv_pass(path, threads, functools.partial(make_sink, exact=first_count), n_pic)
-        if got is None or got.frames != first_count:
-            raise RuntimeError("the video decodes to a different number of frames each time")
+    layout = _Layout(n_pic, n_pic + extra_channels, keep, scratch, scratch.size if scratch is not None else 0)
+    got, info, rate, audio = _opencv_with_sound_beside(path, threads, layout, sample_rate_for)
+    stream = main_video_stream(info, path)
+    got, counted, damaged = _check_opencv_pass(got, path, info, stream)
+    got = _with_true_count(got, path, threads, layout)
     if got is None:
-        if stream is None:
-            raise RuntimeError("no video stream")
-        fps = _usable_fps(stream.fps)
-        if keep:  # the plan needs the true count first
-            claimed = counted or _ffmpeg_count(path, stream.index)
-        else:
-            claimed = round(info.duration * fps) if info.duration else None
-        got = _ffmpeg_pass(path, stream.index, functools.partial(make_sink, exact=claimed if keep else None),
-                           n_pic, claimed, fps)
-        if keep and got.frames != claimed:
-            raise RuntimeError("the video decodes to a different number of frames each time")
-        if sample_rate_for and sample_rate_for(fps) != rate:
-            rate = sample_rate_for(fps)
+        got = _ffmpeg_decode(path, info, stream, layout, counted)
+        if sample_rate_for and sample_rate_for(got.fps) != rate:  # the sound's rate follows ffmpeg's fps
+            rate = sample_rate_for(got.fps)
             audio = decode_sound(path, rate)[1]
-    start = stream.start - info.start if stream is not None and stream.start is not None else 0.0
+    start = 0.0
+    if stream is not None and stream.start is not None:
+        start = stream.start - info.start
     facts = VideoFacts(got.fps, got.frames, got.damaged or damaged, max(0.0, start), rate)
     plan = got.sink.plan if keep else None
     return Media(got.sink.frames(got.frames), audio, facts, plan)
@@ -383,17 +209,16 @@ def decoded_frame_count(path):
     What every step compares a record or a resized copy with."""
     path = Path(path).absolute()
     info = probe(path)
-    stream, first = main_video_stream(info, path), first_video_stream(info)
+    stream = main_video_stream(info, path)
     if stream is None:
         raise RuntimeError("no video stream")
-    if stream.index == first.index:
-        got = _opencv_pass(path, None, lambda claimed, area: _Count(), 1)
+    if stream.index == first_video_stream(info).index:
+        got = decoders.opencv_pass(path, None, lambda claimed, area: framesinks.Count(), 1)
+        if got is not None and got.damaged:
+            return max(got.frames, decoders.ffmpeg_count(path, stream.index))
         if got is not None:
-            return max(got.frames, _ffmpeg_count(path, stream.index)) if got.damaged else got.frames
-    n = _ffmpeg_count(path, stream.index)
+            return got.frames
+    n = decoders.ffmpeg_count(path, stream.index)
     if n == 0:
         raise RuntimeError("no frame decodes")
     return n
-
-
-count_frames = decoded_frame_count  # the scan's name for it

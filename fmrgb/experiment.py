@@ -16,9 +16,8 @@ import numpy as np
 
 from fmrgb.files import write_csv, write_json
 from fmrgb.report import pyplot, save_figure
+from fmrgb.sound import PICTURE_NAMES, SOUND_NAMES
 
-PICTURE = ("red", "green", "blue", "grey")
-SOUND = ("amplitude", "frequency", "mel")
 ABLATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
 SCALARS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "best_val_loss", "best_epoch",
            "epochs_run", "lr", "n_train", "n_val", "n_test")
@@ -27,8 +26,8 @@ SCALARS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_au
 def channel_sets(available):
     """[(label, channel names)] of the ablation: all channels, the picture's, the sound's.
     ValueError when the files' channels have no names (c0, c1, ...) to tell them apart."""
-    picture = [c for c in available if c in PICTURE]
-    sound = [c for c in available if c in SOUND]
+    picture = [c for c in available if c in PICTURE_NAMES]
+    sound = [c for c in available if c in SOUND_NAMES]
     if not picture or not sound:
         raise ValueError(f"--ablation needs picture and sound channels by name; the files have {','.join(available)}")
     return [("all", list(available)), ("picture", picture), ("sound", sound)]

@@ -2,7 +2,7 @@
 names its source, and "is this a finished copy of that very file?". This module alone writes and
 reads the stamp.
 
-    counts, failed = resize_videos("data", mag=2, jobs=2)
+    counts, failed = resize_videos("data", mag=2, report=runloop.Console(), jobs=2)
     ok, why = is_complete_copy(Path("data/a.mp4"), Path("data/resized_a.mp4"), decode=True)
 
 The stamp (the mp4 `comment` tag) reads `fmrgb-source size=N name=H sha256=D mag=M`: the
@@ -14,9 +14,10 @@ video, a link) is reported as a clash and left alone.
 import hashlib
 from pathlib import Path
 
-from fmrgb import cli, files
-from fmrgb.decode import (decoded_frame_count, ffmpeg_error, input_arg, parse_stream_info, probe, run_ffmpeg,
-                          video_map, video_stream_length)
+from fmrgb import cli, files, runloop
+from fmrgb.decode import decoded_frame_count
+from fmrgb.ffmpeg import (ffmpeg_error, input_arg, parse_stream_info, probe, run_ffmpeg, video_map,
+                          video_stream_length)
 
 FRAME_TOLERANCE = 2  # frames a re-encode may gain or lose at the ends
 
@@ -160,10 +161,11 @@ def resize_one(source, *, dest, mag):
     return "resized"
 
 
-def resize_videos(target, *, mag, jobs=1, shard=None):
-    """Resize every video under `target` (or one shard 'i of n' of them).
+def resize_videos(target, *, mag, report, jobs=1, shard=None):
+    """Resize every video under `target` (or one shard 'i of n' of them); warnings and failing videos
+    go to `report` as they come.
     Returns ({status: count}, [failed videos])."""
-    sources = [v for v in files.find_videos(target, on_skip=cli.warn) if not files.is_resized(v)]
+    sources = [v for v in files.find_videos(target, on_skip=report.warn) if not files.is_resized(v)]
     names = files.resized_names(sources)
     sharing = {}
     for v, out in names.items():  # over all videos, so every shard sees the same clashes
@@ -175,13 +177,13 @@ def resize_videos(target, *, mag, jobs=1, shard=None):
                     and not names[v].is_symlink()]
     for v in failed_names:
         other = next(o for o in sharing[names[v]] if o != v)
-        cli.report_failure(v, f"its copy's name {names[v].name} is also {other.name}'s: rename one of them")
+        report.fail(v, f"its copy's name {names[v].name} is also {other.name}'s: rename one of them")
     names = {v: names[v] for v in sources if v not in failed_names}
 
     def work(source):
         return resize_one(source, dest=names[source], mag=mag)
 
     # threads, not processes: the work happens inside ffmpeg
-    counts, _, failed = cli.run_jobs(work, sorted(names), jobs=jobs, desc="resize")
+    counts, _, failed = runloop.run_jobs(work, sorted(names), report=report, jobs=jobs, desc="resize")
     counts["failed"] = counts.get("failed", 0) + len(failed_names)
     return counts, failed + failed_names

@@ -1,13 +1,13 @@
 """The scan file, TARGET/fmrgb_scan.json: every video's decoded frame count, so that the shards of
 a job array agree on one output length. This module alone writes and reads it.
 
-    scan, failed = scan_tree("data", jobs=2)       # counts what changed since the last scan
-    n = frames_from_scan("data", videos)           # the longest count, if the scan still fits
+    scan, failed = scan_tree("data", report=runloop.Console(), jobs=2)   # counts what changed since the last scan
+    n = frames_from_scan("data", videos)                                # the longest count, if the scan still fits
 """
 import json
 from pathlib import Path
 
-from fmrgb import cli, decode, files
+from fmrgb import decode, files, runloop
 
 SCAN_FILE = "fmrgb_scan.json"
 
@@ -24,24 +24,26 @@ def read_scan(target):
         return None
 
 
-def scan_tree(target, *, jobs=1):
+def scan_tree(target, *, report, jobs=1):
     """Count the decoded frames of every video under `target` into target/fmrgb_scan.json, reusing
-    counts of files unchanged since the last scan. Returns (scan dict, [failed videos])."""
+    counts of files unchanged since the last scan; warnings and failing videos go to `report`.
+    Returns (scan dict, [failed videos])."""
     target = Path(target)
     old = read_scan(target) or {"files": {}}
     entries, todo = {}, []
-    for v in files.find_videos(target, on_skip=cli.warn):
+    for v in files.find_videos(target, on_skip=report.warn):
         try:
             rel, stamp = v.relative_to(target).as_posix(), file_stamp(v)
         except FileNotFoundError:
-            cli.warn(v, files.VANISHED)
+            report.warn(v, files.VANISHED)
             continue
         prev = old["files"].get(rel)
         if prev and all(prev.get(k) == stamp[k] for k in stamp):
             entries[rel] = prev
         else:
             todo.append(v)
-    _, counted, failed = cli.run_jobs(lambda v: ("scanned", decode.count_frames(v)), todo, jobs=jobs, desc="scan")
+    _, counted, failed = runloop.run_jobs(lambda v: ("scanned", decode.decoded_frame_count(v)), todo, report=report,
+                                          jobs=jobs, desc="scan")
     for v, n in counted.items():
         entries[v.relative_to(target).as_posix()] = {"frames": n, **file_stamp(v)}
     scan = {"files": dict(sorted(entries.items())), "max_frames": max((e["frames"] for e in entries.values()), default=0)}

@@ -12,6 +12,14 @@ not counted in whole samples per frame, the sound stays on its frame however lon
 import numpy as np
 
 SOUND_CHANNELS = 2  # every record ends with amplitude, then frequency or mel
+# the channel names a record carries (the one definition; fmrgb.clip gives each its role)
+RGB_NAMES = ("red", "green", "blue")        # the picture of a colour record (--fmrgb 5)
+GREY_NAMES = ("grey",)                      # the picture of a grey one (--fmrgb 3)
+PICTURE_NAMES = RGB_NAMES + GREY_NAMES
+AMPLITUDE, FREQUENCY, MEL = "amplitude", "frequency", "mel"   # mel: the mel image, for --audiomethod mel
+PLANE_NAMES = (AMPLITUDE, FREQUENCY)        # one value per frame, spread over the whole plane
+SOUND_NAMES = (AMPLITUDE, FREQUENCY, MEL)
+
 SILENCE_DB = -60.0  # frames this far below the video's loudest frame count as silent
 MEL_FLOOR_DB = -80.0
 
@@ -169,8 +177,9 @@ def cv2_resize_nearest(image, width):
 
 
 def channel_names(fmrgb, audiomethod):
-    picture = ["red", "green", "blue"] if fmrgb == 5 else ["grey"]
-    return picture + ["amplitude", "frequency" if audiomethod == "simple" else "mel"]
+    """The names of a record's channels: the picture (RGB or grey), then amplitude, then frequency or mel."""
+    picture = RGB_NAMES if fmrgb == 5 else GREY_NAMES
+    return [*picture, AMPLITUDE, FREQUENCY if audiomethod == "simple" else MEL]
 
 
 def fuse(frames, audio, *, fps, audiomethod, frequency_param, start=0.0, source_frames=None, at=None):

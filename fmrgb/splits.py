@@ -1,137 +1,26 @@
-"""Leak-free splits: which files belong together, the stratified group split into train/val/test or
-K folds, and split.json (this module alone reads and writes it).
+"""Leak-free splits: the stratified group split into train/val/test or K folds, and split.json (this module
+alone reads and writes it).
 
-    grouping = group_files(paths, user_groups=None)          # Grouping: a group id per file
-    records = read_records(paths, group=True, ctx=ctx)       # or read once, each process its share:
-    grouping = group_files(paths, keys=[r[2] for r in records])
-    parts = train_val_test(labels, grouping.groups, test_size=0.2, val_size=0.2, seed=0)
-    folds = kfold(labels, grouping.groups, folds=5, val_size=0.2, seed=0)   # [{"train", "val", "test"}]
+    parts = train_val_test(labels, groups, test_size=0.2, val_size=0.2, seed=0)   # groups: fmrgb.survey
+    folds = kfold(labels, groups, folds=5, val_size=0.2, seed=0)   # [{"train", "val", "test"}]
     write_split("run/split.json", names, parts); saved = read_split("run/split.json")
 
-Files of one group always land in the same part: copies of one clip on both sides would let the test
-score measure memory instead of learning. Files are grouped when they are the same file (one path
-twice, hard links), hold identical frames, are an original and its resized_ copy (records whose
-source videos are X.<ext> and resized_X.mp4 in one folder), or share a CSV `group` value.
+Files of one group (fmrgb.survey.group_files: copies of one clip, a CSV group) always land in the same
+part: copies of one clip on both sides would let the test score measure memory instead of learning.
 """
-import dataclasses
-import hashlib
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from fmrgb.distributed import on_every_process
-from fmrgb.files import RESIZED_PREFIX, write_json
-from fmrgb.record import SUFFIX, load_record
+from fmrgb.files import write_json
 
 PARTS = ("train", "val", "test")
 
 
 class SplitError(ValueError):
     """No split of the requested shape keeps every class in every part (or a saved split is unusable)."""
-
-
-# ----------------------------------------------------------------------------- groups
-
-@dataclasses.dataclass(frozen=True)
-class Grouping:
-    groups: tuple      # a group id per file (the index of the group's first file)
-    reasons: dict      # why files were joined: {"same file": n, "identical frames": n, ...} (files joined)
-
-    def summary(self):
-        n, k = len(self.groups), len(set(self.groups))
-        why = ", ".join(f"{reason} {count}" for reason, count in self.reasons.items() if count)
-        return f"{n} files in {k} groups" + (f" (files joined: {why})" if why else "")
-
-
-DIGEST_FRAMES = 8  # frames hashed per record: two clips alike in all of them are the same clip
-
-
-def frames_digest(frames):
-    """A fingerprint of a record's frames: its shape and the raw bytes of DIGEST_FRAMES evenly spaced
-    frames, read straight from the memory map. Hashing every frame would read the whole data set on
-    every run; a false match could only join two files into one group, never let a twin straddle."""
-    h = hashlib.blake2b(str(tuple(frames.shape)).encode(), digest_size=20)
-    picks = np.unique(np.linspace(0, frames.shape[0] - 1, DIGEST_FRAMES).round().astype(np.int64))
-    h.update(np.ascontiguousarray(frames.numpy()[picks]).data)
-    return h.hexdigest()
-
-
-def _video_keys(path, meta):
-    """(kind, key): "copy" with the original's name for a resized_ record, else "original" with the
-    names a resized copy of it would carry (resized_X.mp4 comes from X.mp4 or from X = a.avi)."""
-    source = str(meta.get("source") or Path(path).name.removesuffix(SUFFIX))
-    folder = str(Path(path).resolve().parent)
-    if source.startswith(RESIZED_PREFIX) and source.endswith(".mp4"):
-        return "copy", [(folder, source[len(RESIZED_PREFIX):-len(".mp4")])]
-    return "original", [(folder, source), (folder, Path(source).stem)]
-
-
-def file_keys(path, frames, meta):
-    """What may join a record (its `frames` and `meta` as read) to others: ((device, inode), digest of its
-    frames, _video_keys), computed where the record is read (under DDP, by the process whose share it is)."""
-    st = os.stat(path)
-    return (st.st_dev, st.st_ino), frames_digest(frames), _video_keys(path, meta)
-
-
-def group_files(paths, *, user_groups=None, keys=None):
-    """Grouping of `paths` (records): union of the same file, identical frames, original + resized
-    copy and, with `user_groups` (a value or None per file, e.g. a CSV's group column), equal values.
-    `keys`: each path's file_keys when the records were read already (None: read here)."""
-    parent = list(range(len(paths)))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    reasons = Counter()
-
-    def join(i, j, reason):
-        a, b = find(i), find(j)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-            reasons[reason] += 1
-
-    firsts = {}  # (reason, key) -> first file with it
-    originals, copies = {}, []
-    for i, p in enumerate(paths):
-        inode, digest, (kind, names) = keys[i] if keys is not None else file_keys(p, *load_record(p))
-        joins = [("same file", inode), ("identical frames", digest)]
-        if user_groups is not None and user_groups[i] not in (None, ""):
-            joins.append(("CSV group", user_groups[i]))
-        for key in joins:
-            join(i, firsts.setdefault(key, i), key[0])
-        if kind == "copy":
-            copies.append((i, names[0]))
-        else:
-            for name in names:
-                originals.setdefault(name, []).append(i)
-    for i, name in copies:
-        for j in originals.get(name, []):
-            join(i, j, "resized copies")
-    order = ("same file", "identical frames", "resized copies", "CSV group")
-    return Grouping(groups=tuple(find(i) for i in range(len(paths))), reasons={r: reasons[r] for r in order})
-
-
-def read_records(paths, *, group=False, ctx=None):
-    """Each record read once (under DDP, every process its share rank::world) -> [(frames shape, metadata,
-    file_keys if `group`, else None)] in the order of `paths`, on every process: what inspect_files and
-    group_files need, the frames hashed by the processes together instead of process 0 alone."""
-    rank, world = (ctx.rank, ctx.world_size) if ctx is not None and ctx.ddp else (0, 1)
-
-    def share():
-        out = []
-        for p in paths[rank::world]:
-            frames, meta = load_record(p)
-            out.append((tuple(frames.shape), meta, file_keys(p, frames, meta) if group else None))
-        return out
-
-    shares = on_every_process(share, ctx)
-    return [shares[i % world][i // world] for i in range(len(paths))]
 
 
 # ----------------------------------------------------------------------------- assigning groups to parts

@@ -2,6 +2,7 @@
 
     plan = stretch_plan(45, 30)     # output frame j: source frames lo[j], hi[j], weight w[j], nearest[j]
     seconds = frame_times(30, fps=30.0, source_frames=45)   # the source time each stored frame shows
+    clip = stretch_time(frames, 30, sound_channels=2)        # a (45, H, W, C) clip brought to 30 frames
 
 A clip of n_in frames brought to n_out takes the coordinates scipy.ndimage.zoom(order=1) uses:
 output frame j sits at source position j * (n_in - 1) / (n_out - 1), first and last frames kept.
@@ -11,6 +12,8 @@ the nearest source frame, so they only ever hold values the sound had.
 import dataclasses
 
 import numpy as np
+
+STRETCH_CHUNK = 16  # frames blended at once: bounds the float copy, whatever the video's length
 
 
 def source_positions(n_in, n_out):
@@ -58,3 +61,23 @@ def frame_times(n_frames, fps, source_frames=None):
     if not source_frames or source_frames == n_frames:
         return np.arange(n_frames) / fps
     return source_positions(int(source_frames), n_frames) / fps
+
+
+def stretch_time(frames, n_out, *, sound_channels=0):
+    """Resampling along time to `n_out` frames at the coordinates scipy.ndimage.zoom(order=1) uses
+    (stretch_plan: first and last frames kept): the picture blended linearly between the
+    two frames around each position, the last `sound_channels` channels (a record's sound: pass
+    SOUND_CHANNELS) taken from the nearest frame, so they hold only values the sound had. In
+    bounded-size chunks, so no float copy of the whole video is made."""
+    n_in = frames.shape[0]
+    if n_in == n_out:
+        return frames
+    plan = stretch_plan(n_in, n_out)
+    n_pic = frames.shape[-1] - sound_channels
+    out = np.empty((n_out, *frames.shape[1:]), np.uint8)
+    for start in range(0, n_out, STRETCH_CHUNK):  # chunks of frames, not single frames: memory, not speed
+        sl = slice(start, start + STRETCH_CHUNK)
+        out[sl, ..., :n_pic] = blend(frames[plan.lo[sl], ..., :n_pic], frames[plan.hi[sl], ..., :n_pic], plan.w[sl])
+        if sound_channels:
+            out[sl, ..., n_pic:] = frames[plan.nearest[sl], ..., n_pic:]
+    return out

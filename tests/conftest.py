@@ -2,6 +2,8 @@
 scripts run as a user runs them, small labelled record sets, and readers for what the steps write.
 Test modules import these from here and never from one another."""
 import csv
+import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +15,20 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fmrgb import ffmpeg  # noqa: E402
+from fmrgb.runloop import Console  # noqa: E402
+from dataset import prepare_split  # noqa: E402
+from fmrgb.splits import train_val_test  # noqa: E402
+from fmrgb.survey import survey_data  # noqa: E402
 from fmrgb.synthetic import write_test_video as make_video  # noqa: E402
 
 # one fixed Hypothesis profile: the same examples on every machine, no deadline on a loaded 2-core CI
 settings.register_profile("fmrgb", derandomize=True, deadline=None, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("fmrgb")
+
+# the report the step scripts give the library functions: each warning and failure on stderr
+REPORT = Console()
 
 CHANNELS5 = ["red", "green", "blue", "amplitude", "frequency"]
 CHANNELS3 = ["grey", "amplitude", "frequency"]
@@ -74,3 +84,121 @@ def write_dataset(root, *, per_class=10, T=8, H=16, W=16, C=5, seed=0, classes=(
             torch.save(pt_dict(x.clamp(0, 255).to(torch.uint8)), p)
             paths.append(p)
     return paths
+
+
+# ----------------------------------------------------------------------------- small media, broken media
+
+SIZE = (64, 48)
+TONE = "0.5*sin(2*PI*440*t)"
+
+
+def tiny(path, seconds=0.5, **kw):
+    """A small test video (64x48, half a second unless told)."""
+    kw.setdefault("size", SIZE)
+    return make_video(path, seconds=seconds, **kw)
+
+
+def digest(path):
+    """The SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def snapshot(root):
+    """{relative path: what it is} for everything under root, links as links (never followed)."""
+    root = Path(root)
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                out[rel] = "link -> " + os.readlink(p)
+            elif p.is_dir():
+                out[rel] = "dir"
+            else:
+                out[rel] = digest(p)
+    return out
+
+
+def error_lines(text):
+    """The `error: <path>: <reason>` lines of a step's stderr."""
+    return [ln for ln in text.splitlines() if ln.startswith("error: ")]
+
+
+def part_files(root):
+    """Temporary files a write left behind under root."""
+    return sorted(p for p in Path(root).rglob("*") if p.name.endswith(".part"))
+
+
+# ----------------------------------------------------------------------------- broken media
+
+def strip_atom(data, name):
+    """An mp4 without its top-level `name` atom."""
+    out, i = bytearray(), 0
+    while i + 8 <= len(data):
+        size = int.from_bytes(data[i:i + 4], "big")
+        if size == 1:
+            size = int.from_bytes(data[i + 8:i + 16], "big")
+        elif size == 0:
+            size = len(data) - i
+        if data[i + 4:i + 8] != name:
+            out += data[i:i + size]
+        i += size
+    return bytes(out)
+
+
+def make_zero(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+
+
+def make_text(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("this is a shopping list, not a video\n" * 40)
+
+
+def make_truncated_no_moov(path):
+    """First half of a normal mp4: the moov atom, written last, is gone."""
+    full = tiny(path.with_name("full_" + path.name), seconds=1).read_bytes()
+    path.with_name("full_" + path.name).unlink()
+    path.write_bytes(full[: len(full) // 2])
+
+
+def make_truncated_faststart(path):
+    """First half of a +faststart mp4: the index is there, half the data is not."""
+    src = path.with_name("full_" + path.name)
+    full = tiny(src, seconds=1, extra=["-movflags", "+faststart"]).read_bytes()
+    src.unlink()
+    path.write_bytes(full[: len(full) // 2])
+
+
+def make_no_moov(path):
+    src = path.with_name("full_" + path.name)
+    full = tiny(src, seconds=1).read_bytes()
+    src.unlink()
+    stripped = strip_atom(full, b"moov")
+    assert len(stripped) < len(full)
+    path.write_bytes(stripped)
+
+
+def make_sound_only(path):
+    """An AAC-only mp4 (what an .m4a renamed .mp4 is)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ffmpeg.run_ffmpeg(["-y", "-f", "lavfi", "-i", f"aevalsrc={TONE}:s=44100:d=1", "-c:a", "aac",
+                      "-f", "mp4", ffmpeg.input_arg(path)])
+    assert not ffmpeg.probe(path).has_video
+    return path
+
+
+BROKEN = {
+    "zero_bytes": make_zero,
+    "text_renamed": make_text,
+    "truncated_moov_missing": make_truncated_no_moov,
+    "moov_atom_stripped": make_no_moov,
+    "sound_only": make_sound_only,
+}
+def prepare(data, *, test_size, val_size, seed, frames, size):
+    """A training run's data as train.py prepares it: surveyed, split by groups, with the training statistics."""
+    survey = survey_data(data)
+    parts = train_val_test(survey.label_names, survey.groups, test_size=test_size, val_size=val_size, seed=seed)
+    return prepare_split(survey, parts, frames=frames, size=size)

@@ -1,35 +1,14 @@
-"""fmrgb/augment.py: the frames a model sees, and the training augmentation that knows each channel's role."""
+"""fmrgb/augment.py: the training augmentation that knows each channel's role, and only a training set's."""
 import pytest
 import torch
 
-import dataset
-from conftest import write_dataset
-from dataset import FMRGBDataset, prepare_data, transform
-from fmrgb.augment import (Augment, augment_clip, candidate_indices, centre_candidates, channel_roles,
-                           picture_channels, random_candidates, segment_indices)
-from fmrgb.cache import CacheRecipe, small_clip
+import fmrgb.cache as cache_module
+from conftest import prepare, write_dataset
+from dataset import FMRGBDataset
+from fmrgb.augment import Augment, augment_clip
+from fmrgb.clip import ClipRecipe, channel_roles, small_clip, transform
 
 NAMES = ["red", "green", "blue", "amplitude", "mel"]
-
-
-def test_evaluation_takes_segment_centres_and_training_a_frame_inside_each_segment():
-    assert segment_indices(10, 4).tolist() == [1, 3, 6, 8]
-    assert segment_indices(3, 6).tolist() == [0, 0, 1, 1, 2, 2]  # a short clip repeats frames
-    torch.manual_seed(0)
-    n, frames = 300, 16
-    draws = torch.stack([segment_indices(n, frames, torch.rand(frames)) for _ in range(50)])  # (50, 16)
-    seg = torch.arange(frames)
-    # frame f spans [f, f + 1) and segment i [i n / frames, (i + 1) n / frames): they overlap
-    assert ((draws + 1) * frames > seg * n).all() and (draws * frames < (seg + 1) * n).all()
-    assert (draws.amax(0) - draws.amin(0) >= 10).all()  # and anywhere in it (segments of 18.75 frames)
-
-
-def test_channel_roles_by_name_and_for_unnamed_records():
-    assert channel_roles(NAMES) == ("picture", "picture", "picture", "plane", "mel")
-    assert channel_roles(["grey", "amplitude", "frequency"]) == ("picture", "plane", "plane")
-    assert channel_roles(["c0", "c1", "c2"]) == ("picture", "mel", "mel")  # FMRGB's layout; sound only resized
-    assert picture_channels(NAMES) == 3 and picture_channels(["grey", "amplitude", "mel"]) == 1
-    assert picture_channels(["amplitude", "frequency"]) == 0
 
 
 def marked_clip(T=12, H=24, W=32):
@@ -49,9 +28,9 @@ def marked_clip(T=12, H=24, W=32):
 def test_picture_is_cropped_and_flipped_sound_never():
     torch.manual_seed(0)
     clip, aug = marked_clip(), Augment(roles=channel_roles(NAMES))
-    recipe = CacheRecipe(frames=6, size=16)
+    recipe = ClipRecipe(frames=6, size=16)
     small = small_clip(clip, recipe)                                   # (18, 5, 16, 16): 3 candidates a segment
-    plain = small_clip(clip, CacheRecipe(frames=12, size=16, steps=1))  # every frame once, resized
+    plain = small_clip(clip, ClipRecipe(frames=12, size=16, steps=1))  # every frame once, resized
     flips, areas, taken = [], [], []
     for _ in range(40):
         pos = recipe.jittered()
@@ -71,23 +50,10 @@ def test_picture_is_cropped_and_flipped_sound_never():
     assert all(set(taken[:, j].tolist()) == {2 * j, 2 * j + 1} for j in range(6)), taken
 
 
-def test_training_picks_one_of_each_segments_candidates_and_evaluation_the_centre():
-    torch.manual_seed(0)
-    n, frames = 300, 16
-    idx = candidate_indices(n, frames, 3)
-    assert torch.equal(idx[centre_candidates(frames, 3)], segment_indices(n, frames))
-    draws = torch.stack([random_candidates(frames, 3) for _ in range(60)])     # (60, 16) positions
-    assert torch.equal(draws // 3, torch.arange(frames).expand(60, frames))  # one in its own segment
-    assert set((draws % 3).flatten().tolist()) == {0, 1, 2}                  # any of the three
-    seg = torch.arange(frames)
-    frames_taken = idx[draws]  # frame f spans [f, f + 1) and segment i [i n / frames, (i + 1) n / frames)
-    assert ((frames_taken + 1) * frames > seg * n).all() and (frames_taken * frames < (seg + 1) * n).all()
-
-
 def test_only_a_training_set_augments(monkeypatch):
     torch.manual_seed(0)
     clip = marked_clip()
-    monkeypatch.setattr(dataset, "load_record", lambda p: (clip, {}))
+    monkeypatch.setattr(cache_module, "load_record", lambda p: (clip, {}))
     mean, std = [0.5] * 5, [0.25] * 5
     ds = FMRGBDataset(["a.pt"], [1], frames=6, size=16, mean=mean, std=std, layout="cthw",
                       augment=Augment(roles=channel_roles(NAMES)))
@@ -102,7 +68,7 @@ def test_only_a_training_set_augments(monkeypatch):
 
 def test_augmentation_is_refused_for_validation_and_test(tmp_path):
     write_dataset(tmp_path, per_class=6, T=4, H=8, W=8)
-    data = prepare_data(tmp_path, test_size=0.25, val_size=0.25, seed=0, frames=4, size=8)
+    data = prepare(tmp_path, test_size=0.25, val_size=0.25, seed=0, frames=4, size=8)
     aug = Augment(roles=channel_roles(data.channel_names()))
     assert data.subset("train", frames=4, size=8, layout="cthw", augment=aug).augment is aug
     for part in ("val", "test"):

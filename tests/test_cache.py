@@ -7,17 +7,17 @@ import time
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import fmrgb.cache as cache_module
 import train
 from conftest import pt_dict, read_csv, write_dataset
-from dataset import FMRGBDataset, compute_stats, normalise
-from fmrgb.augment import Augment, segment_indices
-from fmrgb.cache import CACHE_DIR, CacheRecipe, ClipCache, clip_sums, small_clip
+from dataset import FMRGBDataset, compute_stats
+from fmrgb.augment import Augment
+from fmrgb.cache import CACHE_DIR, ClipCache, clip_sums
+from fmrgb.clip import ClipRecipe, normalise, small_clip
 from fmrgb.record import load_record
 
-RECIPE = CacheRecipe(frames=4, size=8)
+RECIPE = ClipRecipe(frames=4, size=8)
 
 
 def write_record(path, seed, T=12, H=16, W=20, C=5):
@@ -61,39 +61,6 @@ def record(tmp_path):
     return path
 
 
-def test_small_clip_keeps_segment_candidates_and_centres_are_the_evaluation_frames():
-    for n in [1, 2, 3, 5, 7, 12, 31, 32, 33, 100, 301]:
-        for frames in [1, 4, 16]:
-            recipe = CacheRecipe(frames=frames, size=8)
-            idx = recipe.indices(n).view(frames, 3)
-            assert torch.equal(idx[:, 1], segment_indices(n, frames)), (n, frames)  # the middle: the centre
-            assert torch.equal(recipe.indices(n)[recipe.centres()], segment_indices(n, frames))
-            assert bool((idx[:, 0] <= idx[:, 1]).all() and (idx[:, 1] <= idx[:, 2]).all())
-            j = torch.arange(frames)[:, None]  # every candidate is a frame of its own segment [j n/f, (j+1) n/f)
-            assert bool(((idx >= j * n // frames) & (idx * frames < (j + 1) * n)).all()), (n, frames)
-    assert CacheRecipe(frames=4, size=8, steps=1).indices(50).tolist() == segment_indices(50, 4).tolist()
-
-
-def test_small_clip_is_the_rounded_antialiased_resize_and_its_centres_equal_a_one_step_clip():
-    clip = torch.randint(0, 256, (30, 24, 40, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    small = small_clip(clip, CacheRecipe(frames=4, size=8))
-    assert small.dtype == torch.uint8 and small.shape == (12, 5, 8, 8)
-    picked = clip[CacheRecipe(frames=4, size=8).indices(30)].permute(0, 3, 1, 2)
-    reference = F.interpolate(picked.float(), size=(8, 8), mode="bilinear", antialias=True, align_corners=False)
-    assert (small.int() - reference.round().clamp(0, 255).int()).abs().max() <= 1  # uint8 arithmetic, rounded
-    some = torch.tensor([0, 4, 5, 11])  # only some positions: the same frames, the same values
-    assert torch.equal(small_clip(clip, CacheRecipe(frames=4, size=8), some), small[some])
-    # evaluation from the cache (3 candidates, the middle taken) is bitwise evaluation without it (1 frame)
-    assert torch.equal(small[CacheRecipe(frames=4, size=8).centres()], small_clip(clip, CacheRecipe(4, 8, steps=1)))
-
-
-def test_short_clips_repeat_frames_and_same_size_clips_are_not_resampled():
-    clip = torch.randint(0, 256, (2, 8, 8, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    small = small_clip(clip, CacheRecipe(frames=4, size=8))
-    assert small.shape == (12, 3, 8, 8)
-    assert torch.equal(small, clip[CacheRecipe(frames=4, size=8).indices(2)].permute(0, 3, 1, 2))
-
-
 def test_entries_are_reused_by_a_later_run_with_the_same_settings(record):
     first = ClipCache.beside(record.parent, RECIPE, settle_s=0).small(record)
     entry = ClipCache.beside(record.parent, RECIPE, settle_s=0).entry(record)
@@ -104,10 +71,10 @@ def test_entries_are_reused_by_a_later_run_with_the_same_settings(record):
 
 def test_other_frames_size_or_steps_get_their_own_folder(record):
     folders = {ClipCache.beside(record.parent, r).folder for r in
-               [RECIPE, CacheRecipe(frames=8, size=8), CacheRecipe(frames=4, size=16), CacheRecipe(4, 8, steps=1)]}
+               [RECIPE, ClipRecipe(frames=8, size=8), ClipRecipe(frames=4, size=16), ClipRecipe(4, 8, steps=1)]}
     assert len(folders) == 4
     ClipCache.beside(record.parent, RECIPE, settle_s=0).small(record)
-    other = ClipCache.beside(record.parent, CacheRecipe(frames=4, size=16), settle_s=0)
+    other = ClipCache.beside(record.parent, ClipRecipe(frames=4, size=16), settle_s=0)
     assert other.get(record) is None and other.small(record).shape == (12, 5, 16, 16)
 
 
@@ -215,7 +182,7 @@ def test_a_record_changed_while_it_is_read_is_not_stored_under_its_new_identity(
 def test_cached_items_are_the_uncached_ones(tmp_path):
     paths = write_dataset(tmp_path / "data", per_class=2, T=9, H=20, W=24)
     settle(paths[-1], tmp_path)
-    cache = ClipCache.beside(tmp_path / "data", CacheRecipe(frames=4, size=8), settle_s=0)
+    cache = ClipCache.beside(tmp_path / "data", ClipRecipe(frames=4, size=8), settle_s=0)
     kw = dict(frames=4, size=8, mean=[0.3] * 3, std=[0.2] * 3, layout="cthw", channels=[0, 3, 4])
     plain, cached = FMRGBDataset(paths, [0] * 4, **kw), FMRGBDataset(paths, [0] * 4, cache=cache, **kw)
     for i in range(4):
@@ -237,7 +204,7 @@ def test_cached_items_are_the_uncached_ones(tmp_path):
 def test_the_statistics_pass_fills_the_cache_and_matches_the_uncached_statistics(tmp_path):
     paths = write_dataset(tmp_path / "data", per_class=3, T=7, H=12, W=16)
     settle(paths[-1], tmp_path)
-    cache = ClipCache.beside(tmp_path / "data", CacheRecipe(frames=3, size=6), settle_s=0)
+    cache = ClipCache.beside(tmp_path / "data", ClipRecipe(frames=3, size=6), settle_s=0)
     stats = compute_stats(paths[:4], frames=3, size=6, cache=cache)
     assert [cache.get(p) is not None for p in paths] == [True] * 4 + [False] * 2  # the others: when first read
     assert stats == compute_stats(paths[:4], frames=3, size=6)  # exactly: integer sums either way
@@ -246,7 +213,7 @@ def test_the_statistics_pass_fills_the_cache_and_matches_the_uncached_statistics
 
 def test_shares_of_the_statistics_pass_add_up_to_the_whole(tmp_path):
     paths = write_dataset(tmp_path / "data", per_class=3, T=7, H=12, W=16)
-    recipe = CacheRecipe(frames=3, size=6)
+    recipe = ClipRecipe(frames=3, size=6)
     whole, n = clip_sums(paths, recipe)
     shares = [clip_sums(paths, recipe, rank=r, world=4) for r in range(4)]  # 2, 2, 1 and 1 files
     assert torch.equal(sum(s for s, _ in shares), whole) and sum(k for _, k in shares) == n == 6 * 3 * 6 * 6
@@ -266,7 +233,7 @@ def test_a_second_run_reuses_the_cache_and_none_or_a_folder_can_be_chosen(tmp_pa
         assert train.main(args) == 0
 
     run(tmp_path / "a")
-    folder = tmp_path / "data" / CACHE_DIR / CacheRecipe(frames=4, size=8).folder_name()
+    folder = tmp_path / "data" / CACHE_DIR / "v1-f4x3-s8"  # the cache's version, frames x steps, size
     entries = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert len(entries) == 12  # every file: training, validation and test
     run(tmp_path / "b")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import visualize
-from conftest import load_pt, make_video, pt_dict, run_script
-from fmrgb import convert, decode, ffmpeg, memory, resized, sound
+from conftest import REPORT, load_pt, make_video, pt_dict, run_script
+from fmrgb import convert, decode, decoders, ffmpeg, framesinks, memory, resized, sound, timeline
 from fmrgb.record import load_record
 
 TONE = "0.5*sin(2*PI*440*t)"
@@ -22,7 +22,7 @@ def click(start, seconds=1 / 30):
 
 def ffmpeg_make(path, *args):
     path.parent.mkdir(parents=True, exist_ok=True)
-    decode.run_ffmpeg(["-y", *args, decode.input_arg(path)])
+    ffmpeg.run_ffmpeg(["-y", *args, ffmpeg.input_arg(path)])
     return path
 
 
@@ -49,9 +49,9 @@ def amplitude(video, **kw):
 
 def test_a_clip_damaged_in_the_middle_keeps_every_frame_that_decodes_and_says_what_was_lost(tmp_path, capsys):
     video = damage_mdat(make_video(tmp_path / "d.mp4", seconds=4, extra=["-g", "15"]))
-    decoded, _, errors = decode.video_stream_length(video, decode=True)
+    decoded, _, errors = ffmpeg.video_stream_length(video, decode=True)
     assert errors and 100 < decoded < 120  # damaged in the middle: ffmpeg skips a few frames, decodes the rest
-    counts, failed = convert.convert_tree(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path, report=REPORT)
     rec = load_pt(tmp_path / "d.mp4.pt")
     assert not failed and rec["source_frames"] == rec["frames"].shape[0] == decoded
     assert decode.decoded_frame_count(video) == decoded  # what the delete steps compare a record with
@@ -64,7 +64,7 @@ def test_an_avi_whose_index_lists_more_frames_than_decode_counts_the_decoded_one
     # AVI keeps an empty index entry for each frame the encoder dropped: only decoded frames count
     video = ffmpeg_make(tmp_path / "drop.avi", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=1",
                         "-vf", "setpts='if(lt(N,15),2*N,N+15)/TB/30'", "-fps_mode", "vfr", "-c:v", "mpeg4")
-    cv2 = decode.cv2_module()
+    cv2 = decoders.cv2_module()
     assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT) > 30
     assert decode.decoded_frame_count(video) == convert.convert_video(video)["source_frames"] == 30
 
@@ -83,15 +83,15 @@ def make_still_first(path, *, still_default=True):
 
 def test_a_one_frame_still_before_the_video_is_never_taken_for_it_in_any_step(tmp_path):
     video = make_still_first(tmp_path / "still.mkv")
-    assert decode.video_map(video) == "0:1"
+    assert ffmpeg.video_map(video) == "0:1"
     rec = convert.convert_video(video)
     assert rec["frames"].shape == (30, 120, 160, 5) and rec["source_frames"] == 30
     assert decode.decoded_frame_count(video) == 30
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy, = tmp_path.glob("resized_*")
-    info = decode.probe(copy)
+    info = ffmpeg.probe(copy)
     assert not failed and (info.width, info.height) == (80, 60)
-    assert decode.video_stream_length(copy, decode=True)[0] == 30
+    assert ffmpeg.video_stream_length(copy, decode=True)[0] == 30
 
 
 def test_of_several_real_video_streams_the_default_one_is_used(tmp_path):
@@ -105,7 +105,7 @@ def test_of_several_real_video_streams_the_default_one_is_used(tmp_path):
 def test_cover_art_is_never_the_video(tmp_path):
     cover = ffmpeg_make(tmp_path / "cover.png", "-f", "lavfi", "-i", "color=c=red:s=64x48", "-frames:v", "1")
     clip = make_video(tmp_path / "clip.mp4", seconds=1)
-    video = ffmpeg_make(tmp_path / "art.mp4", "-i", decode.input_arg(cover), "-i", decode.input_arg(clip),
+    video = ffmpeg_make(tmp_path / "art.mp4", "-i", ffmpeg.input_arg(cover), "-i", ffmpeg.input_arg(clip),
                         "-map", "0:v", "-map", "1:v", "-map", "1:a", "-c", "copy", "-c:v:0", "png",
                         "-disposition:v:0", "attached_pic")
     assert convert.convert_video(video)["frames"].shape == (30, 120, 160, 5)
@@ -138,7 +138,7 @@ def test_a_cut_made_by_stream_copy_keeps_each_click_on_its_flash(tmp_path, ext):
     whole = ffmpeg_make(tmp_path / "whole.mp4", "-f", "lavfi", "-i", f"color=c=black:s=64x48:r=30:d=4,{flash}",
                         "-f", "lavfi", "-i", f"aevalsrc={click(2.0)}:s=44100:d=4", "-c:v", "libx264", "-g", "30",
                         "-bf", "2", "-preset", "fast", "-pix_fmt", "yuv420p", "-c:a", "aac")
-    cut = ffmpeg_make(tmp_path / f"cut{ext}", "-ss", "1.3", "-i", decode.input_arg(whole), "-c", "copy")
+    cut = ffmpeg_make(tmp_path / f"cut{ext}", "-ss", "1.3", "-i", ffmpeg.input_arg(whole), "-c", "copy")
     frames = convert.convert_video(cut)["frames"]
     assert int(frames[..., 3].float().mean(dim=(1, 2)).argmax()) == int(frames[..., 0].float().mean(dim=(1, 2)).argmax())
 
@@ -168,8 +168,8 @@ def test_a_click_in_a_29_97_fps_clip_lands_on_its_frame(tmp_path):
 def watch_frame_arrays(monkeypatch):
     """The frame counts of every frame array decoding makes."""
     sizes = []
-    new, take = decode.new_frame_array, memory.ScratchBuffer.take
-    monkeypatch.setattr(decode, "new_frame_array", lambda shape: sizes.append(shape[0]) or new(shape))
+    new, take = framesinks.new_frame_array, memory.ScratchBuffer.take
+    monkeypatch.setattr(framesinks, "new_frame_array", lambda shape: sizes.append(shape[0]) or new(shape))
     monkeypatch.setattr(memory.ScratchBuffer, "take", lambda self, shape: sizes.append(shape[0]) or take(self, shape))
     return sizes
 
@@ -181,9 +181,9 @@ def test_frames_n_holds_at_most_n_frames_and_is_the_stretched_full_clip_bit_for_
     else:  # an mkv's frame count is an estimate from its duration, here one frame too many
         video = make_video(tmp_path / ("v.mp4" if kind == "mp4" else "v.mkv"), seconds=1)
     full = convert.convert_video(video, audiomethod="mel")["frames"].numpy()
-    want = convert.stretch_time(full, 10, sound_channels=2)
+    want = timeline.stretch_time(full, 10, sound_channels=2)
     sizes = watch_frame_arrays(monkeypatch)
-    rec = convert.convert_video(video, audiomethod="mel", frames=10, scratch=decode.ScratchBuffer())
+    rec = convert.convert_video(video, audiomethod="mel", frames=10, scratch=memory.ScratchBuffer())
     assert sizes and max(sizes) <= 10
     assert rec["source_frames"] == 30 and np.array_equal(rec["frames"].numpy(), want)
 
@@ -193,7 +193,7 @@ def test_a_video_larger_than_the_memory_is_refused_before_decoding_with_the_figu
     video = make_video(tmp_path / "big.mp4", seconds=1)  # 30 frames of 160x120x5 bytes: 2.9 MB
     monkeypatch.setattr(memory, "available_memory", lambda: 1_000_000)
     sizes = watch_frame_arrays(monkeypatch)
-    with pytest.raises(decode.NotEnoughMemory) as refused:
+    with pytest.raises(memory.NotEnoughMemory) as refused:
         convert.convert_video(video)
     message = str(refused.value)
     assert "needs 2.7 MiB for 30 frames" in message and "only 1.0 MiB of memory is available" in message
@@ -211,7 +211,7 @@ def test_a_stretched_clip_holds_only_the_frequencies_the_sound_had(tmp_path):
     had = set(own[:, 0, 0, 4].tolist())
     assert len(had) == 2  # 200 Hz, then 1200 Hz
     for stretched in (convert.convert_video(video, frames=180)["frames"],
-                      torch.from_numpy(convert.stretch_time(own.numpy(), 180, sound_channels=2))):
+                      torch.from_numpy(timeline.stretch_time(own.numpy(), 180, sound_channels=2))):
         assert set(stretched[:, 0, 0, 4].tolist()) == had
         assert set(stretched[:, 0, 0, 3].tolist()) <= set(own[:, 0, 0, 3].tolist())
 
@@ -237,7 +237,7 @@ def test_decoding_and_resizing_take_their_time_limit_from_the_videos_duration(tm
     limit = ffmpeg.timeout_for
     monkeypatch.setattr(ffmpeg, "timeout_for", lambda duration: seen.append(duration) or limit(duration))
     convert.convert_video(video)
-    resized.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert len(seen) >= 2 and all(d == pytest.approx(2.0, abs=0.1) for d in seen), seen
 
 
@@ -251,7 +251,7 @@ def test_a_name_with_a_colon_in_its_first_part_is_a_file_for_opencv_too(tmp_path
     def slow_path(*args, **kwargs):
         raise AssertionError("OpenCV could not open it: it took the name for a protocol")
 
-    monkeypatch.setattr(decode, "_ffmpeg_pass", slow_path)
+    monkeypatch.setattr(decoders, "ffmpeg_pass", slow_path)
     assert convert.convert_video(Path(name))["frames"].shape[0] == 30
     assert decode.decoded_frame_count(name) == 30
 
@@ -319,9 +319,9 @@ def test_realigning_after_a_frames_run_equals_a_fresh_conversion_bit_for_bit(tmp
     for tree in ("realigned", "fresh"):
         make_video(tmp_path / tree / "long.mp4", seconds=1, audio="0.5*sin(2*PI*300*t)")
         make_video(tmp_path / tree / "short.mp4", seconds=0.5, audio="0.5*sin(2*PI*900*t)*t")
-    convert.convert_tree(tmp_path / "realigned", audiomethod=method, frames=20)
-    convert.convert_tree(tmp_path / "realigned", audiomethod=method)
-    convert.convert_tree(tmp_path / "fresh", audiomethod=method)
+    convert.convert_tree(tmp_path / "realigned", audiomethod=method, frames=20, report=REPORT)
+    convert.convert_tree(tmp_path / "realigned", audiomethod=method, report=REPORT)
+    convert.convert_tree(tmp_path / "fresh", audiomethod=method, report=REPORT)
     for name in ("long.mp4.pt", "short.mp4.pt"):
         again, fresh = load_pt(tmp_path / "realigned" / name), load_pt(tmp_path / "fresh" / name)
         assert again["frames"].shape[0] == 30 and torch.equal(again["frames"], fresh["frames"]), name
@@ -331,7 +331,7 @@ def test_realigning_after_a_frames_run_equals_a_fresh_conversion_bit_for_bit(tmp
 def test_predict_on_a_video_sees_the_very_clip_of_its_pt(tmp_path, method):
     make_video(tmp_path / "long.mp4", seconds=1)
     short = make_video(tmp_path / "short.mp4", seconds=0.5, audio="0.5*sin(2*PI*700*t)*t")
-    convert.convert_tree(tmp_path, audiomethod=method)
+    convert.convert_tree(tmp_path, audiomethod=method, report=REPORT)
     stored, meta = load_record(tmp_path / "short.mp4.pt")
     # what predict.py does with a video: convert it in memory with the training set's length
     clip = convert.convert_video(short, audiomethod=method, frames=stored.shape[0])["frames"]

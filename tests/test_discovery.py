@@ -7,7 +7,7 @@ import subprocess
 import imageio_ffmpeg
 import pytest
 
-from conftest import load_pt, make_video, run_script
+from conftest import REPORT, load_pt, make_video, run_script
 from fmrgb import convert, files
 
 VIDEO_STEPS = [("create_fmrgbdata.py",), ("create_fmrgbdata.py", "--scan"), ("resize_video.py",),
@@ -54,7 +54,7 @@ def test_animated_pictures_are_converted_and_a_still_one_is_named(tmp_path, caps
     still = picture(tmp_path / "still.gif", "-frames:v", "1")
     still_webp = picture(tmp_path / "still.webp", "-frames:v", "1")
     assert [files.is_animated(p) for p in (gif, webp, apng, still, still_webp)] == [True, True, True, False, False]
-    counts, failed = convert.convert_tree(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path, report=REPORT)
     assert not failed and counts["converted"] == 3
     for p in (gif, webp, apng):
         rec = load_pt(p.with_name(p.name + ".pt"))

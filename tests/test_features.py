@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from fmrgb import convert, sound
+from fmrgb import sound, timeline
 
 FPS, FP = 30, 100
 SR = FPS * FP  # 3000 Hz analysis rate, Nyquist 1500 Hz
@@ -90,7 +90,7 @@ def test_mel_image_is_one_second_ending_at_the_frame():
 def test_stretch_time_matches_scipy_zoom_linear():
     frames = np.random.default_rng(1).integers(0, 256, (17, 4, 5, 3), dtype=np.uint8)
     for n_out in (40, 17, 9):
-        ours = convert.stretch_time(frames, n_out)
+        ours = timeline.stretch_time(frames, n_out)
         ref = scipy.ndimage.zoom(frames.astype(np.float32), (n_out / 17, 1, 1, 1), order=1)
         assert ours.shape == (n_out, 4, 5, 3) and ours.dtype == np.uint8
         assert np.abs(ours.astype(np.float32) - ref).max() <= 0.5 + 1e-3

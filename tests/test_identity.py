@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import make_sample_data as msd
-from conftest import load_pt, make_video, run_script
-from fmrgb import convert, decode, deletion, files, record, resized
+from conftest import REPORT, load_pt, make_video, run_script
+from fmrgb import convert, deletion, ffmpeg, files, record, resized
 from fmrgb.scan import scan_tree
 
 
@@ -48,7 +48,7 @@ def replace_with_same_size_other_clip(path, **kw):
 
 def test_a_video_replaced_by_other_content_of_the_same_size_and_time_is_kept_and_its_record_too(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=1)
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     assert load_pt(tmp_path / "a.mp4.pt")["source_sha256"] == sha256(video)
     replace_with_same_size_other_clip(video, seconds=1, size=(64, 48), audio=None)
     new = sha256(video)
@@ -58,10 +58,10 @@ def test_a_video_replaced_by_other_content_of_the_same_size_and_time_is_kept_and
     assert "another version" in kept(r.stdout, video)
 
     old = (tmp_path / "a.mp4.pt").read_bytes()  # the only copy of the first clip, for all a step knows
-    counts, failed = convert.convert_tree(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path, report=REPORT)
     assert failed == [video] and (tmp_path / "a.mp4.pt").read_bytes() == old
     (tmp_path / "a.mp4.pt").rename(tmp_path / "first.pt")  # as the error line says
-    counts, failed = convert.convert_tree(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path, report=REPORT)
     assert counts.get("converted") == 1 and not failed
     rec = load_pt(tmp_path / "a.mp4.pt")
     assert rec["frames"].shape[1:3] == (48, 64) and not rec["has_audio"] and rec["source_sha256"] == new
@@ -70,19 +70,19 @@ def test_a_video_replaced_by_other_content_of_the_same_size_and_time_is_kept_and
 
 def test_a_record_from_before_fingerprints_keeps_its_video_and_is_not_overwritten(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=0.5)
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     rec = load_pt(tmp_path / "a.mp4.pt")
     del rec["source_sha256"]  # what the previous format wrote: name and size only
     torch.save(rec, tmp_path / "a.mp4.pt")
     assert "does not record which video" in record.conversion_problem(video)
-    assert dict(deletion.converted_videos(tmp_path))[video] is not None
-    counts, failed = convert.convert_tree(tmp_path)
+    assert dict(deletion.converted_videos(tmp_path, report=REPORT))[video] is not None
+    counts, failed = convert.convert_tree(tmp_path, report=REPORT)
     assert failed == [video] and "source_sha256" not in load_pt(tmp_path / "a.mp4.pt")
 
 
 def test_a_resized_copy_of_other_content_of_the_same_size_is_neither_taken_nor_overwritten(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=1)
-    resized.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy = tmp_path / "resized_a.mp4"
     old_copy = copy.read_bytes()
     replace_with_same_size_other_clip(video, seconds=1, size=(64, 48))  # same frame count, too
@@ -96,7 +96,7 @@ def test_a_resized_copy_of_other_content_of_the_same_size_is_neither_taken_nor_o
     assert error_lines(r.stderr) == [f"error: {video}: resized_a.mp4 is there and was made from another version "
                                      f"of this file: not overwritten (move it away to resize a.mp4)"]
     copy.rename(tmp_path.parent / f"{tmp_path.name}-old_copy.mp4")
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert counts.get("resized") == 1 and not failed
     assert resized.is_complete_copy(video, copy, decode=True) == (True, "")
 
@@ -115,14 +115,14 @@ def test_fixing_a_broken_sibling_never_writes_over_the_only_copy_of_the_other(tm
     good = make_video(tmp_path / "a.mp4", seconds=1)
     broken = tmp_path / "a.avi"
     broken.write_bytes(b"RIFF" + b"\x00" * 200)
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert counts.get("resized") == 1 and failed == [broken]
     r = run_script("delete_not_resized.py", "--target", tmp_path)
     assert r.returncode == 0 and not good.exists()  # its copy is verified: the original goes
     only_copy = (tmp_path / "resized_a.mp4").read_bytes()
 
     make_video(broken, seconds=1, size=(64, 48))  # a.avi fixed: now the only original named a.*
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert counts.get("resized") == 1 and not failed
     assert (tmp_path / "resized_a.mp4").read_bytes() == only_copy
     assert resized.is_complete_copy(broken, tmp_path / "resized_a.avi.mp4")[0]
@@ -149,14 +149,14 @@ def test_a_users_own_resized_file_is_never_overwritten_nor_taken_for_a_copy(tmp_
 
 def test_two_videos_sharing_a_copy_name_write_nothing_until_one_is_renamed(tmp_path):
     a, b = make_video(tmp_path / "a.avi", seconds=0.5), make_video(tmp_path / "a.avi.mp4", seconds=0.5)
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert sorted(failed) == [a, b] and not (tmp_path / "resized_a.avi.mp4").exists()
     b.rename(tmp_path / "b.mp4")
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert counts.get("resized") == 2 and not failed
     # a.avi.mp4 comes back: the existing copy is a.avi's, so it is the one refused
     make_video(tmp_path / "a.avi.mp4", seconds=0.5)
-    counts, failed = resized.resize_videos(tmp_path, mag=2)
+    counts, failed = resized.resize_videos(tmp_path, mag=2, report=REPORT)
     assert failed == [tmp_path / "a.avi.mp4"] and counts.get("skipped") == 2
     assert resized.is_complete_copy(a, tmp_path / "resized_a.avi.mp4")[0]
 
@@ -165,14 +165,14 @@ def test_two_videos_sharing_a_copy_name_write_nothing_until_one_is_renamed(tmp_p
 
 def test_a_changed_mag_makes_the_copy_again(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=0.5, size=(160, 120))
-    resized.resize_videos(tmp_path, mag=2)
-    assert decode.probe(tmp_path / "resized_a.mp4").width == 80
-    counts, failed = resized.resize_videos(tmp_path, mag=4)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
+    assert ffmpeg.probe(tmp_path / "resized_a.mp4").width == 80
+    counts, failed = resized.resize_videos(tmp_path, mag=4, report=REPORT)
     assert counts == {"resized": 1, "failed": 0} and not failed
-    info = decode.probe(tmp_path / "resized_a.mp4")
+    info = ffmpeg.probe(tmp_path / "resized_a.mp4")
     assert (info.width, info.height) == (40, 30)
     assert resized.is_complete_copy(video, tmp_path / "resized_a.mp4", mag=4)[0]
-    assert resized.resize_videos(tmp_path, mag=4)[0] == {"skipped": 1, "failed": 0}
+    assert resized.resize_videos(tmp_path, mag=4, report=REPORT)[0] == {"skipped": 1, "failed": 0}
 
 
 # ----------------------------------------------------------------------------- 10. nothing skipped silently
@@ -203,7 +203,7 @@ def test_an_unreadable_class_folder_is_named(tmp_path, monkeypatch, capsys):
     skipped = []
     assert files.find_videos(tmp_path, on_skip=lambda p, why: skipped.append((p, why))) == [tmp_path / "calm" / "a.mp4"]
     assert skipped == [(tmp_path / "loud", "folder cannot be read (Permission denied): its files are left out")]
-    counts, _ = convert.convert_tree(tmp_path)
+    counts, _ = convert.convert_tree(tmp_path, report=REPORT)
     assert counts["converted"] == 1
     assert f"warning: {tmp_path / 'loud'}: folder cannot be read" in capsys.readouterr().err
 
@@ -211,11 +211,11 @@ def test_an_unreadable_class_folder_is_named(tmp_path, monkeypatch, capsys):
 def test_a_scan_that_lists_a_deleted_video_is_refused(tmp_path):
     for i, seconds in enumerate((0.5, 1.0, 0.7)):
         make_video(tmp_path / f"v{i}.mp4", seconds=seconds, size=(64, 48))
-    scan, _ = scan_tree(tmp_path)
+    scan, _ = scan_tree(tmp_path, report=REPORT)
     assert scan["max_frames"] == 30
     (tmp_path / "v1.mp4").unlink()  # the longest: the scan's length is now nobody's
     with pytest.raises(ValueError, match=r"out of date .*v1\.mp4 is gone"):
-        convert.convert_tree(tmp_path, shard=(0, 2))
+        convert.convert_tree(tmp_path, shard=(0, 2), report=REPORT)
     r = run_script("create_fmrgbdata.py", "--target", tmp_path, "--shard", "0/2")
     assert r.returncode == 2 and "v1.mp4 is gone" in r.stderr and not list(tmp_path.glob("*.pt"))
 
@@ -223,10 +223,10 @@ def test_a_scan_that_lists_a_deleted_video_is_refused(tmp_path):
 def test_a_record_whose_video_is_gone_keeps_the_run_from_shrinking_it(tmp_path):
     make_video(tmp_path / "long.mp4", seconds=1)
     make_video(tmp_path / "short.mp4", seconds=0.5)
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     (tmp_path / "long.mp4").unlink()
     make_video(tmp_path / "mid.mp4", seconds=0.7)
-    counts, failed = convert.convert_tree(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path, report=REPORT)
     assert not failed and counts["converted"] == 1
     for name in ("long", "short", "mid"):  # 30: the gone video's own frames, not lost to a shorter run
         assert load_pt(tmp_path / f"{name}.mp4.pt")["frames"].shape[0] == 30, name
@@ -235,11 +235,11 @@ def test_a_record_whose_video_is_gone_keeps_the_run_from_shrinking_it(tmp_path):
 def test_a_record_whose_video_is_gone_made_with_other_settings_is_named(tmp_path, capsys):
     make_video(tmp_path / "a.mp4", seconds=0.5)
     make_video(tmp_path / "b.mp4", seconds=1)
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     (tmp_path / "a.mp4").unlink()
     (tmp_path / "model.pt").write_bytes(b"weights")  # not a video's record: never touched
     capsys.readouterr()
-    convert.convert_tree(tmp_path, audiomethod="mel")
+    convert.convert_tree(tmp_path, audiomethod="mel", report=REPORT)
     err = capsys.readouterr().err
     assert f"warning: {tmp_path / 'a.mp4.pt'}: its video is gone and it was made with other settings" in err
     assert "model.pt" not in err and load_pt(tmp_path / "a.mp4.pt")["audiomethod"] == "simple"
@@ -248,10 +248,10 @@ def test_a_record_whose_video_is_gone_made_with_other_settings_is_named(tmp_path
 def test_a_frames_run_never_shortens_a_record_whose_video_is_gone(tmp_path, capsys):
     make_video(tmp_path / "a.mp4", seconds=1)
     make_video(tmp_path / "b.mp4", seconds=1)
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     (tmp_path / "b.mp4").unlink()  # delete_allmp4 did this: b.mp4.pt is the only copy of b
     before = load_pt(tmp_path / "b.mp4.pt")["frames"]
-    counts, failed = convert.convert_tree(tmp_path, frames=8)
+    counts, failed = convert.convert_tree(tmp_path, frames=8, report=REPORT)
     assert not failed
     assert load_pt(tmp_path / "a.mp4.pt")["frames"].shape[0] == 8  # a still has its video
     assert torch.equal(load_pt(tmp_path / "b.mp4.pt")["frames"], before)
@@ -260,12 +260,12 @@ def test_a_frames_run_never_shortens_a_record_whose_video_is_gone(tmp_path, caps
 
 def test_delete_allmp4_keeps_a_video_whose_pt_holds_fewer_frames_than_it_decodes_to(tmp_path):
     short = make_video(tmp_path / "short.mp4", seconds=1)
-    convert.convert_tree(tmp_path, frames=8)
+    convert.convert_tree(tmp_path, frames=8, report=REPORT)
     assert load_pt(tmp_path / "short.mp4.pt")["source_frames"] == 30
     r = run_script("delete_allmp4.py", "--target", tmp_path)
     assert r.returncode == 0 and short.exists()
     assert "holds 8 of the video's 30 frames" in kept(r.stdout, short)
-    convert.convert_tree(tmp_path, frames=40)  # stretched, not shortened: the video may go
+    convert.convert_tree(tmp_path, frames=40, report=REPORT)  # stretched, not shortened: the video may go
     r = run_script("delete_allmp4.py", "--target", tmp_path)
     assert r.returncode == 0 and not short.exists()
 
@@ -291,12 +291,12 @@ def test_sample_data_rerun_with_other_settings_refuses_and_keeps_clips_csv_true(
 def test_visualize_video_without_out_keeps_classes_apart(tmp_path):
     make_video(tmp_path / "data" / "calm" / "1.mp4", seconds=0.5, size=(32, 24))
     make_video(tmp_path / "data" / "loud" / "1.mp4", seconds=0.5, size=(64, 48))
-    convert.convert_tree(tmp_path / "data")
+    convert.convert_tree(tmp_path / "data", report=REPORT)
     r = run_script("visualize.py", "--target", tmp_path / "data", "--video", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     for cls, width in (("calm", 32), ("loud", 64)):
         red = tmp_path / "fmrgb_channels" / cls / "1.mp4.pt.red.mp4"
-        assert decode.probe(red).width == width, cls
+        assert ffmpeg.probe(red).width == width, cls
 
 
 # ----------------------------------------------------------------------------- each delete guard alone
@@ -304,14 +304,14 @@ def test_visualize_video_without_out_keeps_classes_apart(tmp_path):
 def stamped_copy(source, dest, *extra):
     """A copy stamped as resize_video.py stamps it, with extra ffmpeg output options."""
     args = resized.resize_args(source, dest, mag=2, copy_audio=False)
-    decode.run_ffmpeg(args[:-1] + list(extra) + args[-1:])
+    ffmpeg.run_ffmpeg(args[:-1] + list(extra) + args[-1:])
     return dest
 
 
 def test_guard_frame_count_keeps_an_original_whose_stamped_clean_copy_is_short(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=1)
     copy = stamped_copy(video, tmp_path / "resized_a.mp4", "-frames:v", "10")
-    assert decode.video_stream_length(copy, decode=True)[::2] == (10, [])
+    assert ffmpeg.video_stream_length(copy, decode=True)[::2] == (10, [])
     r = run_script("delete_not_resized.py", "--target", tmp_path)
     assert r.returncode == 0 and video.exists()
     assert "10 frames" in kept(r.stdout, video)
@@ -319,7 +319,7 @@ def test_guard_frame_count_keeps_an_original_whose_stamped_clean_copy_is_short(t
 
 def test_guard_decode_errors_keeps_an_original_whose_copy_is_damaged_but_complete(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=1, audio=None)
-    resized.resize_videos(tmp_path, mag=2)
+    resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy = tmp_path / "resized_a.mp4"
     good = copy.read_bytes()
     start = good.find(b"mdat") + 8
@@ -327,7 +327,7 @@ def test_guard_decode_errors_keeps_an_original_whose_copy_is_damaged_but_complet
     for k in range(1, 40):
         pos = start + (len(good) - start) * k // 40
         copy.write_bytes(good[:pos] + bytes(b ^ 0x55 for b in good[pos:pos + 32]) + good[pos + 32:])
-        frames, _, errors = decode.video_stream_length(copy, decode=True)
+        frames, _, errors = ffmpeg.video_stream_length(copy, decode=True)
         if errors and frames == 30:
             break
     else:
@@ -342,7 +342,7 @@ def test_guard_symlink_keeps_an_original_whose_copy_is_a_link_even_to_a_good_cop
     video = make_video(target / "a.mp4", seconds=1)
     elsewhere.mkdir()
     shutil.copy(video, elsewhere / "a.mp4")  # the same bytes: a copy made there is a.mp4's, by its stamp
-    resized.resize_videos(elsewhere, mag=2)
+    resized.resize_videos(elsewhere, mag=2, report=REPORT)
     os.symlink(elsewhere / "resized_a.mp4", target / "resized_a.mp4")
     assert resized.is_complete_copy(video, elsewhere / "resized_a.mp4", decode=True)[0]
     r = run_script("delete_not_resized.py", "--target", target)
@@ -353,7 +353,7 @@ def test_guard_symlink_keeps_an_original_whose_copy_is_a_link_even_to_a_good_cop
 def test_guard_source_keeps_a_video_whose_pt_was_made_from_another_video(tmp_path):
     a = make_video(tmp_path / "a.mp4", seconds=0.5)
     make_video(tmp_path / "b.mp4", seconds=0.5, audio=None)
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     shutil.copy(tmp_path / "b.mp4.pt", tmp_path / "a.mp4.pt")  # loads fine, same recipe: b's frames
     r = run_script("delete_allmp4.py", "--target", tmp_path)
     assert r.returncode == 0 and a.exists() and not (tmp_path / "b.mp4").exists()

@@ -3,13 +3,13 @@ bit (never stretched, never shortened, never replaced by a record of another cli
 name), and the run's length counts it by the frames it holds."""
 import shutil
 
-from conftest import load_pt, make_video, run_script
+from conftest import REPORT, load_pt, make_video, run_script
 from fmrgb import convert
 
 
 def test_a_new_clip_under_an_old_clips_name_never_replaces_its_record(tmp_path):
     video = make_video(tmp_path / "A" / "VID_0001.mp4", seconds=0.5, size=(64, 48))
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     pt = tmp_path / "A" / "VID_0001.mp4.pt"
     old = pt.read_bytes()
     video.unlink()  # delete_allmp4.py did this: the record is all there is of the first clip
@@ -29,13 +29,13 @@ def test_a_new_clip_under_an_old_clips_name_never_replaces_its_record(tmp_path):
 def test_a_record_whose_video_is_gone_is_never_stretched(tmp_path, capsys):
     make_video(tmp_path / "a.mp4", seconds=1, size=(64, 48))
     make_video(tmp_path / "b.mp4", seconds=0.5, size=(64, 48))
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     (tmp_path / "b.mp4").unlink()
     kept = (tmp_path / "b.mp4.pt").read_bytes()
     assert load_pt(tmp_path / "b.mp4.pt")["frames"].shape[0] == 30  # stretched once, from its video
     make_video(tmp_path / "c.mp4", seconds=2, size=(64, 48))
     capsys.readouterr()
-    counts, failed = convert.convert_tree(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path, report=REPORT)
     assert not failed and counts["converted"] == 1 and counts["aligned"] == 1
     assert (tmp_path / "b.mp4.pt").read_bytes() == kept
     assert load_pt(tmp_path / "a.mp4.pt")["frames"].shape[0] == load_pt(tmp_path / "c.mp4.pt")["frames"].shape[0] == 60
@@ -45,12 +45,12 @@ def test_a_record_whose_video_is_gone_is_never_stretched(tmp_path, capsys):
 
 def test_the_runs_length_counts_a_record_whose_video_is_gone_by_its_own_frames(tmp_path):
     make_video(tmp_path / "long.mp4", seconds=2.5, size=(64, 48))  # 75 frames
-    convert.convert_tree(tmp_path, frames=4)
+    convert.convert_tree(tmp_path, report=REPORT, frames=4)
     (tmp_path / "long.mp4").unlink()
     kept = (tmp_path / "long.mp4.pt").read_bytes()
     assert load_pt(tmp_path / "long.mp4.pt")["source_frames"] == 75
     make_video(tmp_path / "new.mp4", seconds=0.5, size=(64, 48))  # 15 frames
-    counts, failed = convert.convert_tree(tmp_path)
+    counts, failed = convert.convert_tree(tmp_path, report=REPORT)
     assert not failed
     assert load_pt(tmp_path / "new.mp4.pt")["frames"].shape[0] == 15  # max(4, 15), not stretched to 75
     assert (tmp_path / "long.mp4.pt").read_bytes() == kept
@@ -58,19 +58,19 @@ def test_the_runs_length_counts_a_record_whose_video_is_gone_by_its_own_frames(t
 
 def test_a_record_whose_video_is_gone_is_never_shortened_by_a_shorter_run(tmp_path):
     make_video(tmp_path / "long.mp4", seconds=1, size=(64, 48))
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     (tmp_path / "long.mp4").unlink()
     kept = (tmp_path / "long.mp4.pt").read_bytes()
     make_video(tmp_path / "mid.mp4", seconds=0.7, size=(64, 48))
     for frames in (None, 8):
-        counts, failed = convert.convert_tree(tmp_path, frames=frames)
+        counts, failed = convert.convert_tree(tmp_path, report=REPORT, frames=frames)
         assert not failed and (tmp_path / "long.mp4.pt").read_bytes() == kept
     assert load_pt(tmp_path / "mid.mp4.pt")["frames"].shape[0] == 8
 
 
 def test_an_old_record_without_a_fingerprint_is_not_overwritten_by_a_video_of_its_name(tmp_path):
     video = make_video(tmp_path / "a.mp4", seconds=0.5, size=(64, 48))
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     pt = tmp_path / "a.mp4.pt"
     rec = load_pt(pt)
     del rec["source_sha256"]  # what the previous format wrote: name and size only

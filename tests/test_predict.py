@@ -6,8 +6,9 @@ import torch
 
 import predict
 from conftest import CHANNELS5, ROOT, load_pt, pt_dict, read_csv, run_script, write_dataset
-from dataset import FMRGBDataset, compute_stats, inspect_files
+from dataset import FMRGBDataset, compute_stats
 from fmrgb.checkpoint import checkpoint_base, clean_state_dict
+from fmrgb.survey import inspect_files
 from model import INPUT_LAYOUT, build_model
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fmrgb import convert, sound
+from fmrgb import sound, timeline
 
 PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FPS = [23.976, 25.0, 29.97, 30.0, 59.94]
@@ -196,7 +196,7 @@ def test_fuse_keeps_the_picture_and_gives_sane_sound_channels(track, fps, method
 @given(st.integers(1, 20), st.integers(1, 50), st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**32 - 1))
 def test_stretch_time_keeps_shape_dtype_ends_and_stays_between_neighbours(n_in, n_out, h, c, seed):
     frames = np.random.default_rng(seed).integers(0, 256, (n_in, h, 3, c), dtype=np.uint8)
-    out = convert.stretch_time(frames, n_out)
+    out = timeline.stretch_time(frames, n_out)
     assert out.shape == (n_out, h, 3, c) and out.dtype == np.uint8
     assert np.array_equal(out[0], frames[0])
     if n_out > 1:
@@ -211,7 +211,7 @@ def test_stretch_time_keeps_shape_dtype_ends_and_stays_between_neighbours(n_in, 
 @pytest.mark.parametrize("n_in,n_out", [(1, 1), (1, 7), (7, 1), (300, 15), (15, 300)])
 def test_stretch_time_edge_lengths(n_in, n_out):
     frames = (np.arange(n_in) * 3 % 256).astype(np.uint8).reshape(n_in, 1, 1, 1).repeat(2, axis=1)
-    out = convert.stretch_time(frames, n_out)
+    out = timeline.stretch_time(frames, n_out)
     assert out.shape == (n_out, 2, 1, 1)
     assert out[0, 0, 0, 0] == frames[0, 0, 0, 0]
     if n_out > 1:

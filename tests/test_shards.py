@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_video, run_script
+from conftest import REPORT, make_video, run_script
 from fmrgb import cli, convert, resized
 from fmrgb.scan import scan_tree
 
@@ -35,14 +35,14 @@ def test_shards_split_the_sorted_list_without_overlap_or_gap():
 def test_four_shards_make_exactly_the_files_one_run_makes(tree, tmp_path):
     whole = copy_tree(tree, tmp_path / "whole")
     sharded = copy_tree(tree, tmp_path / "sharded")
-    convert.convert_tree(whole, audiomethod="mel")
+    convert.convert_tree(whole, audiomethod="mel", report=REPORT)
     with pytest.raises(ValueError, match="--scan"):
-        convert.convert_tree(sharded, shard=(0, 4))
-    scan, failed = scan_tree(sharded)
+        convert.convert_tree(sharded, shard=(0, 4), report=REPORT)
+    scan, failed = scan_tree(sharded, report=REPORT)
     assert not failed and scan["max_frames"] == 39
     assert json.loads((sharded / "fmrgb_scan.json").read_text())["files"]["b/v0.mp4"]["frames"] == 15
     for i in range(4):
-        convert.convert_tree(sharded, audiomethod="mel", shard=(i, 4))
+        convert.convert_tree(sharded, audiomethod="mel", shard=(i, 4), report=REPORT)
     whole_pts = sorted(p.relative_to(whole) for p in whole.rglob("*.pt"))
     assert whole_pts == sorted(p.relative_to(sharded) for p in sharded.rglob("*.pt")) and len(whole_pts) == 5
     for rel in whole_pts:
@@ -53,10 +53,10 @@ def test_four_shards_make_exactly_the_files_one_run_makes(tree, tmp_path):
 
 def test_a_stale_scan_is_refused(tree, tmp_path):
     root = copy_tree(tree, tmp_path / "t")
-    scan_tree(root)
+    scan_tree(root, report=REPORT)
     make_video(root / "a" / "new.mp4", seconds=0.3, size=(64, 48))
     with pytest.raises(ValueError, match="out of date"):
-        convert.convert_tree(root, shard=(1, 2))
+        convert.convert_tree(root, shard=(1, 2), report=REPORT)
     r = run_script("create_fmrgbdata.py", "--target", root, "--shard", "1/2")
     assert r.returncode == 2 and "out of date" in r.stderr
     r = run_script("create_fmrgbdata.py", "--target", root, "--shard", "2/2")
@@ -67,7 +67,7 @@ def test_resize_shards_cover_every_video_once(tree, tmp_path):
     root = copy_tree(tree, tmp_path / "r")
     total = 0
     for i in range(3):
-        counts, failed = resized.resize_videos(root, mag=2, shard=(i, 3))
+        counts, failed = resized.resize_videos(root, mag=2, shard=(i, 3), report=REPORT)
         assert not failed
         total += counts.get("resized", 0)
     assert total == 5 and len(list(root.rglob("resized_*.mp4"))) == 5

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import train
-from conftest import ROOT, load_pt, read_csv, run_script, write_dataset
-from dataset import compute_stats, prepare_data
+from conftest import ROOT, load_pt, prepare, read_csv, run_script, write_dataset
+from dataset import compute_stats
 from fmrgb.checkpoint import clean_state_dict, model_from_checkpoint
 from fmrgb.cli import parse_bool
 from fmrgb.engine import run_epoch
@@ -113,7 +113,7 @@ def test_state_dict_prefixes_of_ddp_and_compile_are_stripped():
 
 def test_statistics_come_from_the_training_files_only(tmp_path):
     write_dataset(tmp_path, per_class=10, T=4, H=8, W=8, level=(0, 200))
-    data = prepare_data(tmp_path, test_size=0.2, val_size=0.2, seed=0, frames=4, size=8)
+    data = prepare(tmp_path, test_size=0.2, val_size=0.2, seed=0, frames=4, size=8)
     train_paths = [data.paths[i] for i in data.train]
     mean, std = compute_stats(train_paths, frames=4, size=8)
     assert data.mean == mean and data.std == std
@@ -125,7 +125,7 @@ def test_statistics_come_from_the_training_files_only(tmp_path):
 @pytest.mark.parametrize("name", ["conv3d", "convlstm", "vivit"])
 def test_each_models_training_loss_falls(name, tmp_path):
     write_dataset(tmp_path, per_class=8, T=6, H=16, W=16)
-    data = prepare_data(tmp_path, test_size=0.25, val_size=0.25, seed=0, frames=6, size=16)
+    data = prepare(tmp_path, test_size=0.25, val_size=0.25, seed=0, frames=6, size=16)
     torch.manual_seed(0)
     ds = data.subset("train", frames=6, size=16, layout=INPUT_LAYOUT[name])
     x = torch.stack([ds[i][0] for i in range(len(ds))])

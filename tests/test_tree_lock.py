@@ -14,7 +14,7 @@ import create_fmrgbdata
 import delete_allmp4
 import delete_not_resized
 import resize_video
-from conftest import ROOT, make_video, run_script, write_dataset
+from conftest import REPORT, ROOT, make_video, run_script, write_dataset
 from fmrgb import convert, files, treelock
 
 WRITERS = [("create_fmrgbdata.py",), ("create_fmrgbdata.py", "--scan"), ("resize_video.py",),
@@ -78,7 +78,7 @@ def test_a_video_that_vanishes_mid_run_is_named_in_one_line(tmp_path, monkeypatc
     script, flags = STEPS[name]
     for n in "abc":
         make_video(tmp_path / f"{n}.mp4", seconds=0.3, size=(64, 48))
-    convert.convert_tree(tmp_path)
+    convert.convert_tree(tmp_path, report=REPORT)
     capsys.readouterr()
     real = files.find_videos
 

@@ -1,0 +1,177 @@
+"""The clip recipe: which frames of a record a model sees, at what size, normalised how, and what each
+channel is. Training (dataset.py), the cache and the statistics pass (fmrgb.cache) and predict.py all
+take their frames from here, so that they see the same numbers.
+
+    recipe = ClipRecipe(frames=16, size=64)        # 16 time segments, 3 candidate frames in each, 64 x 64
+    small = small_clip(clip, recipe)               # uint8 (T, H, W, C) -> uint8 (16 * 3, C, 64, 64)
+    small[recipe.centres()]                        # evaluation: the centre of each segment (segment_indices)
+    small[recipe.jittered()]                       # training: one random candidate of each segment
+    x = transform(clip, frames=16, size=64, mean=mean, std=std, layout="cthw")   # one clip, as predict.py
+    roles = channel_roles(["red", "green", "blue", "amplitude", "mel"])          # what fmrgb.augment touches
+
+A small clip holds `steps` candidate frames per time segment, at (2k+1)/(2*steps) of it, already resized
+to S x S (bilinear, antialiased, rounded to uint8); evaluation takes the middle one, the segment's centre,
+training one at random (time jitter). A clip shorter than `frames` repeats frames. The frames are then
+scaled from 0..255 to 0..1, each channel normalised with the training set's mean/std, in the layout the
+model wants ("cthw" -> (C, T, H, W); "tchw" -> (T, C, H, W)).
+
+A channel's role comes from its name in the record (fmrgb.sound's names):
+    red, green, blue, grey   "picture"  what a crop or flip may change (fmrgb.augment)
+    amplitude, frequency     "plane"    uniform planes: a crop or flip leaves them as they are
+    mel                      "mel"      never flipped (a flip reverses time) nor cropped (a crop shifts the
+                                        frequency bands)
+Records without channel names (c0, c1, ...) follow FMRGB's layout: the picture, then two sound channels,
+taken as "mel" (left untouched: what is safe for both kinds).
+"""
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from fmrgb.sound import MEL, PICTURE_NAMES, PLANE_NAMES
+
+LAYOUTS = ("cthw", "tchw")
+
+
+# ----------------------------------------------------------------------------- which frames
+
+def segment_indices(n, frames, offsets=None):
+    """One frame index in each of `frames` equal segments of a clip of n frames: at `offsets` (frames,) or
+    (k, frames) in [0, 1) of each segment, or their centres (None). A clip shorter than `frames` repeats frames."""
+    offsets = torch.full((frames,), 0.5) if offsets is None else offsets
+    pos = (torch.arange(frames, dtype=torch.float64) + offsets.double()) * (n / frames)
+    return pos.floor().long().clamp_(0, n - 1)
+
+
+def candidate_indices(n, frames, steps):
+    """The frames (long, (frames * steps,)) a small clip keeps of a clip of n frames: candidate k of segment j,
+    at j * steps + k, lies at (2k+1)/(2*steps) of the segment; with odd `steps` the middle one is the centre."""
+    offsets = (2 * torch.arange(steps, dtype=torch.float64) + 1) / (2 * steps)  # the middle one is exactly 0.5
+    return segment_indices(n, frames, offsets[:, None].expand(steps, frames)).t().reshape(-1)
+
+
+def centre_candidates(frames, steps):
+    """Positions in a small clip of each segment's middle candidate: segment_indices' centres (evaluation)."""
+    return torch.arange(frames) * steps + steps // 2
+
+
+def random_candidates(frames, steps):
+    """Positions in a small clip of one random candidate of each segment (training's time jitter)."""
+    return torch.arange(frames) * steps + torch.randint(steps, (frames,))
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipRecipe:
+    """What a small clip depends on besides its record: `frames` time segments, `steps` candidate
+    frames in each (odd, so that the middle one is the segment's centre), `size` x `size` pixels."""
+    frames: int
+    size: int
+    steps: int = 3
+
+    def __post_init__(self):
+        assert self.frames >= 1 and self.size >= 1, f"frames and size must be positive: {self}"
+        assert self.steps >= 1 and self.steps % 2 == 1, f"steps must be odd (a middle candidate): {self.steps}"
+
+    @property
+    def length(self):
+        """Frames in a small clip: frames * steps, segment by segment."""
+        return self.frames * self.steps
+
+    def indices(self, n):
+        """The record frames (long, (frames * steps,)) a clip of n frames keeps (candidate_indices)."""
+        return candidate_indices(n, self.frames, self.steps)
+
+    def centres(self):
+        """Positions in a small clip of each segment's centre (the evaluation's frames)."""
+        return centre_candidates(self.frames, self.steps)
+
+    def jittered(self):
+        """Positions in a small clip of one random candidate per segment (training)."""
+        return random_candidates(self.frames, self.steps)
+
+
+# ----------------------------------------------------------------------------- the small clip
+
+def resize(x, size):
+    """uint8 (T, C, H, W) -> uint8 (T, C, size, size): bilinear with antialiasing, rounded (the small clip's recipe:
+    PyTorch's uint8 kernel, no float copy)."""
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def small_clip(clip, recipe, positions=None):
+    """uint8 record clip (T, H, W, C) -> uint8 (frames * steps, C, size, size): the recipe's frames, resized
+    with bilinear antialiasing and rounded (resize). `positions`: only these of them (the others are
+    neither read nor resized; a stored clip indexed by them is the same). A short clip repeats frames: each
+    is resized once."""
+    clip = torch.as_tensor(clip)
+    assert clip.dim() == 4 and clip.dtype == torch.uint8, f"expected uint8 (T, H, W, C), got {clip.dtype} {clip.shape}"
+    idx = recipe.indices(clip.shape[0])
+    unique, inverse = torch.unique(idx if positions is None else idx[positions], return_inverse=True)
+    x = resize(clip[unique].permute(0, 3, 1, 2), recipe.size)       # (U, C, size, size) uint8
+    return x[inverse].contiguous()
+
+
+def keep_channels(x, channels):
+    """uint8 (T, C, S, S) -> its channels at the indices `channels` (None: all): the one channel selection of
+    training and prediction."""
+    return x if channels is None else x[:, list(channels)]
+
+
+def small_frames(clip, *, frames, size, channels=None):
+    """uint8 clip [T, H, W, C] -> uint8 (frames, C', size, size): the evaluation's frames, resized (small_clip,
+    what the training cache stores), the `channels` kept (keep_channels)."""
+    recipe = ClipRecipe(frames, size)
+    return keep_channels(small_clip(clip, recipe, recipe.centres()), channels)  # only these frames are resized
+
+
+# ----------------------------------------------------------------------------- normalised for the model
+
+def normalise(x, *, mean, std, layout):
+    """uint8 (..., T, C, S, S) -> float32, scaled to 0..1 and each channel normalised with mean/std, in `layout`
+    ("cthw": (..., C, T, S, S)); on x's device. One clip (transform, predict) or a batch (Prepared.normaliser)."""
+    C = x.shape[-3]
+    assert x.dtype == torch.uint8, f"normalise takes uint8 clips, not {x.dtype}"
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device)
+    std = torch.as_tensor(std, dtype=torch.float32, device=x.device)
+    assert mean.numel() == C and std.numel() == C, f"clip has {C} channels, statistics have {mean.numel()}"
+    x = (x.float().div_(255.0) - mean.view(C, 1, 1)) / std.view(C, 1, 1)
+    if layout == "cthw":
+        x = x.transpose(-4, -3)                             # (..., C, T, S, S)
+    return x.contiguous()
+
+
+def transform(clip, *, frames, size, mean, std, layout, channels=None):
+    """The whole per-item recipe: uint8 clip [T, H, W, C] -> normalised float32 in `layout`
+    (`channels`: see small_frames; mean/std are the kept channels')."""
+    assert layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {layout!r}"
+    return normalise(small_frames(clip, frames=frames, size=size, channels=channels), mean=mean, std=std,
+                     layout=layout)
+
+
+# ----------------------------------------------------------------------------- the channels
+
+def channel_roles(names):
+    """("picture" | "plane" | "mel", ...) for the channel names of a record (see the module docstring)."""
+    names = list(names)
+    if all(n not in PICTURE_NAMES + PLANE_NAMES + (MEL,) for n in names):  # unnamed: FMRGB's layout
+        return tuple("picture" if i < len(names) - 2 else "mel" for i in range(len(names)))
+    return tuple("picture" if n in PICTURE_NAMES else "plane" if n in PLANE_NAMES else "mel" for n in names)
+
+
+def picture_channels(names):
+    """How many leading channels are the picture (1 grey, 3 RGB; 0 if the first is not a picture one)."""
+    roles = channel_roles(names)
+    return next((i for i, r in enumerate(roles) if r != "picture"), len(roles))
+
+
+def channel_indices(available, wanted):
+    """The indices of the channel names `wanted` (e.g. ["red", "green", "blue"]) among a record's
+    `available` names; a ValueError lists the available names for an unknown or repeated one."""
+    available = list(available)
+    unknown = [w for w in wanted if w not in available]
+    if unknown or len(set(wanted)) != len(wanted) or not wanted:
+        why = f"unknown channel {unknown[0]!r}" if unknown else "each channel once, at least one"
+        raise ValueError(f"--channels {','.join(wanted)}: {why}; the files have {','.join(available)}")
+    return [available.index(w) for w in wanted]

@@ -1,0 +1,108 @@
+"""Where decoded frames go: every frame kept, only those a stretched clip is made of, or none
+(counted only). A decoder calls, per sink, start(height, width) at the first frame, then for
+frame n: wants(n), slot(n) (the array to write the picture into) when it does, and done(n).
+
+    sink = KeepAll(new_frame_array, claimed=300, channels=5, scratch=False)
+    sink = Selection(new_frame_array, timeline.stretch_plan(300, 30), channels=5, n_pic=3)
+"""
+import os
+
+import numpy as np
+
+from fmrgb.memory import check_memory
+from fmrgb.timeline import blend
+
+
+def new_frame_array(shape):
+    """Every frame array decoding makes that is not a ScratchBuffer's (tests watch their sizes)."""
+    return np.empty(shape, np.uint8)
+
+
+def initial_frames_limit_bytes():
+    """A header may under-count or over-count: the first array is at most half the machine's
+    memory (beyond it, the array grows as frames come)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+
+
+class Count:
+    """Frames counted, none kept."""
+
+    def start(self, height, width):
+        pass
+
+    def wants(self, n):
+        return False
+
+    def done(self, n):
+        pass
+
+
+class KeepAll:
+    """Every frame, in an array sized by the header's count that grows when the header under-counted."""
+
+    def __init__(self, alloc, claimed, channels, *, scratch):
+        self.alloc = alloc
+        self.claimed = claimed
+        self.channels = channels
+        self.scratch = scratch
+
+    def start(self, height, width):
+        frame_bytes = height * width * self.channels
+        capacity = max(1, min(self.claimed or 1, initial_frames_limit_bytes() // frame_bytes))
+        self.out = self.alloc((capacity, height, width, self.channels))
+
+    def wants(self, n):
+        return True
+
+    def slot(self, n):
+        if n == len(self.out):  # the container under-counted: grow (rare)
+            check_memory(len(self.out), self.out[0].nbytes)
+            grown = new_frame_array((2 * len(self.out), *self.out.shape[1:]))
+            grown[:n] = self.out
+            self.out = grown
+        return self.out[n]
+
+    def done(self, n):
+        pass
+
+    def frames(self, n):
+        # the first n frames, a contiguous view; copied out when the buffer is larger than they are
+        # and is not a scratch buffer, so the unused rest is not kept alive with them
+        if self.scratch or n == len(self.out):
+            return self.out[:n]
+        return self.out[:n].copy()
+
+
+class Selection:
+    """The plan's output frames, blended from the two source frames around each as the video goes
+    by: only the output and two source frames are ever held."""
+
+    def __init__(self, alloc, plan, channels, n_pic):
+        self.alloc = alloc
+        self.plan = plan
+        self.channels = channels
+        self.n_pic = n_pic
+        self.needed = np.union1d(plan.lo, plan.hi)  # the source frames any output frame is made of
+        self.k = 0  # the first entry of `needed` not yet passed
+
+    def start(self, height, width):
+        self.out = self.alloc((self.plan.n_out, height, width, self.channels))
+        self.ring = new_frame_array((2, height, width, self.n_pic))
+
+    def wants(self, n):
+        while self.k < len(self.needed) and self.needed[self.k] < n:
+            self.k += 1
+        return self.k < len(self.needed) and self.needed[self.k] == n
+
+    def slot(self, n):
+        return self.ring[n % 2]
+
+    def done(self, n):
+        plan = self.plan
+        js = slice(np.searchsorted(plan.hi, n, "left"), np.searchsorted(plan.hi, n, "right"))
+        if js.start < js.stop:  # outputs between frame n - 1 (or n itself, at the end) and frame n
+            lo_frames = self.ring[plan.lo[js] % 2]
+            self.out[js, ..., :self.n_pic] = blend(lo_frames, self.ring[n % 2][None], plan.w[js])
+
+    def frames(self, n):
+        return self.out
