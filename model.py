@@ -1,5 +1,6 @@
 """Video classifiers for FMRGB tensors: a small 3D CNN, a ConvLSTM, a factorised-encoder ViViT, and the
-VideoResNet family (r3d_18, mc3_18, r2plus1d_18) that can start from torchvision's Kinetics-400 weights.
+VideoResNet family (r3d_18, mc3_18, r2plus1d_18) of torchvision. Networks only: starting one from
+published weights is fmrgb.pretrained's.
 
 Every classifier takes `forward(video) -> logits (B, num_classes)` (raw logits: the loss applies
 the softmax) and is built for any number of input channels (3: grey+sound, 5: RGB+sound), frames
@@ -7,11 +8,9 @@ and picture size. `INPUT_LAYOUT[name]` says which layout a model wants:
 "cthw" -> video (B, C, T, H, W), "tchw" -> video (B, T, C, H, W).
 
     model = build_model("vivit", in_channels=5, num_classes=2, frames=32, size=64)
-    model = build_model("r2plus1d_18", in_channels=5, num_classes=2, frames=16, size=112,
-                        weights="r2plus1d_18-91a641e6.pth")   # torchvision's file, stem inflated to 5 channels
 
 The backbones have torchvision's state-dict keys and shapes, so its published files load strictly (3
-channels, 400 classes: the published model); their picture channels want KINETICS_MEAN / KINETICS_STD.
+channels, 400 classes: the published model): see fmrgb.pretrained.model_from_weights.
 """
 import inspect
 import math
@@ -23,10 +22,6 @@ import torch.nn.functional as F
 INPUT_LAYOUT = {"conv3d": "cthw", "convlstm": "tchw", "vivit": "tchw",
                 "r3d_18": "cthw", "mc3_18": "cthw", "r2plus1d_18": "cthw"}
 BACKBONES = ("r3d_18", "mc3_18", "r2plus1d_18")  # the models that take torchvision's pretrained weights
-
-# the normalisation of torchvision's Kinetics-400 training clips (RGB scaled to 0..1)
-KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
-KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -354,22 +349,11 @@ def settings_problem(name, *, size):
     return None
 
 
-def build_model(name, *, weights=None, picture_channels=None, **kwargs):
-    """build_model(name, in_channels=, num_classes=, frames=, size=, weights=None, picture_channels=None).
-
-    `weights`: a state dict, or the path of a file holding one, to start from. Backbones take torchvision's
-    format (its Kinetics-400 files): a 3-channel stem is RGB, inflated to the input channels (see
-    fmrgb.pretrained.inflate_stem); a head of another class count is new; the rest loads strictly. Other
-    models: this very model's state dict. `picture_channels`: how many leading input channels are the
-    picture (3 RGB, 1 grey), the rest are sound; default 3 if in_channels >= 3 else 1: pass 1 for grey+sound
-    records (3 channels). The model's `fresh_parameters` names the parameters not taken unchanged from
-    `weights` (all of them without)."""
+def build_model(name, **kwargs):
+    """build_model(name, in_channels=, num_classes=, frames=, size=): model `name`, freshly initialised. Its
+    `fresh_parameters` names the parameters not taken from other weights: all of them (see
+    fmrgb.pretrained.model_from_weights for a model that starts from a file)."""
     assert name in MODELS, f"unknown model {name!r}; choose one of {sorted(MODELS)}"
     model = MODELS[name](**kwargs)
     model.fresh_parameters = frozenset(n for n, _ in model.named_parameters())
-    if weights is not None:
-        from fmrgb.pretrained import load_weights  # here, not above: fmrgb.pretrained imports this module
-        if picture_channels is None:
-            picture_channels = 3 if kwargs.get("in_channels", 0) >= 3 else 1
-        load_weights(model, weights, backbone=name in BACKBONES, picture_channels=picture_channels)
     return model

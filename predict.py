@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from fmrgb.checkpoint import load_checkpoint, model_from_checkpoint
+from fmrgb import checkpoint
 from fmrgb.cli import error_summary, fail_line, interruptible, usage_error, warn
 from fmrgb.clip import channel_indices, transform
 from fmrgb.distributed import resolve_device
@@ -47,11 +47,11 @@ def find_inputs(data):
     return [p for p in found if p.suffix.lower() == ".pt" or record_path(p) not in present]
 
 
-def check_recipe(meta, n_channels, ckpt):
+def check_recipe(meta, n_channels, record):
     """ValueError (one line) if a .pt file was made with other settings than the model's training
-    files: the channel count, the channel names (when both sides have real names), and the audio
-    method and frequency parameter (when both sides record them)."""
-    want = list(ckpt["channels"])
+    files (`record`, a checkpoint.RecordSettings): the channel count, the channel names (when both sides
+    have real names), and the audio method and frequency parameter (when both sides record them)."""
+    want = list(record.channels)
     if n_channels != len(want):
         raise ValueError(f"has {n_channels} channels, the model takes {len(want)}")
     have = list(meta.get("channels") or [])
@@ -59,28 +59,28 @@ def check_recipe(meta, n_channels, ckpt):
         names = [", ".join(map(str, c)) for c in (have, want)]
         raise ValueError(f"has channels {names[0]}, the model was trained on {names[1]}")
     for key in ("audiomethod", "frequency_param"):
-        mine, theirs = meta.get(key), ckpt.get(key)
+        mine, theirs = meta.get(key), getattr(record, key)
         if mine is not None and theirs is not None and mine != theirs:
             raise ValueError(f"made with {key} {mine}, the model was trained on {theirs}")
 
 
-def load_clip(path, ckpt):
-    """uint8 clip [T, H, W, C] of a .pt file or a video (converted in memory per the checkpoint)."""
+def load_clip(path, record):
+    """uint8 clip [T, H, W, C] of a .pt file or a video (converted in memory as the training files were:
+    `record`, a checkpoint.RecordSettings)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError("no such file")
     if path.suffix.lower() == ".pt":
         clip, meta = load_record(path)
-        check_recipe(meta, clip.shape[-1], ckpt)
+        check_recipe(meta, clip.shape[-1], record)
     elif path.suffix.lower() in VIDEO_EXTS:
         from fmrgb.convert import convert_video
 
-        n = len(ckpt["channels"])
-        kwargs = {"fmrgb": n, "frames": ckpt.get("pt_frames")}
-        if ckpt.get("audiomethod") is not None:
-            kwargs["audiomethod"] = ckpt["audiomethod"]
-        if ckpt.get("frequency_param") is not None:
-            kwargs["frequency_param"] = ckpt["frequency_param"]
+        kwargs = {"fmrgb": len(record.channels), "frames": record.pt_frames}
+        if record.audiomethod is not None:
+            kwargs["audiomethod"] = record.audiomethod
+        if record.frequency_param is not None:
+            kwargs["frequency_param"] = record.frequency_param
         clip = convert_video(path, **kwargs)["frames"]
     else:
         raise ValueError(f"not a .pt file or a video ({path.suffix or 'no suffix'})")
@@ -88,25 +88,27 @@ def load_clip(path, ckpt):
 
 
 @torch.no_grad()
-def predict_clip(model, ckpt, clip, device="cpu"):
-    """Class probabilities (K,) float64 of one uint8 clip, with the training recipe (fmrgb.clip.transform,
-    on the channels the model was trained on: the checkpoint's "use_channels", or all)."""
-    use = ckpt.get("use_channels")
-    x = transform(clip, frames=ckpt["frames"], size=ckpt["size"], mean=ckpt["mean"], std=ckpt["std"],
-                  layout=ckpt["layout"], channels=None if use is None else channel_indices(ckpt["channels"], use))
+def predict_clip(model, recipe, clip, device="cpu"):
+    """Class probabilities (K,) float64 of one uint8 clip, with the training recipe (a checkpoint.Recipe:
+    dataset.transform, on the channels the model was trained on: its use_channels, or all)."""
+    use = recipe.use_channels
+    x = transform(clip, frames=recipe.frames, size=recipe.size, mean=list(recipe.mean), std=list(recipe.std),
+                  layout=recipe.layout, channels=None if use is None else channel_indices(recipe.record.channels, use))
     logits = model(x.unsqueeze(0).to(device))
     return torch.softmax(logits.double(), dim=1)[0].cpu()
 
 
 def predict_files(model_path, paths, *, device="cpu", log=print):
-    """[(path, probabilities or None, error or None)] for each path; classes from the checkpoint."""
-    ckpt = load_checkpoint(model_path)
-    model = model_from_checkpoint(ckpt).to(device).eval()
-    classes = ckpt["classes"]
+    """(the checkpoint.Recipe, [(path, probabilities or None, error or None)] for each path): classes from
+    the checkpoint."""
+    ckpt = checkpoint.load(model_path)
+    model = checkpoint.model_from(ckpt).to(device).eval()
+    recipe = ckpt.recipe
+    classes = recipe.classes
     results = []
     for p in paths:
         try:
-            probs = predict_clip(model, ckpt, load_clip(p, ckpt), device)
+            probs = predict_clip(model, recipe, load_clip(p, recipe.record), device)
         except Exception as e:  # one bad file must not stop the others
             why = f"unreadable ({e.reason})" if isinstance(e, UnreadableRecord) else e  # its message names the file
             log(fail_line(p, why), file=sys.stderr)
@@ -115,7 +117,7 @@ def predict_files(model_path, paths, *, device="cpu", log=print):
         k = int(probs.argmax())
         log(f"{p}: {classes[k]} ({probs[k]:.4f})")
         results.append((p, probs, None))
-    return ckpt, results
+    return recipe, results
 
 
 def write_predictions(path, classes, results):
@@ -145,10 +147,10 @@ def main(args):
     if not paths:
         usage_error(f"--data {args.data}: no .pt files or videos found")
     try:
-        ckpt, results = predict_files(args.model, paths, device=device)
+        recipe, results = predict_files(args.model, paths, device=device)
     except Exception as e:  # an unreadable checkpoint
         usage_error(f"--model {args.model}: {error_summary(e)}")
-    write_predictions(args.out, ckpt["classes"], results)
+    write_predictions(args.out, recipe.classes, results)
     failed = sum(err is not None for _, _, err in results)
     print(f"wrote {args.out}: {len(results) - failed} predicted, {failed} failed")
     return 1 if failed else 0

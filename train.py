@@ -24,23 +24,24 @@ import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from dataset import prepare_split
 from fmrgb.augment import Augment
 from fmrgb.cache import ClipCache
-from fmrgb.checkpoint import checkpoint_base, resumed_settings
+from fmrgb.checkpoint import Recipe, RecordSettings, RunArgs
 from fmrgb.cli import error_summary, hold_data, interruptible, parse_bool, positive_int, usage_error, warn
 from fmrgb.clip import ClipRecipe, channel_indices, channel_roles, picture_channels
 from fmrgb.distributed import barrier, process_group
-from fmrgb.engine import fit, make_autocast, predict_probs, use_channels_last
+from fmrgb.engine import Execution, Optimisation, fit, predict_probs, use_channels_last
 from fmrgb.experiment import channel_sets, run_experiment
 from fmrgb.files import atomic_output, write_csv, write_json
-from fmrgb.pretrained import input_defaults, lr_factors, pretrained_stats
+from fmrgb.pretrained import lr_factors, model_from_weights, pretrained_stats, start_weights
 from fmrgb.report import plot_curves, write_history, write_test_results
-from fmrgb.sampling import default_workers, make_loader, seed_everything
-from fmrgb.settings import check_settings, load_resume, start_weights
+from fmrgb.sampling import make_loader, seed_everything
+from fmrgb.settings import TrainSettings, check_settings, load_resume, settle
 from fmrgb.splits import PARTS, kfold, locate, train_val_test, write_split
 from fmrgb.survey import survey_data
 from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model, settings_problem
@@ -107,33 +108,78 @@ def get_args_parser():
     return p
 
 
-def train_one(s, survey, parts, channel_names, out_dir, *, ctx, resume=None, weights=None, cache=None):
-    """One training run with settings `s` on `parts` ({"train", "val", "test"} indices) of `survey`,
-    on the channels named (None: all), its outputs in out_dir -> (exit status, test metrics on process 0).
-    `weights`: the state dict to start from (start_weights); a pretrained backbone's picture channels are
-    normalised as in its pretraining and its pretrained layers learn at --lr x --pretrained_lr_factor.
-    `cache`: the ClipCache of the small clips (None: made from the records every time)."""
-    device, log = ctx.device, ctx.log
-    learnmethod, frames, size, seed = s.learnmethod, s.frames, s.size, s.seed
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """What every training run of one command shares: its settings, the surveyed data, the processes, the
+    clip cache (None: clips made from the records every time), the weights a new run starts from
+    (pretrained.start_weights; None: none) and the run it continues (checkpoint.Resume; None: a new run)."""
+    settings: TrainSettings
+    survey: Any
+    ctx: Any
+    cache: Any = None
+    weights: Any = None
+    resume: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedRun:
+    """One training run, ready to fit: its folder, data (dataset.Prepared), the channel names asked for (None:
+    all), how many leading channels are the picture, the positive class's index, the model's arguments, the
+    checkpoint's run arguments (fresh_parameters still to come), how the model runs and the loaders."""
+    out_dir: Path
+    data: Any
+    channel_names: Any
+    picture: int
+    positive: int
+    model_kwargs: dict
+    run_args: RunArgs
+    execution: Execution
+    loader_kw: dict
+    train_loader: Any
+    val_loader: Any
+
+
+def clips(session, data, part, **kw):
+    """The uint8 clips of `part` of `data` (normalised on the device, by Execution.normalise)."""
+    s = session.settings
+    return data.subset(part, frames=s.frames, size=s.size, layout=INPUT_LAYOUT[s.learnmethod], cache=session.cache,
+                       uint8=True, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Best:
+    """The learning rate whose fit had the lowest validation loss: its model, FitResult and folder."""
+    lr: float
+    model: Any
+    result: Any
+    run_dir: Path
+
+
+def prepare_run(session, parts, channel_names, out_dir):
+    """Step 1: the data of `parts` ({"train", "val", "test"} indices of the survey) on the channels named (None:
+    all), the run folder (split.json; a resumed run's best.pt so far) and the loaders -> PreparedRun.
+    A pretrained backbone's picture channels are normalised as in its pretraining."""
+    s, ctx, survey, resume = session.settings, session.ctx, session.survey, session.resume
     channels = None if channel_names is None else channel_indices(survey.info["channels"], channel_names)
+    stats = (list(resume.checkpoint.recipe.mean), list(resume.checkpoint.recipe.std)) if resume else None
     try:
-        data = prepare_split(survey, parts, frames=frames, size=size, channels=channels, num_workers=s.num_workers,
-                             stats=(resume["mean"], resume["std"]) if resume else None, ctx=ctx, cache=cache)
+        data = prepare_split(survey, parts, frames=s.frames, size=s.size, channels=channels, num_workers=s.num_workers,
+                             stats=stats, ctx=ctx, cache=session.cache)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         usage_error(str(e))
-    names, saved = data.channel_names(), resume["train_args"] if resume else {}
+    names = data.channel_names()
     picture = picture_channels(names)
-    if weights is not None and learnmethod in BACKBONES:
+    if session.weights is not None and s.learnmethod in BACKBONES:
         if picture not in (1, 3):
-            usage_error(f"pretrained {learnmethod} weights need the picture (RGB or grey) as the first channels; "
+            usage_error(f"pretrained {s.learnmethod} weights need the picture (RGB or grey) as the first channels; "
                         f"these are {','.join(names)}")
         mean, std = pretrained_stats(data.mean, data.std, picture=picture)
         data = dataclasses.replace(data, mean=mean, std=std)
     augment = Augment(roles=channel_roles(names)) if s.augment else None
     positive = data.classes.index(s.positive_class) if s.positive_class else 1
-    train_args = {**vars(s), "data": str(s.data), "channels": channel_names,
-                  "positive_class": data.classes[positive] if len(data.classes) == 2 else None,
-                  "split": {k: [survey.names[i] for i in parts[k]] for k in PARTS}}
+    run_args = RunArgs({**s.flags(), "data": str(s.data), "channels": channel_names,
+                        "positive_class": data.classes[positive] if len(data.classes) == 2 else None},
+                       split={k: [survey.names[i] for i in parts[k]] for k in PARTS})
     resume_best = Path(s.resume).parent / "best.pt" if resume else None
     if ctx.master:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -143,182 +189,212 @@ def train_one(s, survey, parts, channel_names, out_dir, *, ctx, resume=None, wei
                 shutil.copyfile(resume_best, tmp)
     barrier(ctx)
     # uint8 clips to the device (a quarter of float32's bytes), normalised there: data.normaliser
-    layout, norm = INPUT_LAYOUT[learnmethod], data.normaliser(INPUT_LAYOUT[learnmethod], device)
-    loader_kw = dict(batch_size=s.batch_size, seed=seed, num_workers=s.num_workers, pin_memory=device.type == "cuda")
-
-    def part(name, **kw):
-        return data.subset(name, frames=frames, size=size, layout=layout, cache=cache, uint8=True, **kw)
-
-    train_loader = make_loader(part("train", augment=augment), shuffle=True, ctx=ctx, **loader_kw)
-    val_loader = make_loader(part("val"), shuffle=False, ctx=ctx, **loader_kw)
-    log(f"{learnmethod}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test files, "
-        f"classes {data.classes}, channels {channel_names or data.info['channels']}, device {device}")
-
-    # ------------------------------------------------------------------------- model + fit
+    device = ctx.device
+    execution = Execution(device, amp=s.amp, channels_last=use_channels_last(s.learnmethod, device),
+                          normalise=data.normaliser(INPUT_LAYOUT[s.learnmethod], device), compile=s.compile)
+    loader_kw = dict(batch_size=s.batch_size, seed=s.seed, num_workers=s.num_workers, pin_memory=device.type == "cuda")
     model_kwargs = {"in_channels": len(channels or data.info["channels"]), "num_classes": len(data.classes),
-                    "frames": frames, "size": size}
-    channels_last = use_channels_last(learnmethod, device)
-    search = s.islearnrate_search and resume is None  # a resumed run keeps its learning rate
-    best, rows = None, []  # best: (lr, model, FitResult, folder) of the lowest validation loss
-    for run_lr in s.lr_grid if search else [s.lr]:
-        run_dir = out_dir / "lr_search" / f"lr_{run_lr:g}" if search else out_dir
-        if search:
-            log(f"--- learning rate {run_lr:g}")
-        seed_everything(seed)
-        try:  # the same initial weights on every process
-            model = build_model(learnmethod, weights=weights, picture_channels=picture if picture in (1, 3) else None,
-                                **model_kwargs)
-        except (AssertionError, RuntimeError) as e:  # weights of another architecture: name the first key that differs
-            detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), error_summary(e))
-            usage_error(f"--{'pretrained' if s.pretrained else 'weights'}: not weights of {learnmethod}: {detail}")
-        # a resumed run takes its checkpoint's split of the parameters, so that its optimizer groups match
-        fresh = sorted(model.fresh_parameters) if weights is not None else saved.get("fresh_parameters")
-        factor = s.pretrained_lr_factor if weights is not None else saved.get("pretrained_lr_factor", 1.0)
-        train_args.update(fresh_parameters=fresh, pretrained_lr_factor=factor)
-        if weights is not None:
-            log(f"{learnmethod}: starting from {'Kinetics-400' if s.pretrained else s.weights}; new at --lr: "
+                    "frames": s.frames, "size": s.size}
+    train_loader = make_loader(clips(session, data, "train", augment=augment), shuffle=True, ctx=ctx, **loader_kw)
+    val_loader = make_loader(clips(session, data, "val"), shuffle=False, ctx=ctx, **loader_kw)
+    ctx.log(f"{s.learnmethod}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test files, "
+            f"classes {data.classes}, channels {channel_names or data.info['channels']}, device {device}")
+    return PreparedRun(out_dir, data, channel_names, picture, positive, model_kwargs, run_args, execution, loader_kw,
+                       train_loader, val_loader)
+
+
+def start_model(session, run):
+    """A new model (the same initial weights on every process), from the starting weights if there are any."""
+    s = session.settings
+    seed_everything(s.seed)
+    try:
+        if session.weights is None:
+            return build_model(s.learnmethod, **run.model_kwargs)
+        return model_from_weights(s.learnmethod, session.weights, **run.model_kwargs,
+                                  picture_channels=run.picture if run.picture in (1, 3) else None)
+    except (AssertionError, RuntimeError) as e:  # weights of another architecture: name the first key that differs
+        detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), error_summary(e))
+        usage_error(f"--{'pretrained' if s.pretrained else 'weights'}: not weights of {s.learnmethod}: {detail}")
+
+
+def fit_at(session, run, lr, run_dir, resume):
+    """One fit at learning rate `lr` into `run_dir` -> (model, FitResult); FloatingPointError if the loss
+    became nan/inf. A pretrained backbone's pretrained layers learn at --lr x --pretrained_lr_factor."""
+    s, ctx = session.settings, session.ctx
+    model = start_model(session, run)
+    # a resumed run takes its checkpoint's split of the parameters, so that its optimizer groups match
+    saved = session.resume.checkpoint.recipe.run if session.resume else RunArgs()
+    fresh = sorted(model.fresh_parameters) if session.weights is not None else saved.fresh_parameters
+    factor = s.pretrained_lr_factor if session.weights is not None else saved.flag("pretrained_lr_factor", 1.0)
+    run_args = dataclasses.replace(run.run_args, flags={**run.run_args.flags, "pretrained_lr_factor": factor},
+                                   fresh_parameters=fresh)
+    if session.weights is not None:
+        ctx.log(f"{s.learnmethod}: starting from {'Kinetics-400' if s.pretrained else s.weights}; new at --lr: "
                 f"{', '.join(fresh) or 'nothing'}; the rest at --lr x {factor:g}")
-        if ctx.rank > 0:  # but each process draws its own dropout masks (process 0 as a plain run)
-            torch.manual_seed(seed + ctx.rank)
-        base = checkpoint_base(learnmethod=learnmethod, model_kwargs=model_kwargs, classes=data.classes,
-                               info=data.info, mean=data.mean, std=data.std, frames=frames, size=size,
-                               lr=run_lr, train_args=train_args, use_channels=channel_names)
-        if ctx.master:
-            run_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.rank > 0:  # but each process draws its own dropout masks (process 0 as a plain run)
+        torch.manual_seed(s.seed + ctx.rank)
+    recipe = Recipe.of(learnmethod=s.learnmethod, model_kwargs=run.model_kwargs, classes=run.data.classes,
+                       record=RecordSettings.of(run.data.info), mean=run.data.mean, std=run.data.std, frames=s.frames,
+                       size=s.size, lr=lr, run=run_args, use_channels=run.channel_names)
+    plan = Optimisation(lr=lr, epochs=s.epochs, patience=s.patience, weight_decay=s.weight_decay,
+                        usescheduler=s.usescheduler,
+                        lr_factors=None if fresh is None else lr_factors(model, fresh, factor))
+    if ctx.master:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    result = fit(model, run.train_loader, run.val_loader, plan, run.execution, out_dir=run_dir, recipe=recipe,
+                 ctx=ctx, resume=resume)
+    return model, result
+
+
+def fit_best(session, run):
+    """Step 2: fit at --lr, or at each --lr_grid value with --islearnrate_search (a resumed run keeps its
+    learning rate), and keep the lowest validation loss -> Best, or None if the loss became nan/inf. Writes
+    history.csv, curves.png and, after a search, lr_search.csv and the best fit's best.pt and last.pt."""
+    s, ctx, out_dir = session.settings, session.ctx, run.out_dir
+    search = s.islearnrate_search and session.resume is None
+    best, rows = None, []
+    for lr in s.lr_grid if search else [s.lr]:
+        run_dir = out_dir / "lr_search" / f"lr_{lr:g}" if search else out_dir
+        if search:
+            ctx.log(f"--- learning rate {lr:g}")
         try:
-            result = fit(model, train_loader, val_loader, epochs=s.epochs, lr=run_lr, patience=s.patience,
-                         device=device, out_dir=run_dir, ckpt_base=base, weight_decay=s.weight_decay,
-                         usescheduler=s.usescheduler, amp=s.amp, compile=s.compile,
-                         channels_last=channels_last, ctx=ctx, resume=None if search else resume,
-                         lr_factors=None if fresh is None else lr_factors(model, fresh, factor), normalise=norm)
+            model, result = fit_at(session, run, lr, run_dir, None if search else session.resume)
         except FloatingPointError as e:  # raised on every process together (see run_epoch): one message
-            log(f"error: training stopped: {e}", file=sys.stderr)
-            return 1, None
-        rows.append([f"{run_lr:g}", result.best_val_loss, result.best_epoch, result.epochs_run])
-        if best is None or result.best_val_loss < best[2].best_val_loss:
-            best = (run_lr, model, result, run_dir)
-    lr, model, result, run_dir = best
+            ctx.log(f"error: training stopped: {e}", file=sys.stderr)
+            return None
+        rows.append([f"{lr:g}", result.best_val_loss, result.best_epoch, result.epochs_run])
+        if best is None or result.best_val_loss < best.result.best_val_loss:
+            best = Best(lr, model, result, run_dir)
     if ctx.master:
         if search:
             write_csv(out_dir / "lr_search.csv", ["lr", "best_val_loss", "best_epoch", "epochs_run"], rows)
             for name in ("best.pt", "last.pt"):
                 with atomic_output(out_dir / name) as tmp:
-                    shutil.copyfile(run_dir / name, tmp)
-            log(f"learning rate search: best lr {lr:g} (validation loss {result.best_val_loss:.4f})")
-        write_history(out_dir / "history.csv", result.history)
-        plot_curves(result.history, out_dir / "curves.png")
+                    shutil.copyfile(best.run_dir / name, tmp)
+            ctx.log(f"learning rate search: best lr {best.lr:g} (validation loss {best.result.best_val_loss:.4f})")
+        write_history(out_dir / "history.csv", best.result.history)
+        plot_curves(best.result.history, out_dir / "curves.png")
+    return best
 
-    # ------------------------------------------------------------------------- test
-    # with the best weights; under DDP every process its share, gathered on process 0
-    metrics, test_ds = None, part("test")
-    model.load_state_dict(result.best_state)
-    model.to(device)
-    probs, y_true = predict_probs(model, make_loader(test_ds, shuffle=False, ctx=ctx, **loader_kw), device=device,
-                                  autocast=make_autocast(device, s.amp), channels_last=channels_last,
-                                  normalise=norm, ctx=ctx)
 
-    # ------------------------------------------------------------------------- report
+def test_and_report(session, run, best):
+    """Step 3: the best weights on the test files (under DDP every process its share, gathered on process 0),
+    their metrics written and shown -> the test metrics on process 0, None on the others."""
+    s, ctx, data = session.settings, session.ctx, run.data
+    metrics, test_ds = None, clips(session, data, "test")
+    best.model.load_state_dict(best.result.best_state)
+    model = best.model.to(ctx.device)
+    probs, y_true = predict_probs(model, make_loader(test_ds, shuffle=False, ctx=ctx, **run.loader_kw),
+                                  run.execution, ctx=ctx)
     if ctx.master:
-        metrics = write_test_results(out_dir, paths=test_ds.paths, y_true=y_true, probs=probs,
-                                     classes=data.classes, positive=positive)
+        metrics = write_test_results(run.out_dir, paths=test_ds.paths, y_true=y_true, probs=probs,
+                                     classes=data.classes, positive=run.positive)
         metrics.update({"n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
-                        "learnmethod": learnmethod, "lr": float(lr), "best_epoch": int(result.best_epoch),
-                        "best_val_loss": float(result.best_val_loss), "epochs_run": result.epochs_run,
-                        "frames": frames, "size": size, "seed": seed,
-                        "channels": list(channel_names or data.info["channels"])})
-        write_json(out_dir / "metrics.json", metrics)
+                        "learnmethod": s.learnmethod, "lr": float(best.lr), "best_epoch": int(best.result.best_epoch),
+                        "best_val_loss": float(best.result.best_val_loss), "epochs_run": best.result.epochs_run,
+                        "frames": s.frames, "size": s.size, "seed": s.seed,
+                        "channels": list(run.channel_names or data.info["channels"])})
+        write_json(run.out_dir / "metrics.json", metrics)
         auc = "n/a" if metrics["roc_auc"] is None else format(metrics["roc_auc"], ".4f")
-        log(f"test: accuracy {metrics['accuracy']:.4f}  balanced accuracy {metrics['balanced_accuracy']:.4f}  "
-            f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
-            f"roc auc {auc}")
-        log(f"confusion matrix (rows true, columns predicted; {data.classes}): {metrics['confusion_matrix']}")
-        log(f"wrote {out_dir}")
+        ctx.log(f"test: accuracy {metrics['accuracy']:.4f}  balanced accuracy {metrics['balanced_accuracy']:.4f}  "
+                f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
+                f"roc auc {auc}")
+        ctx.log(f"confusion matrix (rows true, columns predicted; {data.classes}): {metrics['confusion_matrix']}")
+        ctx.log(f"wrote {run.out_dir}")
     barrier(ctx)
-    return 0, metrics
+    return metrics
+
+
+def train_one(session, parts, channel_names, out_dir):
+    """One training run on `parts` ({"train", "val", "test"} indices of the survey), on the channels named
+    (None: all), its outputs in out_dir -> (exit status, test metrics on process 0)."""
+    run = prepare_run(session, parts, channel_names, out_dir)
+    best = fit_best(session, run)
+    return (1, None) if best is None else (0, test_and_report(session, run, best))
+
+
+def settle_run(args, val_size, ctx):
+    """The settings step: the run's TrainSettings (a resumed run's recipe, the model's usual input), the run it
+    continues, the weights it starts from, its clip cache and its folder; bad settings exit 2."""
+    try:
+        resume = load_resume(args.resume) if args.resume else None
+    except ValueError as e:
+        usage_error(str(e))
+    s, note = settle(args, val_size=val_size, resume=resume,
+                     defaults=get_args_parser().parse_args(["--data", str(args.data)]))
+    if note:
+        ctx.log(note)
+    if resume and (args.pretrained or args.weights):
+        ctx.log("note: --resume continues its checkpoint's weights; --pretrained / --weights ignored")
+    try:
+        weights = None if resume else start_weights(s, ctx)
+    except ValueError as e:
+        usage_error(str(e))
+    problem = settings_problem(s.learnmethod, size=s.size)
+    if problem:
+        usage_error(problem)
+    if args.amp and ctx.device.type != "cuda":
+        ctx.log("note: --amp applies on CUDA only; training in float32")
+    if ctx.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: the fastest convolution, chosen once
+    cache = ClipCache.for_setting(args.cache, args.data, ClipRecipe(s.frames, s.size))
+    why = cache and cache.problem()
+    if why:
+        ctx.log(f"note: no cache ({why}): the clips are made from the files every epoch; pass --cache DIR "
+                f"to keep them elsewhere")
+        cache = None
+    out_dir = Path(args.out) if args.out else (
+        Path(args.resume).parent if args.resume else
+        Path("runs") / f"{s.learnmethod}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    return s, resume, weights, cache, out_dir
+
+
+def survey_run(s, resume, ctx):
+    """The data step: the files listed once (process 0), checked and grouped by all -> (Survey, the splits, the
+    channel sets); a resumed run keeps its split, files added since left out. Bad data exit 2."""
+    try:
+        survey = survey_data(s.data, saved=resume and resume.split, group=not resume, ctx=ctx, on_skip=warn)
+        labels = survey.label_names
+        splits = ([locate(survey.names, resume.split)] if resume else
+                  kfold(labels, survey.groups, folds=s.folds, val_size=s.val_size, seed=s.seed) if s.folds
+                  else [train_val_test(labels, survey.groups, test_size=s.test_size, val_size=s.val_size, seed=s.seed)])
+        sets = channel_sets(survey.info["channels"]) if s.ablation else [(None, s.channels)]
+        for _, names in sets:
+            if names is not None:
+                channel_indices(survey.info["channels"], names)  # an unknown name stops here, before training
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        usage_error(str(e))
+    if survey.ignored:
+        ctx.log(f"note: {survey.ignored} file(s) under --data are not in the resumed run's split.json: left out")
+    if survey.grouping:
+        ctx.log(f"split by groups: {survey.grouping}")
+    classes = resume and list(resume.checkpoint.recipe.classes)
+    if resume and survey.classes != classes:
+        usage_error(f"--resume: the checkpoint's classes {classes} differ from the data's {survey.classes}")
+    if s.positive_class is not None and (len(survey.classes) != 2 or s.positive_class not in survey.classes):
+        usage_error(f"--positive_class {s.positive_class}: needs one of two classes; the data has "
+                    f"{', '.join(survey.classes)}")
+    return survey, splits, sets
 
 
 @interruptible
 def main(args):
     """Train per `args` (see get_args_parser); returns the exit status: 0, or 1 if the loss became
     nan/inf. Bad arguments or data exit 2 (SystemExit) with one line; Ctrl-C returns 130."""
-    # ------------------------------------------------------------------------- settings
     try:
         val_size = check_settings(args)
     except ValueError as e:
         usage_error(str(e))
     with hold_data(args.data), process_group(args.device) as ctx:
-        device, log = ctx.device, ctx.log
-        try:
-            resume = load_resume(args.resume) if args.resume else None
-        except ValueError as e:
-            usage_error(str(e))
-        s = argparse.Namespace(**{**vars(args), "val_size": val_size})
-        if resume:  # the split and recipe must match the run being continued
-            s, note = resumed_settings(args, resume, get_args_parser().parse_args(["--data", str(args.data)]))
-            log(note)
-        for flag, value in input_defaults(s.learnmethod).items():  # not given: the model's usual input
-            if getattr(s, flag) is None:
-                setattr(s, flag, value)
-        if resume and (args.pretrained or args.weights):
-            log("note: --resume continues its checkpoint's weights; --pretrained / --weights ignored")
-        try:
-            weights = None if resume else start_weights(s, ctx)
-        except ValueError as e:
-            usage_error(str(e))
-        problem = settings_problem(s.learnmethod, size=s.size)
-        if problem:
-            usage_error(problem)
-        if args.amp and device.type != "cuda":
-            log("note: --amp applies on CUDA only; training in float32")
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-            torch.backends.cudnn.benchmark = True  # fixed input shapes: the fastest convolution, chosen once
-        if s.num_workers is None:
-            s.num_workers = default_workers()
-        cache = ClipCache.for_setting(args.cache, args.data, ClipRecipe(s.frames, s.size))
-        why = cache and cache.problem()
-        if why:
-            log(f"note: no cache ({why}): the clips are made from the files every epoch; pass --cache DIR "
-                f"to keep them elsewhere")
-            cache = None
-        out_dir = Path(args.out) if args.out else (
-            Path(args.resume).parent if args.resume else
-            Path("runs") / f"{s.learnmethod}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-
-        # ------------------------------------------------------------------------- data
-        # listed once (process 0), checked and grouped by all; a resumed run keeps its split, files added since left out
-        try:
-            survey = survey_data(args.data, saved=resume and resume["split"], group=not resume, ctx=ctx, on_skip=warn)
-            labels = survey.label_names
-            splits = ([locate(survey.names, resume["split"])] if resume else
-                      kfold(labels, survey.groups, folds=args.folds, val_size=s.val_size, seed=s.seed) if args.folds
-                      else [train_val_test(labels, survey.groups, test_size=s.test_size, val_size=s.val_size,
-                                           seed=s.seed)])
-            sets = channel_sets(survey.info["channels"]) if args.ablation else [(None, s.channels)]
-            for _, names in sets:
-                if names is not None:
-                    channel_indices(survey.info["channels"], names)  # an unknown name stops here, before training
-        except (ValueError, RuntimeError, FileNotFoundError) as e:
-            usage_error(str(e))
-        if survey.ignored:
-            log(f"note: {survey.ignored} file(s) under --data are not in the resumed run's split.json: left out")
-        if survey.grouping:
-            log(f"split by groups: {survey.grouping}")
-        if resume and survey.classes != resume["classes"]:
-            usage_error(f"--resume: the checkpoint's classes {resume['classes']} differ from the data's "
-                        f"{survey.classes}")
-        if s.positive_class is not None and (len(survey.classes) != 2 or s.positive_class not in survey.classes):
-            usage_error(f"--positive_class {s.positive_class}: needs one of two classes; the data has "
-                        f"{', '.join(survey.classes)}")
-
-        # ------------------------------------------------------------------------- fit, test and report
-        if args.folds:
-            return run_experiment(lambda parts, names, run_dir: train_one(s, survey, parts, names, run_dir, ctx=ctx,
-                                                                          weights=weights, cache=cache),
+        s, resume, weights, cache, out_dir = settle_run(args, val_size, ctx)       # settings
+        survey, splits, sets = survey_run(s, resume, ctx)                         # data
+        session = Session(s, survey, ctx, cache=cache, weights=weights, resume=resume)
+        if s.folds:                                                               # model, fit, test, report
+            return run_experiment(lambda parts, names, run_dir: train_one(session, parts, names, run_dir),
                                   splits, sets, out_dir, ctx)
-        return train_one(s, survey, splits[0], s.channels, out_dir, ctx=ctx, resume=resume, weights=weights,
-                         cache=cache)[0]
+        return train_one(session, splits[0], s.channels, out_dir)[0]
 
 
 if __name__ == "__main__":

@@ -18,12 +18,12 @@
     clip        the clip recipe: the frames a model sees, resized and normalised, and each channel's role
     sampling    the seeded training order shared by plain and DDP runs, and the loaders
     cache       the training cache: each record's small uint8 clip, made once per recipe, never stale
-    settings    a training run's flags checked together, what --resume continues, the starting weights
+    settings    a training run's flags checked together, what --resume continues, the settings it uses
     splits      leak-free splits: stratified group splits and K folds, split.json
     engine      the epoch loop, evaluation and early stopping
-    checkpoint  the checkpoint file: what train.py saves and predict.py loads; weight files to start from
+    checkpoint  the checkpoint file: what train.py saves and predict.py loads, as typed values
     augment     the training augmentation: a random crop and flip of the picture channels only
-    pretrained  fine-tuning a backbone from published weights: input defaults, normalisation, learning rates
+    pretrained  published weights: the files, download, starting weights, stem inflation, fine-tuning
     report      metrics, the history file and the pictures of a run (matplotlib, Agg)
     experiment  K-fold cross-validation and the ablation "does the sound help?" (paired differences)
 """

@@ -1,16 +1,20 @@
-"""The checkpoint file: what train.py saves (best.pt, last.pt) and predict.py loads. This module
-alone knows its format.
+"""The checkpoint file: what train.py saves (best.pt, last.pt) and predict.py loads. This module alone
+knows its format; everyone else reads and builds the typed values below.
 
-    base = checkpoint_base(learnmethod="conv3d", model_kwargs=kw, classes=..., info=..., mean=..., std=...,
-                           frames=32, size=64, lr=1e-3, train_args={...})
-    save_checkpoint("run/last.pt", {**base, "model_state": clean_state_dict(model.state_dict()), ...})
-    model = model_from_checkpoint(load_checkpoint("run/best.pt"))
+    recipe = Recipe.of(learnmethod="conv3d", model_kwargs=kw, classes=..., record=RecordSettings.of(info),
+                       mean=..., std=..., frames=32, size=64, lr=1e-3, run=RunArgs(flags, split))
+    save("run/last.pt", Checkpoint(recipe, model.state_dict(), Progress(epoch=3, ...)))
+    ckpt = load("run/best.pt")                          # -> Checkpoint
+    model = model_from(ckpt); ckpt.recipe.classes
 
-A checkpoint is a dict of plain values and tensors (so torch.load(weights_only=True) reads it): the
-recipe to rebuild the model and its input (checkpoint_base), the weights ("model_state", without
-DDP / torch.compile prefixes) and, in a training run's files, the optimizer state, epoch, history and
-the early-stopping state needed to resume.
+On disk a checkpoint is a dict of plain values and tensors (so torch.load(weights_only=True) reads it), its
+keys in this order: the recipe to rebuild the model and its input, the weights ("model_state", without DDP /
+torch.compile prefixes) and, in a training run's files, the Progress a --resume continues from. A file of an
+older version lacks some keys: they read as the defaults below.
 """
+import dataclasses
+from typing import Any, Mapping
+
 import torch
 
 from fmrgb.files import atomic_output
@@ -19,42 +23,124 @@ from model import INPUT_LAYOUT, build_model
 CHECKPOINT_VERSION = 1
 
 
-# the flags a resumed run takes from its checkpoint, not the command line: they define its split and recipe
-RESUMED_FLAGS = ("learnmethod", "frames", "size", "lr", "seed", "test_size", "val_size", "batch_size", "weight_decay",
-                 "usescheduler", "patience", "channels")
+@dataclasses.dataclass(frozen=True)
+class RecordSettings:
+    """How the training files were made: predict.py converts a video the same way and refuses a .pt made otherwise."""
+    channels: tuple            # the files' channel names, in order
+    audiomethod: Any = None
+    frequency_param: Any = None
+    sample_rate: Any = None
+    pt_frames: Any = None      # the training files' frame count (a video is converted to as many)
+
+    @classmethod
+    def of(cls, info):
+        """From fmrgb.survey.inspect_files' summary of the training files (with their "pt_frames")."""
+        return cls(tuple(info["channels"]), info["audiomethod"], info["frequency_param"], info["sample_rate"],
+                   info["pt_frames"])
 
 
-def _shown(value):
-    """A flag's value as typed: 0.001, true, red,green,blue; None (all channels) as "all"."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "all" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+@dataclasses.dataclass(frozen=True)
+class RunArgs:
+    """The run's settings as train.py used them (stored as "train_args"): every flag by name, the split
+    (file names per part) and the parameters new at --lr when it started from other weights."""
+    flags: Mapping = dataclasses.field(default_factory=dict)
+    split: Any = None                # {"train", "val", "test"}: file names; None in a file of an older version
+    fresh_parameters: Any = None     # sorted names, or None (no starting weights)
+
+    def flag(self, name, default=None):
+        return self.flags.get(name, default)
+
+    def to_dict(self):
+        return {**self.flags, "split": self.split, "fresh_parameters": self.fresh_parameters}
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        return cls({k: v for k, v in d.items() if k not in ("split", "fresh_parameters")}, d.get("split"),
+                   d.get("fresh_parameters"))
 
 
-def resumed_settings(args, ckpt, defaults=None):
-    """(settings, note): a copy of the argparse namespace `args` with RESUMED_FLAGS (and, unless given,
-    --positive_class) from the checkpoint `ckpt`, and one line naming each flag taken once, and the
-    command line's values not used (those other than the parser's `defaults`, a namespace)."""
-    import argparse
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What rebuilds a trained model and the input it takes."""
+    learnmethod: str
+    model_kwargs: Mapping      # build_model's: in_channels, num_classes, frames, size
+    layout: str                # model.INPUT_LAYOUT's
+    classes: tuple
+    record: RecordSettings
+    use_channels: Any          # the channel names the model takes (a tuple), None: all of the files'
+    mean: tuple
+    std: tuple
+    frames: int
+    size: int
+    lr: float
+    run: RunArgs
 
-    saved = {**ckpt.get("train_args", {}), "learnmethod": ckpt["model"], "frames": ckpt["frames"],
-             "size": ckpt["size"], "lr": ckpt["lr"], "channels": ckpt.get("use_channels")}
-    settings = argparse.Namespace(**vars(args))
-    taken, differing = [], []
-    for flag in RESUMED_FLAGS:
-        if flag not in saved:  # a checkpoint of an older version: the command line's value
-            continue
-        given = getattr(args, flag, None)
-        taken.append(f"--{flag} {_shown(saved[flag])}")
-        if given is not None and given != saved[flag] and given != getattr(defaults, flag, None):
-            differing.append(f"--{flag} {_shown(given)}")
-        setattr(settings, flag, saved[flag])
-    if getattr(args, "positive_class", None) is None:
-        settings.positive_class = saved.get("positive_class")
-    note = "note: --resume takes from the checkpoint " + ", ".join(taken)
-    return settings, note + (f" (not this command line's {', '.join(differing)})" if differing else "")
+    @classmethod
+    def of(cls, *, learnmethod, model_kwargs, classes, record, mean, std, frames, size, lr, run, use_channels=None):
+        """A new run's recipe, its values as plain Python types."""
+        return cls(learnmethod, dict(model_kwargs), INPUT_LAYOUT[learnmethod], tuple(classes), record,
+                   None if use_channels is None else tuple(use_channels), tuple(float(m) for m in mean),
+                   tuple(float(s) for s in std), int(frames), int(size), float(lr), run)
+
+    def to_dict(self):
+        r = self.record
+        return {"format_version": CHECKPOINT_VERSION, "model": self.learnmethod,
+                "model_kwargs": dict(self.model_kwargs), "layout": self.layout, "classes": list(self.classes),
+                "channels": list(r.channels),
+                "use_channels": None if self.use_channels is None else list(self.use_channels),
+                "mean": list(self.mean), "std": list(self.std), "frames": self.frames, "size": self.size,
+                "audiomethod": r.audiomethod, "frequency_param": r.frequency_param, "sample_rate": r.sample_rate,
+                "pt_frames": r.pt_frames, "lr": self.lr, "train_args": self.run.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d):
+        record = RecordSettings(tuple(d["channels"]), d.get("audiomethod"), d.get("frequency_param"),
+                                d.get("sample_rate"), d.get("pt_frames"))
+        use = d.get("use_channels")
+        return cls(d["model"], dict(d["model_kwargs"]), d.get("layout", INPUT_LAYOUT.get(d["model"])),
+                   tuple(d["classes"]), record, None if use is None else tuple(use), tuple(d["mean"]),
+                   tuple(d["std"]), d["frames"], d["size"], d["lr"], RunArgs.from_dict(d.get("train_args", {})))
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """Where a training run stands after an epoch: what --resume continues from."""
+    epoch: int
+    optimizer_state: Mapping
+    history: tuple = ()                  # one dict per epoch (engine.fit's rows)
+    best_val_loss: float = float("inf")
+    best_epoch: int = 0
+    bad_epochs: int = 0                  # epochs since the best one
+    patience: Any = None
+    rng_state: tuple = ()                # every process's random-number states, by rank
+
+    def to_dict(self):
+        return {"epoch": self.epoch, "optimizer_state": self.optimizer_state,
+                "history": [dict(h) for h in self.history], "best_val_loss": float(self.best_val_loss),
+                "best_epoch": int(self.best_epoch), "bad_epochs": int(self.bad_epochs), "patience": self.patience,
+                "rng_state": list(self.rng_state)}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(int(d["epoch"]), d["optimizer_state"], tuple(dict(h) for h in d.get("history", [])),
+                   d.get("best_val_loss", float("inf")), d.get("best_epoch", 0), d.get("bad_epochs", 0),
+                   d.get("patience"), tuple(d.get("rng_state") or ()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    recipe: Recipe
+    model_state: Mapping                 # parameter name -> tensor
+    progress: Any = None                 # a Progress in a training run's files
+
+
+@dataclasses.dataclass(frozen=True)
+class Resume:
+    """A run to continue: its last checkpoint, the weights of its best.pt (None without one) and its split."""
+    checkpoint: Checkpoint
+    best_state: Any
+    split: Mapping
 
 
 def clean_state_dict(state):
@@ -68,72 +154,41 @@ def clean_state_dict(state):
     return out
 
 
-def save_checkpoint(path, ckpt):
+def to_dict(ckpt):
+    """The stored dict: the recipe's keys, "model_state", then the progress's."""
+    progress = {} if ckpt.progress is None else ckpt.progress.to_dict()
+    return {**ckpt.recipe.to_dict(), "model_state": ckpt.model_state, **progress}
+
+
+def is_checkpoint(stored):
+    return isinstance(stored, dict) and "model_state" in stored and "model" in stored
+
+
+def from_dict(d):
+    """The Checkpoint of a stored dict (of this version or an older one)."""
+    progress = Progress.from_dict(d) if "optimizer_state" in d else None
+    return Checkpoint(Recipe.from_dict(d), d["model_state"], progress)
+
+
+def save(path, ckpt):
     with atomic_output(path) as tmp:
-        torch.save(ckpt, tmp)
+        torch.save(to_dict(ckpt), tmp)
 
 
-def load_checkpoint(path):
-    """A checkpoint dict (plain types + tensors, so weights_only=True loads it)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "model_state" not in ckpt or "model" not in ckpt:
+def load(path):
+    """The Checkpoint in `path` (plain types + tensors, so weights_only=True loads it)."""
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    if not is_checkpoint(stored):
         raise ValueError(f"{path}: not a train.py checkpoint")
-    return ckpt
+    return from_dict(stored)
 
 
-def load_state_dict_file(path):
-    """The weights in `path` (name -> tensor): a bare state dict such as torchvision's published files, or a
-    train.py checkpoint's "model_state"."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "model_state" in state:
-        state = state["model_state"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a state dict (parameter name -> tensor)")
-    return clean_state_dict(state)
+def weights_in(stored):
+    """The weights of a file's contents: a train.py checkpoint's "model_state", else the contents themselves."""
+    return stored["model_state"] if isinstance(stored, dict) and "model_state" in stored else stored
 
 
-# torchvision's published Kinetics-400 weights of the backbones (the file name ends in its SHA-256's start)
-PRETRAINED_URLS = {name: f"https://download.pytorch.org/models/{name}-{digest}.pth" for name, digest in
-                   (("r3d_18", "b3b3357e"), ("mc3_18", "a90a0ba3"), ("r2plus1d_18", "91a641e6"))}
-
-
-def download_pretrained(name):
-    """The published Kinetics-400 state dict of backbone `name`, through torch's cache (downloaded once,
-    hash-checked); RuntimeError, with the address, when it cannot be downloaded (no network)."""
-    url = PRETRAINED_URLS[name]
-    try:
-        return torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True, weights_only=True)
-    except OSError as e:  # urllib's URLError, a refused connection, a full disk
-        raise RuntimeError(f"cannot download {url}: {getattr(e, 'reason', None) or e}") from e
-
-
-def model_from_checkpoint(ckpt):
-    model = build_model(ckpt["model"], **ckpt["model_kwargs"])
-    model.load_state_dict(clean_state_dict(ckpt["model_state"]))
+def model_from(ckpt):
+    model = build_model(ckpt.recipe.learnmethod, **ckpt.recipe.model_kwargs)
+    model.load_state_dict(clean_state_dict(ckpt.model_state))
     return model
-
-
-def checkpoint_base(*, learnmethod, model_kwargs, classes, info, mean, std, frames, size, lr, train_args,
-                    use_channels=None):
-    """The fields every checkpoint of a run shares (what predict.py needs to rebuild the recipe).
-    `info` is dataset.inspect_files' summary of the files, with "pt_frames" of the training files;
-    "channels" are the files' channels, "use_channels" the names the model takes (None: all of them)."""
-    return {
-        "format_version": CHECKPOINT_VERSION,
-        "model": learnmethod,
-        "model_kwargs": dict(model_kwargs),
-        "layout": INPUT_LAYOUT[learnmethod],
-        "classes": list(classes),
-        "channels": list(info["channels"]),
-        "use_channels": None if use_channels is None else list(use_channels),
-        "mean": [float(m) for m in mean],
-        "std": [float(s) for s in std],
-        "frames": int(frames),
-        "size": int(size),
-        "audiomethod": info["audiomethod"],
-        "frequency_param": info["frequency_param"],
-        "sample_rate": info["sample_rate"],
-        "pt_frames": info["pt_frames"],
-        "lr": float(lr),
-        "train_args": dict(train_args),
-    }

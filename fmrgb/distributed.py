@@ -62,10 +62,19 @@ def setup_distributed(device_name):
     if device.type == "cuda":
         device = torch.device(f"cuda:{local_rank}")
         torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl", device_id=device, timeout=GROUP_TIMEOUT)
+        init_group("nccl", device_id=device)
     else:
-        dist.init_process_group(backend="gloo", timeout=GROUP_TIMEOUT)
+        init_group("gloo")
     return DistContext(ddp=True, rank=rank, local_rank=local_rank, world_size=world, device=device)
+
+
+def init_group(backend, **kwargs):
+    """dist.init_process_group(backend, timeout=GROUP_TIMEOUT, **kwargs), made so that
+    destroy_process_group really frees the group (its gloo threads are joined before the process exits)."""
+    import torch._dynamo  # noqa: F401  why: imported after the group exists (DDP does so lazily), dynamo keeps references to the group, which then outlives destroy_process_group and its gloo threads abort the exit (-6)
+    import torch.distributed as dist
+
+    dist.init_process_group(backend=backend, timeout=GROUP_TIMEOUT, **kwargs)
 
 
 def teardown_distributed(ctx):

@@ -1,9 +1,10 @@
 """The epoch loop: training and validation passes, early stopping, checkpoints, test probabilities.
 
-    result = fit(model, train_loader, val_loader, epochs=20, lr=1e-3, patience=5, device=device,
-                 out_dir="run", ckpt_base=base, ctx=ctx)      # -> FitResult
+    run = Execution(device, amp=True, channels_last=use_channels_last("conv3d", device))
+    plan = Optimisation(lr=1e-3, epochs=20, patience=5)
+    result = fit(model, train_loader, val_loader, plan, run, out_dir="run", recipe=recipe, ctx=ctx)  # FitResult
     model.load_state_dict(result.best_state)
-    probs, y_true = predict_probs(model, test_loader, device=device)
+    probs, y_true = predict_probs(model, test_loader, run)
 
 Every function here takes a DistContext (fmrgb.distributed) and behaves the same with and without
 DDP: losses and accuracies are summed over the processes, and only process 0 logs and saves.
@@ -15,24 +16,40 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fmrgb.checkpoint import clean_state_dict, save_checkpoint
+from fmrgb.checkpoint import Checkpoint, Progress, clean_state_dict, save
 from fmrgb.distributed import DistContext, gather_object, sync_buffers
 from fmrgb.sampling import rng_state, set_loader_epoch, set_rng_state
 
 
-def to_input(x, device, channels_last=False, normalise=None):
-    """A batch on `device` (an asynchronous copy from pinned memory), normalised there when the loader gives
-    uint8 clips (`normalise`: dataset's normalise with the statistics on the device), in channels-last 3d for
-    Conv3D on CUDA (see use_channels_last)."""
-    x = x.to(device, non_blocking=True)
-    if normalise is not None:
-        x = normalise(x)
-    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """Where and how the model runs: the device; bf16 autocast (`amp`, on CUDA only); channels-last 3d memory
+    (see use_channels_last); `normalise`, for loaders of uint8 clips, their normalisation on the device (the
+    dataset's normaliser); `compile`: torch.compile the training model (fit)."""
+    device: torch.device
+    amp: bool = False
+    channels_last: bool = False
+    normalise: Any = None
+    compile: bool = False
+
+    def autocast(self):
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def input(self, x):
+        """A batch on the device (an asynchronous copy from pinned memory), normalised there, in channels-last 3d
+        if so set."""
+        x = x.to(self.device, non_blocking=True)
+        if self.normalise is not None:
+            x = self.normalise(x)
+        return x.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else x
 
 
 def use_channels_last(learnmethod, device):
@@ -41,18 +58,25 @@ def use_channels_last(learnmethod, device):
     return device.type == "cuda" and learnmethod == "conv3d"
 
 
-def make_autocast(device, amp):
-    if amp and device.type == "cuda":
-        return lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext
+@dataclasses.dataclass(frozen=True)
+class Optimisation:
+    """How the model is optimised: AdamW at `lr` with `weight_decay`, for `epochs` (total, also when resuming),
+    stopping after `patience` epochs without a lower validation loss; `usescheduler`: cosine decay over the
+    epochs; `lr_factors` ({parameter name: factor}, 1 for the others) scales a parameter's learning rate, e.g.
+    0.1 for a pretrained backbone's layers (one optimizer group per factor, so a resumed run must pass the same)."""
+    lr: float
+    epochs: int
+    patience: int
+    weight_decay: float = 0.01
+    usescheduler: bool = False
+    lr_factors: Any = None
 
-
-def lr_at(epoch, *, lr, epochs, usescheduler):
-    """Learning rate of an epoch (1-based): constant, or cosine decay from lr over `epochs`
-    (computed from the epoch number, so a resumed run with more epochs follows the new schedule)."""
-    if not usescheduler:
-        return lr
-    return lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
+    def lr_at(self, epoch):
+        """Learning rate of an epoch (1-based): constant, or cosine decay from lr over `epochs`
+        (computed from the epoch number, so a resumed run with more epochs follows the new schedule)."""
+        if not self.usescheduler:
+            return self.lr
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(self.epochs, 1)))
 
 
 def _nonfinite_error(desc, nan, step, procs=None):
@@ -74,13 +98,12 @@ class Epoch:
     data_s: float
 
 
-def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None, desc="", show_progress=False,
-              channels_last=False, normalise=None):
-    """One pass over `loader` (training if `optimizer` is given) -> Epoch, its loss and accuracy summed
-    over all DDP processes in the same order on each, so every process holds the same numbers and takes
-    the same early-stopping decision. Nothing waits for the device during the pass: loss, accuracy and
-    the first step with a non-finite loss are kept on the device and read once at the end. A non-finite
-    loss then raises FloatingPointError on every process together, naming the processes where it
+def run_epoch(model, loader, run, *, optimizer=None, ctx=None, desc="", show_progress=False):
+    """One pass over `loader` with the model run as `run` (an Execution), training if `optimizer` is given ->
+    Epoch, its loss and accuracy summed over all DDP processes in the same order on each, so every process holds
+    the same numbers and takes the same early-stopping decision. Nothing waits for the device during the pass:
+    loss, accuracy and the first step with a non-finite loss are kept on the device and read once at the end. A
+    non-finite loss then raises FloatingPointError on every process together, naming the processes where it
     appeared first (under DDP a training step's gradient all-reduce has carried it to all the others;
     evaluation, whose processes may take different numbers of batches, has no collective per batch)."""
     from tqdm import tqdm
@@ -88,7 +111,7 @@ def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None,
     ddp = ctx is not None and ctx.ddp
     training = optimizer is not None
     model.train(training)
-    autocast = autocast or contextlib.nullcontext
+    device = run.device
     sums = torch.zeros(2, dtype=torch.float64, device=device)    # loss * n, correct
     first_bad = torch.full((), NEVER, dtype=torch.int64, device=device)  # the first step with a nan/inf loss
     nan_first = torch.zeros((), dtype=torch.bool, device=device)        # and whether that loss was nan
@@ -105,9 +128,9 @@ def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None,
             except StopIteration:
                 break
             data_s += time.perf_counter() - wait
-            x = to_input(x, device, channels_last, normalise)
+            x = run.input(x)
             y = y.to(device, non_blocking=True)
-            with autocast():
+            with run.autocast():
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
             if training:
@@ -150,16 +173,15 @@ def run_epoch(model, loader, *, device, optimizer=None, autocast=None, ctx=None,
 
 
 @torch.no_grad()
-def predict_probs(model, loader, *, device, autocast=None, channels_last=False, normalise=None, ctx=None):
-    """Class probabilities (N, K) float64 and the true labels (N,) of a non-shuffled loader. Under DDP
-    (`ctx`) with make_loader's strided evaluation shards: every process predicts its share and process 0
-    gets the whole, in the dataset's order ((None, None) on the others)."""
+def predict_probs(model, loader, run, *, ctx=None):
+    """Class probabilities (N, K) float64 and the true labels (N,) of a non-shuffled loader, the model run as
+    `run` (an Execution). Under DDP (`ctx`) with make_loader's strided evaluation shards: every process
+    predicts its share and process 0 gets the whole, in the dataset's order ((None, None) on the others)."""
     model.eval()
-    autocast = autocast or contextlib.nullcontext
     probs, targets = [], []
     for x, y in loader:
-        with autocast():
-            logits = model(to_input(x, device, channels_last, normalise))
+        with run.autocast():
+            logits = model(run.input(x))
         probs.append(torch.softmax(logits.double(), dim=1).cpu())
         targets.append(y)
     mine = (torch.cat(probs).numpy(), torch.cat(targets).numpy()) if probs else None
@@ -208,96 +230,86 @@ def param_groups(model, lr_factors=None):
             for f in sorted(set(factors.values()), reverse=True)]
 
 
-def fit(model, train_loader, val_loader, *, epochs, lr, patience, device, out_dir, ckpt_base, weight_decay=0.01,
-        usescheduler=False, amp=False, compile=False, channels_last=False, ctx=None, resume=None, lr_factors=None,
-        normalise=None):
-    """Train with early stopping on the validation loss; write last.pt every epoch and best.pt on
-    every improvement (process 0 only). `resume` is a checkpoint dict to continue from
-    (with "best_state": the weights of the run's best.pt, if known); its random-number states (saved
+def fit(model, train_loader, val_loader, plan, run, *, out_dir, recipe, ctx=None, resume=None):
+    """Train as `plan` (an Optimisation) says, the model run as `run` (an Execution), with early stopping on the
+    validation loss; write last.pt every epoch and best.pt on every improvement (process 0 only), each a
+    Checkpoint of `recipe`. `resume` (a checkpoint.Resume) is a run to continue; its random-number states (saved
     per process after every epoch) are restored, so a resumed run repeats the uninterrupted one.
-    One code path for every combination: the model (channels-last 3d if `channels_last`) is wrapped
-    in DDP under torchrun, then torch.compile'd with `compile`; `amp` autocasts to bf16 on CUDA.
-    Checkpoints hold the unwrapped model's weights (no "module." / "_orig_mod." prefixes).
-    `lr_factors` ({parameter name: factor}, 1 for the others) scales a parameter's learning rate, e.g. 0.1
-    for a pretrained backbone's layers; one optimizer group per factor, so a resumed run must pass the same.
-    `normalise`: for loaders of uint8 clips, their normalisation on the device (to_input). On CUDA AdamW
-    runs fused (one kernel for all parameters). history's data_s: the seconds process 0's training loop
-    waited for its next batch in that epoch (beside the epoch's `seconds`)."""
-    ctx = ctx or DistContext(device=device)
-    out_dir = Path(out_dir)
-    raw = model.to(device, memory_format=torch.channels_last_3d) if channels_last else model.to(device)
-    optimizer = torch.optim.AdamW(param_groups(raw, lr_factors), lr=lr, weight_decay=weight_decay,
+    One code path for every combination: the model (channels-last 3d if so run) is wrapped in DDP under
+    torchrun, then torch.compile'd if so run. Checkpoints hold the unwrapped model's weights (no "module." /
+    "_orig_mod." prefixes). On CUDA AdamW runs fused (one kernel for all parameters). history's data_s: the
+    seconds process 0's training loop waited for its next batch in that epoch (beside the epoch's `seconds`)."""
+    ctx = ctx or DistContext(device=run.device)
+    out_dir, device = Path(out_dir), run.device
+    raw = model.to(device, memory_format=torch.channels_last_3d) if run.channels_last else model.to(device)
+    optimizer = torch.optim.AdamW(param_groups(raw, plan.lr_factors), lr=plan.lr, weight_decay=plan.weight_decay,
                                   fused=device.type == "cuda")
-    history, best_val, best_epoch, bad, start = [], float("inf"), 0, 0, 0
-    best_state = None
+    progress, best_state = Progress(epoch=0, optimizer_state={}), None
     if resume is not None:
-        raw.load_state_dict(clean_state_dict(resume["model_state"]))
-        optimizer.load_state_dict(resume["optimizer_state"])
-        history = [dict(h) for h in resume.get("history", [])]
-        best_val, best_epoch = resume.get("best_val_loss", float("inf")), resume.get("best_epoch", 0)
-        bad, start = resume.get("bad_epochs", 0), int(resume["epoch"])
-        best_state = resume.get("best_state")
-        states = resume.get("rng_state") or []
-        if ctx.rank < len(states):  # a checkpoint of another world size: the processes it knew
-            set_rng_state(states[ctx.rank])
-    net = raw
-    if ctx.ddp:  # DDP broadcasts process 0's weights and buffers: every process starts from the same model
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
-    if compile:  # after DDP, so that the compiler splits the graph at DDP's gradient buckets
-        net = torch.compile(net)
-    # evaluation runs the unwrapped model: no collective per batch, so the processes' validation
-    # shards may differ in length (or be empty); sync_buffers gives it process 0's BatchNorm statistics
-    eval_net = (torch.compile(raw) if compile else raw) if ctx.ddp else net
-    autocast = make_autocast(device, amp)
+        progress, best_state = resume.checkpoint.progress, resume.best_state
+        raw.load_state_dict(clean_state_dict(resume.checkpoint.model_state))
+        optimizer.load_state_dict(progress.optimizer_state)
+        if ctx.rank < len(progress.rng_state):  # a checkpoint of another world size: the processes it knew
+            set_rng_state(progress.rng_state[ctx.rank])
+    history = [dict(h) for h in progress.history]
+    best_val, best_epoch, bad = progress.best_val_loss, progress.best_epoch, progress.bad_epochs
+    net, eval_net = _wrapped(raw, run, ctx)
     stopped_early, ahead = False, None
-    for epoch in range(start + 1, epochs + 1):
-        if bad >= patience:
+    for epoch in range(progress.epoch + 1, plan.epochs + 1):
+        if bad >= plan.patience:
             stopped_early = True
             break
         t0 = time.perf_counter()
-        cur_lr = lr_at(epoch, lr=lr, epochs=epochs, usescheduler=usescheduler)
+        cur_lr = plan.lr_at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = cur_lr * group.get("lr_factor", 1.0)  # a checkpoint of an older version has none
-        tr = run_epoch(net, ahead or _Started(train_loader, epoch), device=device, optimizer=optimizer,
-                       autocast=autocast, ctx=ctx, desc=f"epoch {epoch}/{epochs}", show_progress=ctx.master,
-                       channels_last=channels_last, normalise=normalise)
+        tr = run_epoch(net, ahead or _Started(train_loader, epoch), run, optimizer=optimizer, ctx=ctx,
+                       desc=f"epoch {epoch}/{plan.epochs}", show_progress=ctx.master)
         # the next epoch's workers start (and fetch its first batches) while this one validates
-        ahead = _Started(train_loader, epoch + 1) if epoch < epochs else None
+        ahead = _Started(train_loader, epoch + 1) if epoch < plan.epochs else None
         sync_buffers(raw, ctx)  # validate exactly the model process 0 saves
-        va = run_epoch(eval_net, val_loader, device=device, autocast=autocast, ctx=ctx,
-                       desc=f"epoch {epoch}/{epochs} val", show_progress=ctx.master, channels_last=channels_last,
-                       normalise=normalise)
+        va = run_epoch(eval_net, val_loader, run, ctx=ctx, desc=f"epoch {epoch}/{plan.epochs} val",
+                       show_progress=ctx.master)
         seconds = time.perf_counter() - t0
-        tr_loss, tr_acc, va_loss, va_acc = tr.loss, tr.acc, va.loss, va.acc
-        history.append({"epoch": epoch, "train_loss": tr_loss, "train_acc": tr_acc, "val_loss": va_loss,
-                        "val_acc": va_acc, "lr": cur_lr, "steps": tr.steps, "seconds": round(seconds, 3),
+        history.append({"epoch": epoch, "train_loss": tr.loss, "train_acc": tr.acc, "val_loss": va.loss,
+                        "val_acc": va.acc, "lr": cur_lr, "steps": tr.steps, "seconds": round(seconds, 3),
                         "data_s": round(tr.data_s, 3)})
-        improved = va_loss < best_val
+        improved = va.loss < best_val
         if improved:
-            best_val, best_epoch, bad = va_loss, epoch, 0
+            best_val, best_epoch, bad = va.loss, epoch, 0
             best_state = clean_state_dict(raw.state_dict())
         else:
             bad += 1
         states = gather_object(rng_state(), ctx)  # every process's, where epoch `epoch + 1` starts
         if ctx.master:
-            ctx.log(f"epoch {epoch}/{epochs} train loss {tr_loss:.4f} acc {tr_acc:.4f} | "
-                    f"val loss {va_loss:.4f} acc {va_acc:.4f} | {seconds:.1f} s, waiting for data {tr.data_s:.1f} s"
+            ctx.log(f"epoch {epoch}/{plan.epochs} train loss {tr.loss:.4f} acc {tr.acc:.4f} | "
+                    f"val loss {va.loss:.4f} acc {va.acc:.4f} | {seconds:.1f} s, waiting for data {tr.data_s:.1f} s"
                     + (" *" if improved else ""))
-            state = {**ckpt_base, "model_state": clean_state_dict(raw.state_dict()), "epoch": epoch,
-                     "optimizer_state": optimizer.state_dict(),
-                     "history": [dict(h) for h in history], "best_val_loss": float(best_val),
-                     "best_epoch": int(best_epoch), "bad_epochs": int(bad), "patience": int(patience),
-                     "rng_state": states}
+            state = Checkpoint(recipe, clean_state_dict(raw.state_dict()), Progress(
+                epoch, optimizer.state_dict(), tuple(history), best_val, best_epoch, bad, int(plan.patience), states))
             if improved:
-                save_checkpoint(out_dir / "best.pt", state)
-            save_checkpoint(out_dir / "last.pt", state)
-        if bad >= patience and epoch < epochs:
+                save(out_dir / "best.pt", state)
+            save(out_dir / "last.pt", state)
+        if bad >= plan.patience and epoch < plan.epochs:
             stopped_early = True
-            ctx.log(f"early stop: no lower validation loss for {patience} epochs (best epoch {best_epoch})")
+            ctx.log(f"early stop: no lower validation loss for {plan.patience} epochs (best epoch {best_epoch})")
             break
     if best_state is None:
         best_state = clean_state_dict(raw.state_dict())
     return FitResult(history=history, best_epoch=best_epoch, best_val_loss=best_val, best_state=best_state,
                      epochs_run=len(history), stopped_early=stopped_early)
+
+
+def _wrapped(raw, run, ctx):
+    """(the training model, the evaluation model) of the model `raw` on its device."""
+    net = raw
+    if ctx.ddp:  # DDP broadcasts process 0's weights and buffers: every process starts from the same model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(net, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    if run.compile:  # after DDP, so that the compiler splits the graph at DDP's gradient buckets
+        net = torch.compile(net)
+    # evaluation runs the unwrapped model: no collective per batch, so the processes' validation
+    # shards may differ in length (or be empty); sync_buffers gives it process 0's BatchNorm statistics
+    eval_net = (torch.compile(raw) if run.compile else raw) if ctx.ddp else net
+    return net, eval_net

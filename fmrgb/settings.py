@@ -1,18 +1,67 @@
-"""The settings of a training run: which flags work together, what a resumed run continues from, and
-which weights a new run starts from. Each function raises ValueError with one line; train.py exits 2.
+"""The settings of a training run: which flags work together, what a resumed run continues from, and the
+settings the run then uses (the command line's, a resumed run's recipe, the model's usual input). Each
+function raises ValueError with one line; train.py exits 2.
 
     val_size = check_settings(args)            # args: train.py's argparse namespace
-    ckpt = load_resume("runs/x/last.pt")       # with "best_state" and "split"
-    weights = start_weights(s, ctx)            # a state dict, or None
+    resume = load_resume("runs/x/last.pt")     # -> checkpoint.Resume
+    s, note = settle(args, val_size=val_size, resume=resume, defaults=parser.parse_args(["--data", "x"]))
 """
+import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
-from fmrgb.checkpoint import download_pretrained, load_checkpoint, load_state_dict_file
+from fmrgb import checkpoint
 from fmrgb.cli import error_summary
-from fmrgb.distributed import on_master, resolve_device
+from fmrgb.distributed import resolve_device
+from fmrgb.pretrained import input_defaults
+from fmrgb.sampling import default_workers
 from fmrgb.splits import SplitError, read_split
 from model import BACKBONES
+
+# the flags a resumed run takes from its checkpoint, not the command line: they define its split and recipe
+RESUMED_FLAGS = ("learnmethod", "frames", "size", "lr", "seed", "test_size", "val_size", "batch_size", "weight_decay",
+                 "usescheduler", "patience", "channels")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """train.py's flags as the run uses them, in the parser's order (a checkpoint's "train_args" keeps them
+    so): val_size resolved, a resumed run's recipe, frames, size and num_workers filled in."""
+    data: str
+    epochs: int
+    test_size: float
+    val_size: float
+    patience: int
+    learnmethod: str
+    islearnrate_search: bool
+    lr: float
+    lr_grid: list
+    weight_decay: float
+    batch_size: int
+    frames: int
+    size: int
+    pretrained: bool
+    weights: Any
+    pretrained_lr_factor: float
+    augment: bool
+    seed: int
+    device: str
+    num_workers: int
+    cache: Any
+    amp: bool
+    usescheduler: bool
+    out: Any
+    resume: Any
+    compile: bool
+    channels: Any          # the channel names the model takes, None: all
+    positive_class: Any
+    folds: Any
+    ablation: bool
+
+    def flags(self):
+        """{flag: value}, in the parser's order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def check_settings(args):
@@ -54,41 +103,71 @@ def check_settings(args):
 
 
 def load_resume(path):
-    """The checkpoint to continue, with "best_state" (the weights of its run's best.pt, if there is one)
-    and "split" (its run's split.json or, without one beside it, the copy the checkpoint keeps); ValueError
-    when any of them cannot be read."""
+    """The run to continue: the checkpoint, the weights of its run's best.pt (if there is one) and its split
+    (its run's split.json or, without one beside it, the copy the checkpoint keeps); ValueError when any of
+    them cannot be read."""
     try:
-        ckpt = load_checkpoint(path)
+        ckpt = checkpoint.load(path)
     except Exception as e:
         raise ValueError(f"--resume {path}: {error_summary(e)}")
-    best = Path(path).parent / "best.pt"
+    best, best_state = Path(path).parent / "best.pt", None
     if best.is_file():
         try:
-            ckpt["best_state"] = load_checkpoint(best)["model_state"]
+            best_state = checkpoint.load(best).model_state
         except Exception as e:
             raise ValueError(f"--resume: {best}: {error_summary(e)} (move it away to continue without it)")
     saved = Path(path).parent / "split.json"
     try:
-        ckpt["split"] = read_split(saved) if saved.is_file() else ckpt["train_args"]["split"]
+        split = read_split(saved) if saved.is_file() else ckpt.recipe.run.split
     except SplitError as e:
         raise ValueError(str(e))
-    except KeyError:
+    if split is None:
         raise ValueError(f"--resume {path}: its run saved no split (no split.json beside it): start a new run")
-    return ckpt
+    return checkpoint.Resume(ckpt, best_state, split)
 
 
-def start_weights(s, ctx):
-    """The state dict a new run starts from, or None: --pretrained (process 0 downloads it into torch's cache,
-    then every process reads it there) or --weights; ValueError when they cannot be had."""
-    if s.pretrained:
-        try:
-            on_master(lambda: download_pretrained(s.learnmethod) is None, ctx)
-            return download_pretrained(s.learnmethod)
-        except RuntimeError as e:
-            raise ValueError(f"--pretrained: {e}; without a network, fetch that file elsewhere and pass --weights PATH")
-    if s.weights:
-        try:
-            return load_state_dict_file(s.weights)
-        except Exception as e:
-            raise ValueError(f"--weights {s.weights}: {error_summary(e)}")
-    return None
+def _shown(value):
+    """A flag's value as typed: 0.001, true, red,green,blue; None (all channels) as "all"."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "all" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def resumed_flags(args, recipe, defaults=None):
+    """({flag: value}, note): RESUMED_FLAGS (and, unless given, --positive_class) of the checkpoint's `recipe`,
+    and one line naming each flag taken once, and the command line's values (of the argparse namespace `args`)
+    not used: those other than the parser's `defaults` (a namespace)."""
+    use = recipe.use_channels
+    saved = {**recipe.run.flags, "learnmethod": recipe.learnmethod, "frames": recipe.frames, "size": recipe.size,
+             "lr": recipe.lr, "channels": None if use is None else list(use)}
+    taken, differing, values = [], [], {}
+    for flag in RESUMED_FLAGS:
+        if flag not in saved:  # a checkpoint of an older version: the command line's value
+            continue
+        given = getattr(args, flag, None)
+        taken.append(f"--{flag} {_shown(saved[flag])}")
+        if given is not None and given != saved[flag] and given != getattr(defaults, flag, None):
+            differing.append(f"--{flag} {_shown(given)}")
+        values[flag] = saved[flag]
+    if getattr(args, "positive_class", None) is None:
+        values["positive_class"] = saved.get("positive_class")
+    note = "note: --resume takes from the checkpoint " + ", ".join(taken)
+    return values, note + (f" (not this command line's {', '.join(differing)})" if differing else "")
+
+
+def settle(args, *, val_size, resume=None, defaults=None):
+    """(TrainSettings, note or None): train.py's argparse namespace `args` (left as it is) with `val_size`
+    (check_settings'), a resumed run's recipe (resumed_flags: the note names what it takes), and what the
+    command line leaves out: the model's usual frames and size (pretrained.input_defaults), the workers."""
+    values, note = {**vars(args), "val_size": val_size}, None
+    if resume is not None:  # the split and recipe must match the run being continued
+        taken, note = resumed_flags(args, resume.checkpoint.recipe, defaults)
+        values.update(taken)
+    for flag, value in input_defaults(values["learnmethod"]).items():  # not given: the model's usual input
+        if values[flag] is None:
+            values[flag] = value
+    if values["num_workers"] is None:
+        values["num_workers"] = default_workers()
+    return TrainSettings(**values), note

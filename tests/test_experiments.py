@@ -116,14 +116,14 @@ def test_a_resumed_run_repeats_the_uninterrupted_one_and_names_the_flags_it_take
               "--usescheduler", "true", "--seed", "3", "--epochs", "4", "--batch_size", "4", "--lr", "3e-3",
               "--num_workers", workers]
     assert run_train(*common, "--out", tmp_path / "whole") == 0
-    save = engine.save_checkpoint
+    save = engine.save
 
     def save_then_ctrl_c(path, ckpt):  # Ctrl-C right after epoch 2 is saved
         save(path, ckpt)
-        if Path(path).name == "last.pt" and ckpt["epoch"] == 2:
+        if Path(path).name == "last.pt" and ckpt.progress.epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "save_checkpoint", save_then_ctrl_c)
+    monkeypatch.setattr(engine, "save", save_then_ctrl_c)
     assert run_train(*common, "--out", tmp_path / "cut") == 130
     monkeypatch.undo()
     capsys.readouterr()

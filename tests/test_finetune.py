@@ -10,8 +10,8 @@ import dataset
 import predict
 import train
 from conftest import load_pt, read_csv, write_dataset
-from fmrgb.checkpoint import PRETRAINED_URLS
-from model import KINETICS_MEAN, KINETICS_STD, build_model
+from fmrgb.pretrained import KINETICS_MEAN, KINETICS_STD, PRETRAINED_URLS
+from model import build_model
 
 FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "8", "--device", "cpu",
         "--test_size", "0.25", "--patience", "10"]
@@ -77,7 +77,8 @@ def test_pretrained_downloads_the_published_file_and_fine_tunes(finetuned, kinet
 def test_a_fine_tuned_backbone_predicts_and_resumes_unchanged(finetuned, tiny):
     out, _ = finetuned
     rows = read_csv(out / "test_predictions.csv")
-    ckpt, results = predict.predict_files(out / "best.pt", [r["path"] for r in rows], log=lambda *a, **k: None)
+    recipe, results = predict.predict_files(out / "best.pt", [r["path"] for r in rows], log=lambda *a, **k: None)
+    assert recipe.learnmethod == "r3d_18" and recipe.classes == ("calm", "loud")
     for r, (_, probs, err) in zip(rows, results):
         assert err is None and float(r["p_loud"]) == pytest.approx(float(probs[1]), abs=1e-5)
     # resuming keeps the optimizer's two groups (else loading its state fails) and needs no download
@@ -118,7 +119,8 @@ def test_weights_flag_problems_exit_2_with_one_line(tiny, tmp_path, kinetics, ca
 
 def test_a_backbone_defaults_to_16_frames_of_112x112(tiny, tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(train, "train_one", lambda s, *a, **k: (seen.append((s.frames, s.size)), (0, None))[1])
+    monkeypatch.setattr(train, "train_one", lambda session, *a, **k: (
+        seen.append((session.settings.frames, session.settings.size)), (0, None))[1])
     common = ["--data", tiny, "--out", tmp_path, "--num_workers", "0", "--device", "cpu"]
     for extra in (["--learnmethod", "r2plus1d_18"], ["--learnmethod", "conv3d"],
                   ["--learnmethod", "mc3_18", "--frames", "8", "--size", "32"]):

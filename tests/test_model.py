@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmrgb.checkpoint import load_state_dict_file
+from fmrgb.pretrained import load_state_dict_file, model_from_weights
 from model import BACKBONES, INPUT_LAYOUT, MODELS, ConvLSTMCell, ConvLSTMClassifier, ViViT, build_model
 
 # key -> shape of torchvision's r3d_18, mc3_18 and r2plus1d_18 state dicts (3 channels, 400 classes), written
@@ -136,8 +136,8 @@ def torchvision_state(name, seed=0):
 
 
 def backbone(name, *, in_channels, num_classes=400, weights=None, **kw):
-    return build_model(name, in_channels=in_channels, num_classes=num_classes, frames=8, size=32,
-                       weights=weights, **kw).eval()
+    kw = dict(in_channels=in_channels, num_classes=num_classes, frames=8, size=32, **kw)
+    return (build_model(name, **kw) if weights is None else model_from_weights(name, weights, **kw)).eval()
 
 
 @pytest.mark.parametrize("name", BACKBONES)
@@ -214,7 +214,7 @@ def test_weights_for_the_other_models_and_clear_errors(tmp_path):
     torch.manual_seed(0)
     source = build_model("conv3d", in_channels=5, num_classes=2, frames=4, size=16)
     torch.save(source.state_dict(), tmp_path / "conv3d.pt")
-    copy = build_model("conv3d", in_channels=5, num_classes=2, frames=4, size=16, weights=tmp_path / "conv3d.pt")
+    copy = model_from_weights("conv3d", tmp_path / "conv3d.pt", in_channels=5, num_classes=2, frames=4, size=16)
     for k, v in copy.state_dict().items():
         torch.testing.assert_close(v, source.state_dict()[k], rtol=0, atol=0, msg=k)
     with pytest.raises(AssertionError, match="picture_channels must be 1"):

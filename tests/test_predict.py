@@ -7,23 +7,24 @@ import torch
 import predict
 from conftest import CHANNELS5, ROOT, load_pt, pt_dict, read_csv, run_script, write_dataset
 from dataset import FMRGBDataset, compute_stats
-from fmrgb.checkpoint import checkpoint_base, clean_state_dict
+from fmrgb import checkpoint
+from fmrgb.checkpoint import Recipe, RecordSettings, RunArgs
 from fmrgb.survey import inspect_files
 from model import INPUT_LAYOUT, build_model
 
 
 def make_checkpoint(path, pt_paths, *, name="conv3d", frames=6, size=16, seed=0):
-    """A train.py checkpoint (untrained weights) whose recipe comes from `pt_paths`."""
+    """A train.py checkpoint (untrained weights, no training progress) whose recipe comes from `pt_paths`:
+    (the model, its checkpoint.Recipe)."""
     info = inspect_files(pt_paths)
     mean, std = compute_stats(pt_paths, frames=frames, size=size)
     kwargs = {"in_channels": len(info["channels"]), "num_classes": 2, "frames": frames, "size": size}
     torch.manual_seed(seed)
     model = build_model(name, **kwargs).eval()
-    ckpt = checkpoint_base(learnmethod=name, model_kwargs=kwargs, classes=["calm", "loud"], info=info, mean=mean,
-                           std=std, frames=frames, size=size, lr=1e-3, train_args={"seed": seed})
-    ckpt.update({"model_state": clean_state_dict(model.state_dict()), "epoch": 1})
-    torch.save(ckpt, path)
-    return model, ckpt
+    recipe = Recipe.of(learnmethod=name, model_kwargs=kwargs, classes=["calm", "loud"], record=RecordSettings.of(info),
+                       mean=mean, std=std, frames=frames, size=size, lr=1e-3, run=RunArgs({"seed": seed}))
+    checkpoint.save(path, checkpoint.Checkpoint(recipe, model.state_dict()))
+    return model, recipe
 
 
 def run_predict(*args):
@@ -41,12 +42,12 @@ def rows_by_name(path):
 
 def test_predict_on_pt_files_equals_the_models_output(tmp_path, capsys):
     paths = write_dataset(tmp_path / "data", per_class=2, T=8, H=20, W=20)
-    model, ckpt = make_checkpoint(tmp_path / "best.pt", paths, name="vivit")
+    model, recipe = make_checkpoint(tmp_path / "best.pt", paths, name="vivit")
     out = tmp_path / "pred.csv"
     assert run_predict("--model", tmp_path / "best.pt", "--data", tmp_path / "data", "--out", out) == 0
     rows = rows_by_name(out)
     assert len(rows) == 4
-    ds = FMRGBDataset(paths, [0] * 4, frames=6, size=16, mean=ckpt["mean"], std=ckpt["std"],
+    ds = FMRGBDataset(paths, [0] * 4, frames=6, size=16, mean=list(recipe.mean), std=list(recipe.std),
                       layout=INPUT_LAYOUT["vivit"])
     with torch.no_grad():
         probs = torch.softmax(model(torch.stack([ds[i][0] for i in range(4)])).double(), 1)
@@ -96,10 +97,10 @@ def test_a_pt_made_with_other_settings_is_refused_by_name_and_the_others_go_on(t
 
 
 def test_a_model_trained_on_unnamed_channels_takes_named_files_of_that_count():
-    ckpt = {"channels": ["c0", "c1", "c2", "c3", "c4"], "audiomethod": None, "frequency_param": None}
-    predict.check_recipe({"channels": CHANNELS5, "audiomethod": "mel", "frequency_param": 7}, 5, ckpt)
+    record = RecordSettings(("c0", "c1", "c2", "c3", "c4"), audiomethod=None, frequency_param=None)
+    predict.check_recipe({"channels": CHANNELS5, "audiomethod": "mel", "frequency_param": 7}, 5, record)
     with pytest.raises(ValueError, match="has 3 channels, the model takes 5"):
-        predict.check_recipe({"channels": ["c0", "c1", "c2"]}, 3, ckpt)
+        predict.check_recipe({"channels": ["c0", "c1", "c2"]}, 3, record)
 
 
 def test_ctrl_c_returns_130_and_says_interrupted(tmp_path, monkeypatch, capsys):
@@ -129,8 +130,8 @@ def test_predict_on_a_video_equals_predict_on_its_pt(tmp_path, video_factory):
     assert r.returncode == 0, r.stderr
     pts = sorted(folder.glob("*.pt"))
     assert len(pts) == 2
-    _, ckpt = make_checkpoint(tmp_path / "best.pt", pts, name="convlstm", frames=5)
-    assert ckpt["pt_frames"] == 12 and ckpt["frequency_param"] == 50
+    _, recipe = make_checkpoint(tmp_path / "best.pt", pts, name="convlstm", frames=5)
+    assert recipe.record.pt_frames == 12 and recipe.record.frequency_param == 50
     before = sorted(p.name for p in folder.iterdir())
     out_v, out_p = tmp_path / "v.csv", tmp_path / "p.csv"
     assert run_predict("--model", tmp_path / "best.pt", "--data", video, "--out", out_v) == 0

@@ -3,7 +3,7 @@ DataLoader workers. (The cache itself: tests/test_cache.py.)"""
 import pytest
 import torch
 
-from fmrgb.engine import run_epoch
+from fmrgb.engine import Execution, run_epoch
 from fmrgb.sampling import MAX_WORKERS, default_workers
 
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
@@ -33,7 +33,7 @@ def test_a_pass_reads_the_device_once_whatever_its_length(monkeypatch, training)
 
     def one_pass(steps):
         opt = torch.optim.SGD(model.parameters(), lr=0.01) if training else None
-        return lambda: run_epoch(model, [batch] * steps, device=torch.device("cpu"), optimizer=opt)
+        return lambda: run_epoch(model, [batch] * steps, Execution(torch.device("cpu")), optimizer=opt)
 
     assert host_reads_during(one_pass(1), monkeypatch) == host_reads_during(one_pass(6), monkeypatch)
 
@@ -50,7 +50,7 @@ def test_a_nan_loss_is_reported_with_the_step_it_appeared_at():
 
     loader = [(torch.randn(2, 3), torch.tensor([0, 1]))] * 5
     with pytest.raises(FloatingPointError, match=r"epoch 1/1: the loss became nan at step 3; try a lower --lr"):
-        run_epoch(NaNFromStep3(), loader, device=torch.device("cpu"), desc="epoch 1/1")
+        run_epoch(NaNFromStep3(), loader, Execution(torch.device("cpu")), desc="epoch 1/1")
 
 
 @pytest.mark.parametrize("cores, local_world, workers", [(2, None, 2), (16, "4", 4), (1, None, 1), (3, "4", 1),

@@ -9,9 +9,10 @@ import torch.nn.functional as F
 import train
 from conftest import ROOT, load_pt, prepare, read_csv, run_script, write_dataset
 from dataset import compute_stats
-from fmrgb.checkpoint import clean_state_dict, model_from_checkpoint
+from fmrgb import checkpoint
+from fmrgb.checkpoint import clean_state_dict
 from fmrgb.cli import parse_bool
-from fmrgb.engine import run_epoch
+from fmrgb.engine import Execution, run_epoch
 from fmrgb.report import compute_metrics
 from model import INPUT_LAYOUT, build_model
 
@@ -90,7 +91,9 @@ def test_checkpoint_round_trip_with_weights_only(trained, tiny):
     assert len(ckpt["mean"]) == len(ckpt["std"]) == 5
     m = json.loads((trained / "metrics.json").read_text())
     assert ckpt["epoch"] == m["best_epoch"]
-    model = model_from_checkpoint(ckpt).eval()
+    typed = checkpoint.load(trained / "best.pt")
+    assert typed.progress.epoch == ckpt["epoch"] and list(typed.recipe.mean) == ckpt["mean"]
+    model = checkpoint.model_from(typed).eval()
     # the rebuilt model reproduces the saved test probabilities
     from dataset import FMRGBDataset
 
@@ -202,8 +205,8 @@ def test_a_nan_loss_stops_with_a_clear_message():
 
     loader = [(torch.zeros(2, 3), torch.tensor([0, 1]))]
     with pytest.raises(FloatingPointError, match="lower --lr"):
-        run_epoch(NaNModel(), loader, device=torch.device("cpu"),
-                        optimizer=torch.optim.SGD(NaNModel().parameters(), lr=0.1), desc="epoch 1/1")
+        run_epoch(NaNModel(), loader, Execution(torch.device("cpu")),
+                  optimizer=torch.optim.SGD(NaNModel().parameters(), lr=0.1), desc="epoch 1/1")
 
 
 @pytest.mark.parametrize("error, status, message", [
