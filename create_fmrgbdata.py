@@ -18,6 +18,27 @@ from fmrgb.scan import SCAN_FILE, scan_tree
 STATUS_ORDER = [("converted", "converted"), ("aligned", "aligned"), ("skipped", "skipped (up to date)")]
 
 
+def run(args):
+    """The scan or the conversion of args.target; the exit status."""
+    if args.scan:
+        try:
+            scan, failed = scan_tree(args.target, report=runloop.Console(), jobs=args.jobs)
+        except OSError as e:
+            print(cli.fail_line(Path(args.target) / SCAN_FILE, e.strerror or e), file=sys.stderr)
+            return 1
+        print(f"scanned {len(scan['files'])} videos, longest {scan['max_frames']} frames: "
+              f"{Path(args.target) / SCAN_FILE}, failed {len(failed)}")
+        return 1 if failed else 0
+    try:
+        counts, failed = convert_tree(args.target, report=runloop.Console(), audiomethod=args.audiomethod,
+                                      frequency_param=args.frequency_param, fmrgb=args.fmrgb, frames=args.frames,
+                                      jobs=args.jobs, overwrite=args.overwrite, shard=args.shard)
+    except ValueError as e:
+        cli.usage_error(str(e))
+    print(runloop.summary(counts, STATUS_ORDER))
+    return 1 if failed else 0
+
+
 def get_args_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -43,23 +64,9 @@ def get_args_parser():
 @cli.interruptible
 def main(args):
     cli.check_target_dir(args.target)
-    if args.scan:
-        try:
-            scan, failed = scan_tree(args.target, report=runloop.Console(), jobs=args.jobs)
-        except OSError as e:
-            print(cli.fail_line(Path(args.target) / SCAN_FILE, e.strerror or e), file=sys.stderr)
-            return 1
-        print(f"scanned {len(scan['files'])} videos, longest {scan['max_frames']} frames: "
-              f"{Path(args.target) / SCAN_FILE}, failed {len(failed)}")
-        return 1 if failed else 0
-    try:
-        counts, failed = convert_tree(args.target, report=runloop.Console(), audiomethod=args.audiomethod,
-                                      frequency_param=args.frequency_param, fmrgb=args.fmrgb, frames=args.frames,
-                                      jobs=args.jobs, overwrite=args.overwrite, shard=args.shard)
-    except ValueError as e:
-        cli.usage_error(str(e))
-    print(runloop.summary(counts, STATUS_ORDER))
-    return 1 if failed else 0
+    # the shards of a job array share the tree, each with its own files; any other run holds it alone
+    with cli.hold_tree(args.target, shared=args.shard is not None and not args.scan):
+        return run(args)
 
 
 if __name__ == "__main__":

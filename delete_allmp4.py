@@ -29,8 +29,9 @@ def get_args_parser():
 @cli.interruptible
 def main(args):
     cli.check_target_dir(args.target)
-    plan = converted_videos(args.target, report=runloop.Console(), delete_all=args.delete_all)
-    counts, failed = runloop.apply_deletions(plan, dry_run=args.dry_run)
+    with cli.hold_tree(args.target):
+        plan = converted_videos(args.target, report=runloop.Console(), delete_all=args.delete_all)
+        counts, failed = runloop.apply_deletions(plan, dry_run=args.dry_run)
     print(runloop.deletion_summary(counts, args.dry_run))
     return 1 if failed else 0
 

@@ -30,8 +30,9 @@ def get_args_parser():
 @cli.interruptible
 def main(args):
     cli.check_target_dir(args.target)
-    plan = originals_with_copies(args.target, report=runloop.Console())
-    counts, failed = runloop.apply_deletions(plan, dry_run=args.dry_run)
+    with cli.hold_tree(args.target):
+        plan = originals_with_copies(args.target, report=runloop.Console())
+        counts, failed = runloop.apply_deletions(plan, dry_run=args.dry_run)
     print(runloop.deletion_summary(counts, args.dry_run))
     return 1 if failed else 0
 

@@ -36,8 +36,9 @@ def get_args_parser():
 @cli.interruptible
 def main(args):
     cli.check_target_dir(args.target)
-    counts, failed = resize_videos(args.target, mag=args.mag, report=runloop.Console(), jobs=args.jobs,
-                                   shard=args.shard)
+    with cli.hold_tree(args.target, shared=args.shard is not None):  # the shards of a job array run together
+        counts, failed = resize_videos(args.target, mag=args.mag, report=runloop.Console(), jobs=args.jobs,
+                                       shard=args.shard)
     print(runloop.summary(counts, STATUS_ORDER))
     return 1 if failed else 0
 

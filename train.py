@@ -32,7 +32,7 @@ from dataset import prepare_split
 from fmrgb.augment import Augment
 from fmrgb.cache import ClipCache
 from fmrgb.checkpoint import Recipe, RecordSettings, RunArgs
-from fmrgb.cli import error_summary, interruptible, parse_bool, positive_int, usage_error, warn
+from fmrgb.cli import error_summary, hold_data, interruptible, parse_bool, positive_int, usage_error, warn
 from fmrgb.clip import ClipRecipe, channel_indices, channel_roles, picture_channels
 from fmrgb.distributed import barrier, process_group
 from fmrgb.engine import Execution, Optimisation, fit, predict_probs, use_channels_last
@@ -387,7 +387,7 @@ def main(args):
         val_size = check_settings(args)
     except ValueError as e:
         usage_error(str(e))
-    with process_group(args.device) as ctx:
+    with hold_data(args.data), process_group(args.device) as ctx:
         s, resume, weights, cache, out_dir = settle_run(args, val_size, ctx)       # settings
         survey, splits, sets = survey_run(s, resume, ctx)                         # data
         session = Session(s, survey, ctx, cache=cache, weights=weights, resume=resume)

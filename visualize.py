@@ -138,21 +138,7 @@ def pick_files(target):
     return [next((p for p in group if has_sound(p)), group[0]) for _, group in sorted(by_folder.items())]
 
 
-def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--target", required=True, help="an FMRGB .pt file, or a folder (one file per class)")
-    parser.add_argument("--out", default=None, help="folder for the outputs (default: beside each file)")
-    parser.add_argument("--video", action="store_true",
-                        help=f"also write one grey mp4 per channel (into --out, else ./{CHANNEL_VIDEO_DIR}/<class folder>)")
-    return parser
-
-
-@cli.interruptible
-def main(args):
-    target = Path(args.target)
-    if not target.exists():
-        cli.usage_error(f"--target {args.target}: no such file or folder")
+def draw_all(args, target):
     chosen = pick_files(target)
     if not chosen:
         cli.usage_error(f"--target {args.target}: no .pt files found")
@@ -171,6 +157,25 @@ def main(args):
             failed += 1
     print(f"drew {len(chosen) - failed}, failed {failed}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--target", required=True, help="an FMRGB .pt file, or a folder (one file per class)")
+    parser.add_argument("--out", default=None, help="folder for the outputs (default: beside each file)")
+    parser.add_argument("--video", action="store_true",
+                        help=f"also write one grey mp4 per channel (into --out, else ./{CHANNEL_VIDEO_DIR}/<class folder>)")
+    return parser
+
+
+@cli.interruptible
+def main(args):
+    target = Path(args.target)
+    if not target.exists():
+        cli.usage_error(f"--target {args.target}: no such file or folder")
+    with cli.hold_data(target):
+        return draw_all(args, target)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ Library modules raise or hand their warnings to a report (runloop); only the scr
 exit: `usage_error` is the one way to exit 2, `interruptible` the one way to exit 130.
 """
 import argparse
+import contextlib
 import functools
 import re
 import sys
 from pathlib import Path
+
+from fmrgb import treelock
 
 
 # ----------------------------------------------------------------------------- messages
@@ -48,6 +51,23 @@ def usage_error(msg):
 def check_target_dir(target):
     if not Path(target).is_dir():
         usage_error(f"--target {target}: no such folder")
+
+
+def hold_tree(target, *, shared=False):
+    """The lock of the folder a step works on (treelock.hold), held until the with block ends; a
+    folder another step holds is refused in one line."""
+    try:
+        return treelock.hold(target, shared=shared)
+    except treelock.TreeBusy as e:
+        usage_error(str(e))
+
+
+def hold_data(data):
+    """What a run that reads the records and adds only its own files (training's cache, drawings)
+    holds: the data folder (a CSV's or a file's folder) shared with other such runs, never with a
+    step that rewrites or deletes; nothing for a path that is not there (the run says so itself)."""
+    folder = Path(data) if Path(data).is_dir() else Path(data).parent
+    return hold_tree(folder, shared=True) if Path(data).exists() else contextlib.nullcontext()
 
 
 def interruptible(main):

@@ -4,8 +4,9 @@
     counts, failed = convert_tree("data", report=runloop.Console(), audiomethod="mel", jobs=2)
 
 A tree's records all get the frame count of its longest video (its decoded count; a record whose
-video is gone counts with its own), shorter ones stretched in time, unless `frames` sets the
-count. Finished records are skipped, so an interrupted run resumes.
+video is gone counts with the frames it holds), shorter ones stretched in time, unless `frames`
+sets the count. A record whose video is gone is the only copy of its clip: it is never rewritten.
+Finished records are skipped, so an interrupted run resumes.
 """
 import dataclasses
 import functools
@@ -18,20 +19,21 @@ from fmrgb import cli, files, runloop, scan
 from fmrgb.decode import decode_media
 from fmrgb.memory import ScratchBuffer
 from fmrgb.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
-                          recipe_problem, record_path, save_record, source_identity)
+                          overwrite_problem, recipe_problem, record_path, save_record, source_identity)
 from fmrgb.resized import converted_before
 from fmrgb.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
 from fmrgb.timeline import stretch_time
 
 
 def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, scratch=None,
-                  decoder_threads=None):
+                  decoder_threads=None, notes=None):
     """Decode a video and build its FMRGB record (the dict create_fmrgbdata.py saves).
 
     `frames` gives the record that many frames, made while the video is decoded (so memory does
     not grow with its length): bit for bit stretch_time(full record, frames, sound_channels=2).
     With a `scratch` (memory.ScratchBuffer) the record's frames live in its memory until its next
-    use. `decoder_threads` goes to decode.decode_media (None: chosen by the clip's size).
+    use. `decoder_threads` goes to decode.decode_media (None: chosen by the clip's size). A list
+    given as `notes` gets a line for each thing about the sound worth a warning.
     """
     import torch
 
@@ -41,6 +43,8 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
                          gray=fmrgb == 3, extra_channels=SOUND_CHANNELS, keep=None if frames is None else int(frames),
                          scratch=scratch, threads=decoder_threads)
     facts, audio = media.facts, media.audio
+    if notes is not None:
+        notes.extend(sound_notes(audio, facts.sample_rate, frequency_param))
     fused = fuse(media.frames, audio, fps=facts.fps, audiomethod=audiomethod, frequency_param=frequency_param,
                  start=facts.start, source_frames=facts.frames, at=None if media.plan is None else media.plan.nearest)
     return {
@@ -54,10 +58,24 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
         "source_size": Path(path).stat().st_size,  # tells a later run whether the video has changed
         "source_frames": int(facts.frames),
         "damaged_frames": int(facts.damaged),  # frames that did not decode, between others that did
-        "has_audio": audio is not None and len(audio) > 0,
+        "has_audio": audio is not None,
         "silent": audio is None or not np.any(audio),
         "format_version": FORMAT_VERSION,
     }
+
+
+def sound_notes(audio, sample_rate, frequency_param):
+    """What a warning should say about a clip's sound: nothing for a track that gave samples."""
+    if audio is None:
+        return ["no sound track; sound channels are 0"]
+    if not len(audio):
+        # ffmpeg's resampler holds back about a second's worth of samples at very low rates
+        return [f"the sound track gave no samples at the analysis rate of {sample_rate} Hz (fps x --frequency_param "
+                f"{frequency_param}): too short for ffmpeg to resample that low; sound channels are 0 "
+                "(a larger --frequency_param keeps its sound)"]
+    if not np.any(audio):
+        return ["sound track is digital silence; sound channels are 0"]
+    return []
 
 
 # ----------------------------------------------------------------------------- a tree of videos
@@ -66,8 +84,11 @@ def existing_state(video, recipe, *, check_source=True):
     """(source_frames, stored frame count) of a finished record of `video` made with `recipe`
     (from this version of the video, with check_source), or None when it must be made again."""
     pt = record_path(video)
-    if not pt.is_file():
-        return None
+    try:
+        if not pt.is_file():
+            return None
+    except OSError:
+        return None  # a name the file system refuses (too long): the conversion says so
     try:
         frames, meta = load_record(pt)
     except RuntimeError:
@@ -88,13 +109,12 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
         _per_thread.scratch = ScratchBuffer()
     # read before decoding: a video replaced meanwhile then fails the next run's check, never passes it
     identity = source_identity(video)
-    record = convert_video(video, frames=frames, scratch=_per_thread.scratch, decoder_threads=decoder_threads,
-                           **dataclasses.asdict(recipe))
+    problem = overwrite_problem(video, identity["source_sha256"])
+    if problem:
+        raise RuntimeError(problem)
     warnings = []
-    if not record["has_audio"]:
-        warnings.append("no sound track; sound channels are 0")
-    elif record["silent"]:
-        warnings.append("sound track is digital silence; sound channels are 0")
+    record = convert_video(video, frames=frames, scratch=_per_thread.scratch, decoder_threads=decoder_threads,
+                           notes=warnings, **dataclasses.asdict(recipe))
     if record["damaged_frames"]:
         warnings.append(f"{record['damaged_frames']} damaged frames did not decode and were skipped "
                         f"({record['source_frames']} did)")
@@ -118,8 +138,8 @@ def align_one(video, *, recipe, n_frames, decoder_threads=None):
 
 
 def align_record(pt, *, n_frames):
-    """Stretch the frames a record holds to n_frames (for a record whose video is gone, they are all
-    there is). Returns its status twice, like align_one."""
+    """Stretch the frames a record holds to n_frames (only ever for a record whose video is there).
+    Returns its status twice, like align_one."""
     import torch
 
     clip, meta = load_record(pt)
@@ -131,9 +151,9 @@ def align_record(pt, *, n_frames):
 
 
 def orphan_records(target, videos, recipe, report):
-    """{record: (source_frames, stored frame count)} of the records under `target` whose video is
-    gone (deleted once converted: they are the data now) and that were made with `recipe`, so that
-    a run brings them to its length too. One made with other settings cannot be made again: a
+    """{record: the frames it holds} of the records under `target` whose video is gone (deleted once
+    converted: they are the data now, the only copy of their clips) and that were made with `recipe`,
+    so that they count for the run's length. One made with other settings cannot be made again: a
     warning to `report` names it."""
     present = {record_path(v) for v in videos}
     found = {}
@@ -149,7 +169,7 @@ def orphan_records(target, videos, recipe, report):
         if problem:
             report.warn(pt, f"its video is gone and it was {problem}: left as it is ({frames.shape[0]} frames)")
         else:
-            found[pt] = int(meta.get("source_frames", frames.shape[0])), int(frames.shape[0])
+            found[pt] = int(frames.shape[0])
     return found
 
 
@@ -176,14 +196,25 @@ def convert_tree(target, *, report, audiomethod="simple", frequency_param=100, f
         vars(_per_thread).pop("scratch", None)  # a single-process run decoded here: give the memory back
 
 
+def present_state(videos, recipe, overwrite, report):
+    """{video: existing_state} of the videos still there (overwrite: None for each); one removed
+    since it was listed is named to `report` and left out."""
+    state = {}
+    for v in videos:
+        try:
+            state[v] = None if overwrite else existing_state(v, recipe)
+        except FileNotFoundError:
+            report.warn(v, files.VANISHED)
+    return state
+
+
 def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard, report):
     videos = files.find_videos(target, on_skip=report.warn)
-    # records whose video is gone count for the length (never shrunk below their own frames) and
-    # are brought to it
+    # records whose video is gone count for the length with the frames they hold; never rewritten
     orphans = orphan_records(target, videos, recipe, report)
     if shard is not None and frames is None:
         # every shard must agree on the length, so the scan must still describe the whole tree
-        frames = max([scan.frames_from_scan(target, videos), *(s for s, _ in orphans.values())]) or None
+        frames = max([scan.frames_from_scan(target, videos), *orphans.values()]) or None
     videos = cli.shard_of(videos, shard)
     orphans = {pt: orphans[pt] for pt in cli.shard_of(orphans, shard)}
     warn_twice_converted(videos, report)
@@ -207,8 +238,10 @@ def same_clip_converted(videos):
 
 
 def _convert_videos(videos, orphans, *, recipe, frames, jobs, overwrite, report):
-    state = {} if overwrite else {v: existing_state(v, recipe) for v in videos}
-    todo = [v for v in videos if state.get(v) is None]
+    state = present_state(videos, recipe, overwrite, report)
+    videos = list(state)
+    state = {v: s for v, s in state.items() if s is not None}
+    todo = [v for v in videos if v not in state]
     # with several workers the cores are taken by whole videos: more decoder threads only contend
     decoder_threads = 1 if jobs > 1 and len(todo) > 1 else None
     counts, source_frames, failed = runloop.run_jobs(
@@ -216,11 +249,13 @@ def _convert_videos(videos, orphans, *, recipe, frames, jobs, overwrite, report)
         report=report, jobs=jobs, desc="convert", processes=True)
     converted_here = set(source_frames)
     stored = {v: frames or n for v, n in source_frames.items()}  # a new file holds its own frames, or --frames
-    stored.update({v: s[1] for v, s in state.items() if s is not None})
-    source_frames.update({v: s[0] for v, s in state.items() if s is not None})
-    if not source_frames and not orphans:
+    stored.update({v: s[1] for v, s in state.items()})
+    source_frames.update({v: s[0] for v, s in state.items()})
+    counts["skipped"] = counts.get("skipped", 0) + len(orphans)  # left as they are, whatever the length
+    if not source_frames:
+        warn_orphan_lengths(orphans, frames, report)
         return counts, failed
-    n_frames = frames or max([*source_frames.values(), *(s for s, _ in orphans.values())])
+    n_frames = frames or max([*source_frames.values(), *orphans.values()])
     to_align = sorted(v for v, n in stored.items() if n != n_frames)
     _, align_status, align_failed = runloop.run_jobs(
         functools.partial(align_one, recipe=recipe, n_frames=n_frames,
@@ -228,23 +263,20 @@ def _convert_videos(videos, orphans, *, recipe, frames, jobs, overwrite, report)
         to_align, report=report, jobs=jobs, desc="align", processes=True)
     # a video converted in this run counts once, as converted, whether or not it then needed stretching;
     # a file from an earlier run counts as aligned, or skipped when it already had the length
-    for video in (v for v, s in state.items() if s is not None and v not in align_failed):
+    for video in (v for v in state if v not in align_failed):
         status = align_status.get(video, "skipped")
         counts[status] = counts.get(status, 0) + 1
-    # a record whose video is gone is all there is of that clip: it may grow, never shrink
-    for pt in sorted(pt for pt, (_, n) in orphans.items() if n > n_frames):
-        report.warn(pt, f"its video is gone: kept at its {orphans[pt][1]} frames (shortening it to {n_frames} "
-                        "would lose frames for good)")
-    orphans_to_align = sorted(pt for pt, (_, n) in orphans.items() if n < n_frames)
-    _, orphan_status, orphan_failed = runloop.run_jobs(functools.partial(align_record, n_frames=n_frames),
-                                                       orphans_to_align, report=report, jobs=jobs, desc="align",
-                                                       processes=True)
-    for pt in (pt for pt in orphans if pt not in orphan_failed):
-        status = orphan_status.get(pt, "skipped")
-        counts[status] = counts.get(status, 0) + 1
-    counts["failed"] = counts.get("failed", 0) + len(align_failed) + len(orphan_failed)
+    warn_orphan_lengths(orphans, n_frames, report)
+    counts["failed"] = counts.get("failed", 0) + len(align_failed)
     # a video converted here whose alignment then failed is not done: it counts as failed only
     unfinished = sum(v in converted_here for v in align_failed)
     if unfinished:
         counts["converted"] -= unfinished
-    return counts, failed + align_failed + orphan_failed
+    return counts, failed + align_failed
+
+
+def warn_orphan_lengths(orphans, n_frames, report):
+    """Name to `report` each record whose video is gone and whose length is not the run's: it keeps its frames."""
+    for pt in sorted(pt for pt, n in orphans.items() if n_frames and n != n_frames):
+        report.warn(pt, f"its video is gone: kept at its {orphans[pt]} frames, not brought to this run's {n_frames} "
+                     "(it is the only copy of its clip)")

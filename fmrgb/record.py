@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from fmrgb.cli import error_summary
-from fmrgb.files import atomic_output, file_digest
+from fmrgb.files import VANISHED, atomic_output, file_digest
 from fmrgb.sound import channel_names
 
 FORMAT_VERSION = 1
@@ -60,8 +60,29 @@ class UnreadableRecord(RuntimeError):
         self.reason = reason
 
 
+class _WholeWrites:
+    """A file torch.save writes into through Python: every byte is written, or the system's OSError
+    raised (torch's own writer, and a buffered file's short write, leave only "[enforce fail at
+    inline_container.cc] unexpected pos")."""
+
+    def __init__(self, fd, name):
+        self.fd = fd
+        self.name = name  # what a file object says it is
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        size = len(view)
+        while view:
+            view = view[os.write(self.fd, view):]
+        return size
+
+    def flush(self):
+        pass
+
+
 def save_record(record, path):
-    """Write the record dict atomically."""
+    """Write the record dict atomically. A write that fails (a full disk) raises OSError naming `path`
+    with the system's reason, and leaves nothing behind."""
     import torch
 
     crc = torch.serialization.get_crc32_options()
@@ -69,7 +90,17 @@ def save_record(record, path):
     torch.serialization.set_crc32_options(False)
     try:
         with atomic_output(path) as tmp:
-            torch.save(record, tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+            try:
+                torch.save(record, _WholeWrites(fd, str(tmp)))
+            except (OSError, RuntimeError) as e:
+                # torch's zip writer, closing after a failed write, raises its own error over the OSError
+                cause = e if isinstance(e, OSError) else e.__context__
+                if isinstance(cause, OSError):
+                    raise OSError(cause.errno, cause.strerror, str(path)) from e
+                raise
+            finally:
+                os.close(fd)
     finally:
         torch.serialization.set_crc32_options(crc)
 
@@ -144,6 +175,26 @@ def source_identity(video):
     return {"source": video.name, "source_size": video.stat().st_size, "source_sha256": file_digest(video)}
 
 
+def overwrite_problem(video, sha256):
+    """None when `video` (whose bytes have this SHA-256) may get a new record: there is none, or what is
+    there is not a record, or one made from these very bytes; else why not. A record made from other
+    bytes, or that does not say which, may be the only copy of another clip: never written over."""
+    pt = record_path(video)
+    try:
+        _, meta = load_record(pt)
+    except UnreadableRecord:
+        return None  # nothing there, or nothing any step could read
+    if "source_sha256" not in meta:
+        return (f"{pt.name} does not record which video it was made from (made by an older version), so it may "
+                "be the only copy of another clip: not overwritten (if it is this video's, delete it, or move it "
+                "away, to convert again)")
+    if meta["source_sha256"] != sha256:
+        return (f"{pt.name} was made from another clip ({meta.get('source')} of {meta.get('source_size')} bytes, "
+                f"SHA-256 {meta['source_sha256'][:12]}...), the only copy of it: not overwritten (rename this "
+                f"video, or move {pt.name} away, to convert it)")
+    return None
+
+
 def made_from_problem(meta, video):
     """None when a record's metadata says it was made from this very content of `video`, else why not."""
     if "source_sha256" not in meta:
@@ -172,7 +223,10 @@ def conversion_problem(video):
         frames, meta = load_record(pt)
     except UnreadableRecord as e:
         return f".pt does not load ({e.reason})"
-    problem = made_from_problem(meta, video)
+    try:
+        problem = made_from_problem(meta, video)
+    except FileNotFoundError:
+        return VANISHED
     if problem is None and frames.shape[0] < meta.get("source_frames", 0):
         # a --frames run kept fewer frames than the video has: the video is still the only full copy
         return (f".pt holds {frames.shape[0]} of the video's {meta['source_frames']} frames "

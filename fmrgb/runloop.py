@@ -9,10 +9,15 @@ warning (report.warn) and failing file (report.fail) as it comes, and show their
 report.progress. Only scripts make a Console, which prints those lines on stderr above the
 progress bar. Deleting (apply_deletions) lists what it keeps and deletes on stdout.
 """
+import contextlib
+import ctypes
 import dataclasses
+import functools
 import os
 import signal
 import sys
+import threading
+import time
 
 from fmrgb.cli import fail_line, show_path, warn
 
@@ -152,7 +157,7 @@ def _process_round(fn, items, n_workers, record):
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_signals)
+    pool = ProcessPoolExecutor(max_workers=n_workers, initializer=functools.partial(_worker_signals, os.getpid()))
     unfinished = []
     try:
         futures = {pool.submit(fn, item): item for item in items}
@@ -174,10 +179,11 @@ def _process_round(fn, items, n_workers, record):
     return unfinished
 
 
-def _worker_signals():
+def _worker_signals(parent):
     """In a worker process: Ctrl-C reaches the whole process group, but the parent decides (an idle
     worker hit by SIGINT would print a traceback); SIGTERM from the parent unwinds the task, so
-    temporary files are removed, and exits quietly."""
+    temporary files are removed, and exits quietly. The worker ends with its parent, however that
+    ended (end_with_parent)."""
     import faulthandler
 
     def stop(signum, frame):
@@ -187,6 +193,32 @@ def _worker_signals():
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop)
+    end_with_parent(parent)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_S = 0.2  # how often a worker looks whether its parent is still there
+UNWIND_S = 1.0  # how long a worker whose parent is gone may take to remove its temporary file
+
+
+def end_with_parent(parent):
+    """Make this process end when process `parent` does, whatever ended it (kill -9 included): on
+    Linux the kernel sends SIGTERM at once (PR_SET_PDEATHSIG); everywhere a thread sees the parent
+    change, sends SIGTERM itself, and after UNWIND_S ends the process outright (a worker waiting on
+    its task queue, or on a result pipe no one reads, would otherwise wait forever)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it ended before the line above took effect
+        os._exit(128 + signal.SIGTERM)
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent):
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os.kill(os.getpid(), signal.SIGTERM)  # unwinds the task: atomic_output removes its temporary file
+    time.sleep(UNWIND_S)
+    os._exit(128 + signal.SIGTERM)
 
 
 # ----------------------------------------------------------------------------- deleting

@@ -32,7 +32,11 @@ def scan_tree(target, *, report, jobs=1):
     old = read_scan(target) or {"files": {}}
     entries, todo = {}, []
     for v in files.find_videos(target, on_skip=report.warn):
-        rel, stamp = v.relative_to(target).as_posix(), file_stamp(v)
+        try:
+            rel, stamp = v.relative_to(target).as_posix(), file_stamp(v)
+        except FileNotFoundError:
+            report.warn(v, files.VANISHED)
+            continue
         prev = old["files"].get(rel)
         if prev and all(prev.get(k) == stamp[k] for k in stamp):
             entries[rel] = prev

@@ -135,7 +135,7 @@ def test_ctrl_c_right_after_the_temp_file_is_created_still_removes_it(tmp_path, 
     assert not list(tmp_path.iterdir())
 
 
-def test_two_conversions_of_one_folder_at_once_give_a_single_runs_files(tmp_path):
+def test_two_conversions_of_one_folder_at_once_one_refuses_and_the_files_are_a_single_runs(tmp_path):
     one, two = tmp_path / "together", tmp_path / "alone"
     for i, seconds in enumerate((0.5, 1.0, 1.5)):
         tiny(one / f"v{i}.mp4", seconds=seconds)
@@ -143,7 +143,13 @@ def test_two_conversions_of_one_folder_at_once_give_a_single_runs_files(tmp_path
     # the single run is a subprocess too, so all three use the same code from disk
     procs = [start("create_fmrgbdata.py", "--target", folder) for folder in (one, one, two)]
     results = [finish(p, 120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], results
+    # the second to reach the folder's lock refuses (unless the first had already finished)
+    assert sorted(p.returncode for p in procs[:2]) in ([0, 0], [0, 2]) and procs[2].returncode == 0, results
+    for k, p in enumerate(procs[:2]):
+        if p.returncode == 2:
+            assert results[k][1].strip().splitlines() == [
+                f"error: {one}: another step is working on this folder (pid {procs[1 - k].pid}: "
+                "create_fmrgbdata.py): run this one when it has finished"]
     assert not part_files(one)
     for i in range(3):
         got, want = load_pt(one / f"v{i}.mp4.pt"), load_pt(two / f"v{i}.mp4.pt")
@@ -159,8 +165,8 @@ def test_disk_full_names_the_file_leaves_no_partial_and_the_rest_converts(tmp_pa
     real_save = torch.save
 
     def save(obj, f, *a, **kw):
-        if Path(f).name.startswith(".b.mp4.pt."):
-            Path(f).write_bytes(b"PK\x03\x04 half a zip")  # what a full disk leaves behind
+        if Path(f.name).name.startswith(".b.mp4.pt."):
+            f.write(b"PK\x03\x04 half a zip")  # what a full disk leaves behind
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(obj, f, *a, **kw)
 
@@ -168,7 +174,7 @@ def test_disk_full_names_the_file_leaves_no_partial_and_the_rest_converts(tmp_pa
     args = create_fmrgbdata.get_args_parser().parse_args(["--target", str(tmp_path)])
     assert create_fmrgbdata.main(args) == 1
     out, err = capsys.readouterr()
-    assert error_lines(err) == [f"error: {videos['b']}: [Errno 28] No space left on device"]
+    assert error_lines(err) == [f"error: {videos['b']}: [Errno 28] No space left on device: '{videos['b']}.pt'"]
     assert "converted 2," in out and "failed 1" in out
     assert not (tmp_path / "b.mp4.pt").exists() and not part_files(tmp_path)
     assert load_pt(tmp_path / "a.mp4.pt")["frames"].shape[0] == load_pt(tmp_path / "c.mp4.pt")["frames"].shape[0] == 15
@@ -183,8 +189,8 @@ def test_disk_full_while_stretching_keeps_the_old_file_whole_and_a_rerun_finishe
     real_save = torch.save
 
     def save(obj, f, *a, **kw):
-        if Path(f).name.startswith(".short.mp4.pt."):
-            Path(f).write_bytes(b"PK")
+        if Path(f.name).name.startswith(".short.mp4.pt."):
+            f.write(b"PK")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_save(obj, f, *a, **kw)
 

@@ -336,11 +336,14 @@ def test_a_resized_copy_counts_only_for_the_file_it_was_made_from(tmp_path):
     assert all(d.reason is None for d in deletion.originals_with_copies(tmp_path, report=REPORT))
 
 
-def test_a_replaced_video_is_converted_again_and_never_deleted_for_its_old_pt(tmp_path):
+def test_a_replaced_video_never_replaces_its_old_pt_and_is_never_deleted_for_it(tmp_path):
     make_video(tmp_path / "a.mp4", seconds=1)
     convert_tree(tmp_path, report=REPORT)
     make_video(tmp_path / "a.mp4", seconds=1, size=(64, 48), audio=None)  # same name, other clip
     assert "another version" in record.conversion_problem(tmp_path / "a.mp4")
+    counts, failed = convert_tree(tmp_path, report=REPORT)  # the old .pt may be the only copy of the first clip
+    assert failed == [tmp_path / "a.mp4"] and load_pt(tmp_path / "a.mp4.pt")["has_audio"]
+    (tmp_path / "a.mp4.pt").unlink()
     counts, _ = convert_tree(tmp_path, report=REPORT)
     assert counts["converted"] == 1
     rec = load_pt(tmp_path / "a.mp4.pt")
