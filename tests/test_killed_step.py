@@ -66,3 +66,24 @@ def test_a_killed_conversion_leaves_no_worker_running(tmp_path, sig):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not list(tmp_path.glob(".*.part")), "a worker ended without removing its temporary file"
+
+
+def test_a_killed_resize_leaves_no_ffmpeg_running(tmp_path):
+    make_video(tmp_path / "long.mp4", seconds=30, size=(640, 480))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "resize_video.py"), "--target", str(tmp_path), "--mag", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    encoders = []
+    try:
+        assert wait_until(lambda: children(proc.pid), 60), "resize started no ffmpeg"
+        encoders = children(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)  # as the OOM killer or `kill -9 PID` does
+        proc.wait(timeout=30)
+        assert wait_until(lambda: not any(alive(p) for p in encoders), 5), \
+            f"ffmpeg {[p for p in encoders if alive(p)]} outlived the resize step that started it"
+    finally:
+        for p in encoders:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
