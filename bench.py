@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import decode, ffmpeg
+from fmrgb.prepare import decode, ffmpeg
 from fmrgb.runloop import Console
 from model import MODELS
-from fmrgb.synthetic import write_test_video
+from fmrgb.prepare.synthetic import write_test_video
 
 
 def timed(fn, *args, **kwargs):
@@ -90,7 +90,7 @@ def write_floor(folder, clips, channels=5):
     other half of what no conversion can avoid (memory made once, outside the timing)."""
     import torch
 
-    from fmrgb.record import save_record
+    from fmrgb.prepare.record import save_record
 
     frames, _ = decode.decode_video(clips[0], extra_channels=channels - 3)
     record = {"frames": torch.from_numpy(frames)}
@@ -105,7 +105,7 @@ def write_floor(folder, clips, channels=5):
 def conversion(folder, clips, *, audiomethod, fmrgb, jobs=1, repeats=3):
     """Seconds per clip of create_fmrgbdata over the folder, best of `repeats` (in this process,
     imports already paid; the previous outputs are removed first, untimed, so every run writes new files)."""
-    from fmrgb.convert import convert_tree
+    from fmrgb.prepare.convert import convert_tree
 
     best = float("inf")
     for _ in range(repeats):
@@ -129,7 +129,7 @@ def jobs_speedup(folder, clips, *, repeats=3):
     """Seconds per clip of create_fmrgbdata (simple, 5 channels) with --jobs 1 and --jobs 2, each
     the best of `repeats` runs taken in turns, and the cores each keeps busy on average: --jobs 1
     already decodes the sound on a second core, which bounds what a second worker can add."""
-    from fmrgb.convert import convert_tree
+    from fmrgb.prepare.convert import convert_tree
 
     seconds, busy = {1: float("inf"), 2: float("inf")}, {}
     for _ in range(repeats):
@@ -145,7 +145,7 @@ def jobs_speedup(folder, clips, *, repeats=3):
 
 
 def resize_vs_ffmpeg(folder, clips, mag=2):
-    from fmrgb.resized import resize_args, resize_videos
+    from fmrgb.prepare.resized import resize_args, resize_videos
 
     bare = tempfile.mkdtemp(dir=folder)
     t_bare = 0.0
@@ -161,15 +161,15 @@ def resize_vs_ffmpeg(folder, clips, mag=2):
 PEAK_RSS_CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import fmrgb.convert, fmrgb.record, torch, cv2
+import fmrgb.prepare.convert, fmrgb.prepare.record, torch, cv2
 
 def rss_kb(field):
     return int(next(l for l in open("/proc/self/status") if l.startswith(field)).split()[1])
 
 before = rss_kb("VmRSS:")
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) now that the imports are done
-r = fmrgb.convert.convert_video(sys.argv[2], audiomethod=sys.argv[3])
-fmrgb.record.save_record(r, sys.argv[4])
+r = fmrgb.prepare.convert.convert_video(sys.argv[2], audiomethod=sys.argv[3])
+fmrgb.prepare.record.save_record(r, sys.argv[4])
 print(r["frames"].numel(), rss_kb("VmHWM:"), before)
 """
 
@@ -206,10 +206,10 @@ def loader_rate(pts, *, frames, size, num_workers=2, batch=8, cache_root=None):
     import torch
 
     from dataset import FMRGBDataset
-    from fmrgb.augment import Augment
-    from fmrgb.cache import ClipCache
-    from fmrgb.clip import ClipRecipe, channel_roles
-    from fmrgb.record import load_record
+    from fmrgb.training.augment import Augment
+    from fmrgb.training.cache import ClipCache
+    from fmrgb.training.clip import ClipRecipe, channel_roles
+    from fmrgb.prepare.record import load_record
 
     kw, build = {}, None
     if cache_root is not None:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from fmrgb import cli, runloop
-from fmrgb.convert import convert_tree
-from fmrgb.scan import SCAN_FILE, scan_tree
+from fmrgb.prepare.convert import convert_tree
+from fmrgb.prepare.scan import SCAN_FILE, scan_tree
 
 STATUS_ORDER = [("converted", "converted"), ("aligned", "aligned"), ("skipped", "skipped (up to date)")]
 

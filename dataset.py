@@ -1,18 +1,18 @@
 """Labelled FMRGB records as a torch Dataset, with the training files' channel statistics.
 
-    from fmrgb.survey import survey_data
-    from fmrgb.splits import train_val_test
-    survey = survey_data("data/")                 # listed, checked and grouped once (fmrgb.survey)
+    from fmrgb.training.survey import survey_data
+    from fmrgb.training.splits import train_val_test
+    survey = survey_data("data/")                 # listed, checked and grouped once (fmrgb.training.survey)
     parts = train_val_test(survey.label_names, survey.groups, test_size=0.2, val_size=0.2, seed=0)
     data = prepare_split(survey, parts, frames=32, size=64, cache=cache)    # the training statistics too
     ds = data.subset("train", frames=32, size=64, layout="cthw", cache=cache, uint8=True)
     norm = data.normaliser("cthw", device)        # normalise for ds's batches, where the model runs
 
-One item: the clip recipe of fmrgb.clip (`transform`: the centres of `frames` equal segments, resized to
+One item: the clip recipe of fmrgb.training.clip (`transform`: the centres of `frames` equal segments, resized to
 size x size, scaled to 0..1, each channel normalised with the training set's mean/std, in the layout the
 model wants); predict.py uses the same function. A training set may augment its clips
-(augment=fmrgb.augment.Augment: random frames and crops, per channel). Training reads the small clips from
-a cache (cache=fmrgb.cache.ClipCache) and takes uint8 items (uint8=True), normalised on the device by the
+(augment=fmrgb.training.augment.Augment: random frames and crops, per channel). Training reads the small clips from
+a cache (cache=fmrgb.training.cache.ClipCache) and takes uint8 items (uint8=True), normalised on the device by the
 same function (`normaliser`). Several splits of one survey (folds) each get their own prepare_split; under
 DDP pass the run's DistContext (`ctx`).
 """
@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from fmrgb.augment import augment_clip
-from fmrgb.cache import clip_sums, picked_frames
-from fmrgb.clip import LAYOUTS, ClipRecipe, keep_channels, normalise
-from fmrgb.distributed import on_every_process
-from fmrgb.survey import common_length
+from fmrgb.training.augment import augment_clip
+from fmrgb.training.cache import clip_sums, picked_frames
+from fmrgb.training.clip import LAYOUTS, ClipRecipe, keep_channels, normalise
+from fmrgb.training.distributed import on_every_process
+from fmrgb.training.survey import common_length
 
 MIN_STD = 1e-6  # a channel that never varies (e.g. a silent sound track) is only centred, not scaled
 
@@ -35,7 +35,7 @@ MIN_STD = 1e-6  # a channel that never varies (e.g. a silent sound track) is onl
 class FMRGBDataset(Dataset):
     """(video, label) pairs; video is `transform`ed (see the module docstring), or with `uint8` left as the
     uint8 small frames (T, C, S, S) for `normaliser` to normalise whole batches on the device (training).
-    `cache`: a fmrgb.cache.ClipCache of this frames/size, where the small clips are read (and made once)."""
+    `cache`: a fmrgb.training.cache.ClipCache of this frames/size, where the small clips are read (and made once)."""
 
     def __init__(self, paths, labels, *, frames=32, size=64, mean=None, std=None, layout="cthw", channels=None,
                  augment=None, cache=None, uint8=False):
@@ -44,7 +44,7 @@ class FMRGBDataset(Dataset):
         self.paths, self.labels = [Path(p) for p in paths], [int(y) for y in labels]
         self.frames, self.size, self.layout = frames, size, layout
         self.mean, self.std, self.channels = mean, std, channels
-        self.augment = augment  # an fmrgb.augment.Augment for a training set; None: the evaluation recipe
+        self.augment = augment  # an fmrgb.training.augment.Augment for a training set; None: the evaluation recipe
         self.recipe, self.cache, self.uint8 = ClipRecipe(frames, size), cache, uint8
         assert cache is None or cache.recipe == self.recipe, f"a cache of {cache.recipe}, not of {self.recipe}"
 
@@ -107,7 +107,7 @@ class Prepared:
 
     def subset(self, part, *, frames, size, layout, augment=None, cache=None, uint8=False):
         """An FMRGBDataset of one part ("train", "val" or "test"), normalised with the training statistics
-        (with `uint8`, by normaliser(layout) on the device); `augment` (fmrgb.augment.Augment) only for "train"."""
+        (with `uint8`, by normaliser(layout) on the device); `augment` (fmrgb.training.augment.Augment) only for "train"."""
         assert augment is None or part == "train", f"augmentation is for the training files, not {part!r}"
         idx = getattr(self, part)
         return FMRGBDataset([self.paths[i] for i in idx], [self.labels[i] for i in idx], frames=frames, size=size,
@@ -128,7 +128,7 @@ class Prepared:
 def prepare_split(survey, parts, *, frames, size, channels=None, num_workers=0, stats=None, ctx=None, cache=None):
     """A Survey and its parts ({"train", "val", "test"} index lists) -> Prepared, with the training
     files' channel statistics (`stats=(mean, std)` reuses given ones, when resuming). With a `cache`
-    (fmrgb.cache.ClipCache) the training files' small clips are made in the same pass (the others when
+    (fmrgb.training.cache.ClipCache) the training files' small clips are made in the same pass (the others when
     first read). Under DDP (`ctx`) every process takes its share (compute_stats): the same numbers, an
     error raised on every process."""
     info = dict(survey.info, pt_frames=common_length([survey.info["lengths"][i] for i in parts["train"]]))

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from fmrgb import cli, runloop
-from fmrgb.deletion import converted_videos
+from fmrgb.prepare.deletion import converted_videos
 
 
 def get_args_parser():

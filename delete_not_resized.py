@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from fmrgb import cli, runloop
-from fmrgb.deletion import originals_with_copies
+from fmrgb.prepare.deletion import originals_with_copies
 
 
 def get_args_parser():

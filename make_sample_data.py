@@ -33,7 +33,7 @@ import numpy as np
 
 from fmrgb.cli import usage_error
 from fmrgb.runloop import Console, run_jobs
-from fmrgb.ffmpeg import input_arg, probe, run_ffmpeg
+from fmrgb.prepare.ffmpeg import input_arg, probe, run_ffmpeg
 from fmrgb.files import atomic_output, write_csv
 
 CLASSES = ("event", "calm")

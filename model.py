@@ -1,6 +1,6 @@
 """Video classifiers for FMRGB tensors: a small 3D CNN, a ConvLSTM, a factorised-encoder ViViT, and the
 VideoResNet family (r3d_18, mc3_18, r2plus1d_18) of torchvision. Networks only: starting one from
-published weights is fmrgb.pretrained's.
+published weights is fmrgb.training.pretrained's.
 
 Every classifier takes `forward(video) -> logits (B, num_classes)` (raw logits: the loss applies
 the softmax) and is built for any number of input channels (3: grey+sound, 5: RGB+sound), frames
@@ -10,7 +10,7 @@ and picture size. `INPUT_LAYOUT[name]` says which layout a model wants:
     model = build_model("vivit", in_channels=5, num_classes=2, frames=32, size=64)
 
 The backbones have torchvision's state-dict keys and shapes, so its published files load strictly (3
-channels, 400 classes: the published model): see fmrgb.pretrained.model_from_weights.
+channels, 400 classes: the published model): see fmrgb.training.pretrained.model_from_weights.
 """
 import inspect
 import math
@@ -84,7 +84,7 @@ def video_conv(kind, cin, cout, *, mid, stride=1):
 
 def video_stem(in_channels, kind):
     """VideoResNet stem to 64 channels, halving H and W: "3d" one 3x7x7 conv; "2plus1d" a 1x7x7 conv to 45
-    channels then a 3x1x1 one. Its first conv is `stem.0`, the one fmrgb.pretrained.inflate_stem widens."""
+    channels then a 3x1x1 one. Its first conv is `stem.0`, the one fmrgb.training.pretrained.inflate_stem widens."""
     if kind == "3d":
         convs = [nn.Conv3d(in_channels, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False)]
     else:
@@ -352,7 +352,7 @@ def settings_problem(name, *, size):
 def build_model(name, **kwargs):
     """build_model(name, in_channels=, num_classes=, frames=, size=): model `name`, freshly initialised. Its
     `fresh_parameters` names the parameters not taken from other weights: all of them (see
-    fmrgb.pretrained.model_from_weights for a model that starts from a file)."""
+    fmrgb.training.pretrained.model_from_weights for a model that starts from a file)."""
     assert name in MODELS, f"unknown model {name!r}; choose one of {sorted(MODELS)}"
     model = MODELS[name](**kwargs)
     model.fresh_parameters = frozenset(n for n, _ in model.named_parameters())

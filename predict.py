@@ -4,7 +4,7 @@
     $ python predict.py --model RUN/best.pt --data folder/ --out predictions.csv
 
 --data is a .pt file, a video, or a folder of either (searched recursively). A video is converted
-in memory with the checkpoint's settings (fmrgb.convert.convert_video: audio method, frequency
+in memory with the checkpoint's settings (fmrgb.prepare.convert.convert_video: audio method, frequency
 parameter, channel count, and the training files' frame count), so a video and its .pt get the
 same prediction. A .pt file made with other settings than the training files (other channels,
 audio method or frequency parameter) is refused. Prints one line per file; a file that fails
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from fmrgb import checkpoint
+from fmrgb.training import checkpoint
 from fmrgb.cli import error_summary, fail_line, interruptible, usage_error, warn
-from fmrgb.clip import channel_indices, transform
-from fmrgb.distributed import resolve_device
+from fmrgb.training.clip import channel_indices, transform
+from fmrgb.training.distributed import resolve_device
 from fmrgb.files import VIDEO_EXTS, find_files, write_csv
-from fmrgb.record import UnreadableRecord, generic_channels, load_record, record_path
+from fmrgb.prepare.record import UnreadableRecord, generic_channels, load_record, record_path
 
 INPUT_EXTS = {".pt"} | VIDEO_EXTS
 
@@ -74,7 +74,7 @@ def load_clip(path, record):
         clip, meta = load_record(path)
         check_recipe(meta, clip.shape[-1], record)
     elif path.suffix.lower() in VIDEO_EXTS:
-        from fmrgb.convert import convert_video
+        from fmrgb.prepare.convert import convert_video
 
         kwargs = {"fmrgb": len(record.channels), "frames": record.pt_frames}
         if record.audiomethod is not None:

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from fmrgb import cli, runloop
-from fmrgb.resized import resize_videos
+from fmrgb.prepare.resized import resize_videos
 
 STATUS_ORDER = [("resized", "resized"), ("skipped", "skipped (up to date)")]
 

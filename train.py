@@ -10,13 +10,13 @@
 
 --data is a folder (every *.pt below it; label = the file's parent folder) or a CSV path,label
 (optionally group: files of one group stay together). The files are split stratified into
-train/val/test by groups (copies of a clip never straddle the split: see fmrgb/splits.py); early
+train/val/test by groups (copies of a clip never straddle the split: see fmrgb/training/splits.py); early
 stopping watches the validation loss and the best checkpoint (by validation loss) is evaluated once
 on the test set at the end. Writes into --out: split.json, best.pt, last.pt, history.csv, curves.png,
 metrics.json, confusion.png, roc.png (two classes), test_predictions.csv and, with a learning-rate
 search, lr_search.csv. --folds K: those outputs per fold in fold_<i>/, plus folds.csv and the mean
 and std in metrics.json; --ablation: that for all channels, the picture's and the sound's, plus
-ablation.csv, ablation.png and the paired differences (fmrgb/experiment.py).
+ablation.csv, ablation.png and the paired differences (fmrgb/training/experiment.py).
 """
 import argparse
 import dataclasses
@@ -29,21 +29,21 @@ from typing import Any
 import torch
 
 from dataset import prepare_split
-from fmrgb.augment import Augment
-from fmrgb.cache import ClipCache
-from fmrgb.checkpoint import Recipe, RecordSettings, RunArgs
+from fmrgb.training.augment import Augment
+from fmrgb.training.cache import ClipCache
+from fmrgb.training.checkpoint import Recipe, RecordSettings, RunArgs
 from fmrgb.cli import error_summary, hold_data, interruptible, parse_bool, positive_int, usage_error, warn
-from fmrgb.clip import ClipRecipe, channel_indices, channel_roles, picture_channels
-from fmrgb.distributed import barrier, process_group
-from fmrgb.engine import Execution, Optimisation, fit, predict_probs, use_channels_last
-from fmrgb.experiment import channel_sets, run_experiment
+from fmrgb.training.clip import ClipRecipe, channel_indices, channel_roles, picture_channels
+from fmrgb.training.distributed import barrier, process_group
+from fmrgb.training.engine import Execution, Optimisation, fit, predict_probs, use_channels_last
+from fmrgb.training.experiment import channel_sets, run_experiment
 from fmrgb.files import atomic_output, write_csv, write_json
-from fmrgb.pretrained import lr_factors, model_from_weights, pretrained_stats, start_weights
+from fmrgb.training.pretrained import lr_factors, model_from_weights, pretrained_stats, start_weights
 from fmrgb.report import plot_curves, write_history, write_test_results
-from fmrgb.sampling import make_loader, seed_everything
-from fmrgb.settings import TrainSettings, check_settings, load_resume, settle
-from fmrgb.splits import PARTS, kfold, locate, train_val_test, write_split
-from fmrgb.survey import survey_data
+from fmrgb.training.sampling import make_loader, seed_everything
+from fmrgb.training.settings import TrainSettings, check_settings, load_resume, settle
+from fmrgb.training.splits import PARTS, kfold, locate, train_val_test, write_split
+from fmrgb.training.survey import survey_data
 from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model, settings_problem
 
 

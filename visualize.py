@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import cli, ffmpeg, files, runloop
-from fmrgb.record import generic_channels, load_record
-from fmrgb.sound import channel_names
-from fmrgb.timeline import frame_times
+from fmrgb import cli, files, runloop
+
+from fmrgb.prepare import ffmpeg
+from fmrgb.prepare.record import generic_channels, load_record
+from fmrgb.prepare.sound import channel_names
+from fmrgb.prepare.timeline import frame_times
 
 CHANNEL_VIDEO_DIR = "fmrgb_channels"  # in the working directory, when --out is not given
 DEFAULT_FPS = 25.0  # for a bare tensor, which records no frame rate

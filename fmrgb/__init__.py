@@ -1,29 +1,15 @@
-"""FMRGB's shared internals, one idea per module; the step scripts at the top level wire them.
+"""FMRGB's shared internals; the step scripts at the top level wire them. Two halves, one per subpackage:
 
-    ffmpeg      running ffmpeg (a deadline that grows with the video) and the stream facts it reports
-    decode      the main video stream's frames (OpenCV, ffmpeg where it must) and the sound track
-    memory      the scratch buffer for decoded frames, available memory, refusing what would not fit
-    timeline    time along a clip: which source frames a stretched frame is made of, what time it shows
-    sound       the sound channels (amplitude, dominant frequency, mel image) of a whole track
-    convert     one video -> one FMRGB record; the conversion of a whole tree (skip, align)
-    record      the `.pt` record on disk: its name, writing it, the one strict reader, "made from this video?"
-    scan        the scan file (every video's decoded frame count) that sharded runs agree on
-    resized     resized copies: the ffmpeg recipe, the source stamp and "is this a finished copy?"
-    deletion    what the delete steps may remove, and why the rest stays
+    prepare/    videos -> `.pt` records (steps 1-5: resize, delete originals, convert, look, delete videos)
+    training/   records -> models (steps 6-7: survey and split, the clip recipe, fit, checkpoints, experiments)
+
+and what both use, here:
+
     files       finding files, their names, atomic writes, the CSV/JSON writers
-    cli         the per-file run loop, its summary and exit status, argument types
-    synthetic   test-pattern videos for tests and benchmarks
-    distributed process-group facts (DistContext) and the few collectives training needs
-    survey      listing and surveying --data: the files, what they hold, whether they stack, which belong together
-    clip        the clip recipe: the frames a model sees, resized and normalised, and each channel's role
-    sampling    the seeded training order shared by plain and DDP runs, and the loaders
-    cache       the training cache: each record's small uint8 clip, made once per recipe, never stale
-    settings    a training run's flags checked together, what --resume continues, the settings it uses
-    splits      leak-free splits: stratified group splits and K folds, split.json
-    engine      the epoch loop, evaluation and early stopping
-    checkpoint  the checkpoint file: what train.py saves and predict.py loads, as typed values
-    augment     the training augmentation: a random crop and flip of the picture channels only
-    pretrained  published weights: the files, download, starting weights, stem inflation, fine-tuning
+    cli         error lines, exit statuses, argument types, holding the tree a step works on
+    runloop     the per-file run loop (worker processes that end with their parent), what a step prints
+    treelock    one step at a time on a tree: the folder's lock and who holds it
     report      metrics, the history file and the pictures of a run (matplotlib, Agg)
-    experiment  K-fold cross-validation and the ablation "does the sound help?" (paired differences)
+
+Imports point one way: training may use prepare (the record format, the channel names), never the reverse.
 """

@@ -179,7 +179,7 @@ def originals_of(copy):
 
 def resized_names(videos):
     """{video: its resized sibling} (resized_name of each). Two videos can still share a name
-    (a.avi and a.avi.mp4): the copy's stamp (fmrgb.resized) says whose it is, and nothing is
+    (a.avi and a.avi.mp4): the copy's stamp (fmrgb.prepare.resized) says whose it is, and nothing is
     ever written over another video's copy."""
     return {Path(v): resized_name(v) for v in videos}
 

@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fmrgb import ffmpeg  # noqa: E402
+from fmrgb.prepare import ffmpeg  # noqa: E402
 from fmrgb.runloop import Console  # noqa: E402
 from dataset import prepare_split  # noqa: E402
-from fmrgb.splits import train_val_test  # noqa: E402
-from fmrgb.survey import survey_data  # noqa: E402
-from fmrgb.synthetic import write_test_video as make_video  # noqa: E402
+from fmrgb.training.splits import train_val_test  # noqa: E402
+from fmrgb.training.survey import survey_data  # noqa: E402
+from fmrgb.prepare.synthetic import write_test_video as make_video  # noqa: E402
 
 # one fixed Hypothesis profile: the same examples on every machine, no deadline on a loaded 2-core CI
 settings.register_profile("fmrgb", derandomize=True, deadline=None, max_examples=40,
@@ -212,7 +212,7 @@ def kept(stdout, path):
 
 def ffmpeg_make(path, *args):
     """A media file written by ffmpeg with these arguments (inputs, options) to `path`."""
-    from fmrgb.ffmpeg import input_arg, run_ffmpeg
+    from fmrgb.prepare.ffmpeg import input_arg, run_ffmpeg
 
     path.parent.mkdir(parents=True, exist_ok=True)
     run_ffmpeg(["-y", *args, input_arg(path)])

@@ -1,12 +1,12 @@
-"""fmrgb/augment.py: the training augmentation that knows each channel's role, and only a training set's."""
+"""fmrgb/training/augment.py: the training augmentation that knows each channel's role, and only a training set's."""
 import pytest
 import torch
 
-import fmrgb.cache as cache_module
+import fmrgb.training.cache as cache_module
 from conftest import prepare, write_dataset
 from dataset import FMRGBDataset
-from fmrgb.augment import Augment, augment_clip
-from fmrgb.clip import ClipRecipe, channel_roles, small_clip, transform
+from fmrgb.training.augment import Augment, augment_clip
+from fmrgb.training.clip import ClipRecipe, channel_roles, small_clip, transform
 
 NAMES = ["red", "green", "blue", "amplitude", "mel"]
 

@@ -7,8 +7,8 @@ import torch
 
 from conftest import (BROKEN, REPORT, SIZE, TONE, digest, error_lines, load_pt, make_sound_only,
                       make_truncated_faststart, make_video, make_zero, part_files, run_script, tiny)
-from fmrgb import convert, decode, ffmpeg, framesinks, memory, resized
-from fmrgb.scan import scan_tree
+from fmrgb.prepare import convert, decode, ffmpeg, framesinks, memory, resized
+from fmrgb.prepare.scan import scan_tree
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))

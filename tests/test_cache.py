@@ -1,4 +1,4 @@
-"""The training cache (fmrgb.cache): small clips made as the evaluation makes them, reused while their
+"""The training cache (fmrgb.training.cache): small clips made as the evaluation makes them, reused while their
 record stays the same, never served for a record that changed, was replaced or removed."""
 import os
 import shutil
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-import fmrgb.cache as cache_module
+import fmrgb.training.cache as cache_module
 import train
 from conftest import pt_dict, read_csv, write_dataset
 from dataset import FMRGBDataset, compute_stats
-from fmrgb.augment import Augment
-from fmrgb.cache import CACHE_DIR, ClipCache, clip_sums
-from fmrgb.clip import ClipRecipe, normalise, small_clip
-from fmrgb.record import load_record
+from fmrgb.training.augment import Augment
+from fmrgb.training.cache import CACHE_DIR, ClipCache, clip_sums
+from fmrgb.training.clip import ClipRecipe, normalise, small_clip
+from fmrgb.prepare.record import load_record
 
 RECIPE = ClipRecipe(frames=4, size=8)
 

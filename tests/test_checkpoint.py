@@ -1,4 +1,4 @@
-"""The checkpoint file (fmrgb/checkpoint.py): files written by earlier versions load into the typed values, which
+"""The checkpoint file (fmrgb/training/checkpoint.py): files written by earlier versions load into the typed values, which
 write the same layout back; what --resume reads beside it; train.py's settings keep the parser's flags."""
 import dataclasses
 
@@ -8,8 +8,8 @@ import torch
 import predict
 import train
 from conftest import CHANNELS5, write_dataset
-from fmrgb import checkpoint
-from fmrgb.settings import TrainSettings, load_resume
+from fmrgb.training import checkpoint
+from fmrgb.training.settings import TrainSettings, load_resume
 from model import build_model
 
 SPLIT = {"train": ["calm/calm_00.pt", "loud/loud_00.pt"], "val": ["calm/calm_01.pt"], "test": ["loud/loud_01.pt"]}

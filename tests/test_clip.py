@@ -1,9 +1,9 @@
-"""fmrgb/clip.py: the clip recipe: which frames a model sees, the small clip, normalising, the channels' roles."""
+"""fmrgb/training/clip.py: the clip recipe: which frames a model sees, the small clip, normalising, the channels' roles."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fmrgb.clip import (ClipRecipe, candidate_indices, centre_candidates, channel_indices, channel_roles,
+from fmrgb.training.clip import (ClipRecipe, candidate_indices, centre_candidates, channel_indices, channel_roles,
                         picture_channels, random_candidates, segment_indices, small_clip, small_frames, transform)
 
 NAMES = ["red", "green", "blue", "amplitude", "mel"]

@@ -3,7 +3,7 @@ stream and sound track, text subtitles, attached pictures, the frames' own times
 rate); an original with something the mp4 copy cannot hold (a font attachment, a data stream) stays,
 with the reason."""
 from conftest import REPORT, ffmpeg_make, kept, make_video, run_script
-from fmrgb import decode, ffmpeg, resized
+from fmrgb.prepare import decode, ffmpeg, resized
 
 
 def kinds(path):

@@ -4,8 +4,8 @@ import torch
 
 from conftest import pt_dict, write_dataset
 from dataset import FMRGBDataset, compute_stats
-from fmrgb.clip import small_frames
-from fmrgb.record import load_record
+from fmrgb.training.clip import small_frames
+from fmrgb.prepare.record import load_record
 
 
 def test_dataset_items_in_each_layout(tmp_path):

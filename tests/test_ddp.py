@@ -36,9 +36,9 @@ from torch.utils.data import TensorDataset
 import predict
 import train
 from conftest import ROOT, load_pt, read_csv, write_dataset
-from fmrgb.distributed import DistContext, init_group
-from fmrgb.engine import Execution, run_epoch
-from fmrgb.sampling import make_loader, set_loader_epoch
+from fmrgb.training.distributed import DistContext, init_group
+from fmrgb.training.engine import Execution, run_epoch
+from fmrgb.training.sampling import make_loader, set_loader_epoch
 
 EPOCHS = 4
 PER_PROCESS_BATCH = 4
@@ -234,7 +234,7 @@ GROUP_THREADS = """
 import os, sys
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
-from fmrgb.distributed import process_group
+from fmrgb.training.distributed import process_group
 with process_group("cpu"):
     net = DDP(torch.nn.Linear(3, 2))  # imports torch._dynamo lazily, once the group exists
     net(torch.randn(2, 3)).sum().backward()

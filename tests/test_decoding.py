@@ -9,8 +9,8 @@ import torch
 
 import visualize
 from conftest import REPORT, load_pt, make_video, pt_dict, run_script
-from fmrgb import convert, decode, decoders, ffmpeg, framesinks, memory, resized, sound, timeline
-from fmrgb.record import load_record
+from fmrgb.prepare import convert, decode, decoders, ffmpeg, framesinks, memory, resized, sound, timeline
+from fmrgb.prepare.record import load_record
 
 TONE = "0.5*sin(2*PI*440*t)"
 

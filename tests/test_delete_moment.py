@@ -5,7 +5,8 @@ import os
 import shutil
 
 from conftest import REPORT, kept, make_video
-from fmrgb import convert, deletion, files, resized, runloop
+from fmrgb import files, runloop
+from fmrgb.prepare import convert, deletion, resized
 
 
 def carry_out(plan, capsys):

@@ -6,7 +6,7 @@ import shutil
 import torch
 
 from conftest import BROKEN, REPORT, make_truncated_faststart, run_script, snapshot, tiny
-from fmrgb import convert, resized
+from fmrgb.prepare import convert, resized
 
 
 # ----------------------------------------------------------------------------- deletion promises

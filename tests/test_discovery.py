@@ -8,7 +8,8 @@ import imageio_ffmpeg
 import pytest
 
 from conftest import REPORT, load_pt, make_video, run_script
-from fmrgb import convert, files
+from fmrgb import files
+from fmrgb.prepare import convert
 
 VIDEO_STEPS = [("create_fmrgbdata.py",), ("create_fmrgbdata.py", "--scan"), ("resize_video.py",),
                ("delete_not_resized.py", "--dry-run"), ("delete_allmp4.py", "--dry-run")]

@@ -90,7 +90,7 @@ def test_the_csv_group_column_keeps_groups_together_and_a_repeated_row_is_refuse
 
 
 def test_stratified_group_kfold_tests_every_file_once_and_keeps_groups(tmp_path):
-    from fmrgb.splits import kfold
+    from fmrgb.training.splits import kfold
 
     labels = ["a"] * 30 + ["b"] * 15
     groups = [i // 3 for i in range(45)]  # groups of three, never of two classes
@@ -110,7 +110,7 @@ def test_stratified_group_kfold_tests_every_file_once_and_keeps_groups(tmp_path)
 @pytest.mark.parametrize("workers", ["0", "2"])  # with workers: their augmentation draws are restored too
 def test_a_resumed_run_repeats_the_uninterrupted_one_and_names_the_flags_it_takes(tiny, tmp_path, capsys,
                                                                                    monkeypatch, workers):
-    from fmrgb import engine
+    from fmrgb.training import engine
 
     common = ["--data", tiny, "--test_size", "0.25", "--patience", "10", "--learnmethod", "conv3d",
               "--usescheduler", "true", "--seed", "3", "--epochs", "4", "--batch_size", "4", "--lr", "3e-3",
@@ -222,8 +222,8 @@ def test_metrics_json_is_strict_json_without_nan(tmp_path):
 # ----------------------------------------------------------------------------- crashes and traps
 
 def test_conv3d_trains_when_the_last_batch_would_hold_one_clip(tmp_path):
-    from fmrgb.distributed import DistContext
-    from fmrgb.sampling import make_loader
+    from fmrgb.training.distributed import DistContext
+    from fmrgb.training.sampling import make_loader
     from torch.utils.data import TensorDataset
 
     write_dataset(tmp_path / "data", per_class=10, T=4, H=8, W=8)  # 20 files: 12 train / 4 val / 4 test
@@ -357,7 +357,7 @@ def test_the_ablation_trains_the_same_folds_on_three_channel_sets(tiny, tmp_path
 
 
 def test_paired_difference_is_a_t_interval_over_the_folds():
-    from fmrgb.experiment import paired_difference
+    from fmrgb.training.experiment import paired_difference
 
     d = paired_difference([0.9, 1.0, 0.8], [0.8, 0.8, 0.5])  # differences 0.1, 0.2, 0.3
     assert d["mean"] == pytest.approx(0.2)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from fmrgb import sound, timeline
+from fmrgb.prepare import sound, timeline
 
 FPS, FP = 30, 100
 SR = FPS * FP  # 3000 Hz analysis rate, Nyquist 1500 Hz

@@ -10,7 +10,7 @@ import dataset
 import predict
 import train
 from conftest import load_pt, read_csv, write_dataset
-from fmrgb.pretrained import KINETICS_MEAN, KINETICS_STD, PRETRAINED_URLS
+from fmrgb.training.pretrained import KINETICS_MEAN, KINETICS_STD, PRETRAINED_URLS
 from model import build_model
 
 FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "8", "--device", "cpu",

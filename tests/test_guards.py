@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import REPORT, ffmpeg_make, kept, make_video, run_script
-from fmrgb import convert, ffmpeg, resized, timeline
+from fmrgb.prepare import convert, ffmpeg, resized, timeline
 
 
 def test_a_copy_damaged_where_only_decoding_sees_it_keeps_its_original(tmp_path):

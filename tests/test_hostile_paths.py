@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from conftest import REPORT, ROOT, digest, error_lines, load_pt, run_script, snapshot, tiny
-from fmrgb import convert, files, resized
+from fmrgb import files
+
+
+# ----------------------------------------------------------------------------- names
+from fmrgb.prepare import convert, resized
 
 
 # ----------------------------------------------------------------------------- names

@@ -11,8 +11,9 @@ import torch
 
 import make_sample_data as msd
 from conftest import REPORT, load_pt, make_video, run_script
-from fmrgb import convert, deletion, ffmpeg, files, record, resized
-from fmrgb.scan import scan_tree
+from fmrgb import files
+from fmrgb.prepare import convert, deletion, ffmpeg, record, resized
+from fmrgb.prepare.scan import scan_tree
 
 
 def sha256(path):

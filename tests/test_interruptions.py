@@ -14,7 +14,11 @@ import torch
 
 import create_fmrgbdata
 from conftest import REPORT, ROOT, digest, error_lines, load_pt, make_video, part_files, tiny
-from fmrgb import convert, deletion, ffmpeg, files, record, resized
+from fmrgb import files
+
+
+# ----------------------------------------------------------------------------- signals
+from fmrgb.prepare import convert, deletion, ffmpeg, record, resized
 
 
 # ----------------------------------------------------------------------------- signals

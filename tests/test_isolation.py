@@ -7,7 +7,8 @@ import pytest
 
 import create_fmrgbdata
 from conftest import REPORT, load_pt, make_video
-from fmrgb import convert, runloop
+from fmrgb import runloop
+from fmrgb.prepare import convert
 
 
 def crash_on_b(item):

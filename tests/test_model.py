@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmrgb.pretrained import load_state_dict_file, model_from_weights
+from fmrgb.training.pretrained import load_state_dict_file, model_from_weights
 from model import BACKBONES, INPUT_LAYOUT, MODELS, ConvLSTMCell, ConvLSTMClassifier, ViViT, build_model
 
 # key -> shape of torchvision's r3d_18, mc3_18 and r2plus1d_18 state dicts (3 channels, 400 classes), written

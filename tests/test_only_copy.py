@@ -4,7 +4,7 @@ name), and the run's length counts it by the frames it holds."""
 import shutil
 
 from conftest import REPORT, load_pt, make_video, run_script
-from fmrgb import convert
+from fmrgb.prepare import convert
 
 
 def test_a_new_clip_under_an_old_clips_name_never_replaces_its_record(tmp_path):

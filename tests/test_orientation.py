@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import REPORT, ffmpeg_make, run_script
-from fmrgb import convert, decode, ffmpeg, resized
+from fmrgb.prepare import convert, decode, ffmpeg, resized
 
 ORIENTATIONS = [(r, h) for r in (0, 90, 180, 270) for h in (False, True)]
 

@@ -7,9 +7,9 @@ import torch
 import predict
 from conftest import CHANNELS5, ROOT, load_pt, pt_dict, read_csv, run_script, write_dataset
 from dataset import FMRGBDataset, compute_stats
-from fmrgb import checkpoint
-from fmrgb.checkpoint import Recipe, RecordSettings, RunArgs
-from fmrgb.survey import inspect_files
+from fmrgb.training import checkpoint
+from fmrgb.training.checkpoint import Recipe, RecordSettings, RunArgs
+from fmrgb.training.survey import inspect_files
 from model import INPUT_LAYOUT, build_model
 
 

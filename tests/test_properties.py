@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fmrgb import sound, timeline
+from fmrgb.prepare import sound, timeline
 
 PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FPS = [23.976, 25.0, 29.97, 30.0, 59.94]

@@ -7,7 +7,8 @@ import subprocess
 import pytest
 
 from conftest import REPORT, make_video, part_files
-from fmrgb import files, resized
+from fmrgb import files
+from fmrgb.prepare import resized
 
 
 @pytest.fixture

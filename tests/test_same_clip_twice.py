@@ -2,7 +2,7 @@
 resized copy is converted. The copy is not converted (the same clip would be in the data twice,
 and could land in both splits): it fails with a line naming both records and what to do."""
 from conftest import REPORT, error_lines, make_video, run_script
-from fmrgb import resized
+from fmrgb.prepare import resized
 
 
 def test_a_copy_of_a_clip_already_converted_is_refused_with_both_names(tmp_path):

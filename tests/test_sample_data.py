@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import make_sample_data as msd
-from fmrgb.decode import decode_audio
-from fmrgb.ffmpeg import input_arg, parse_stream_info, run_ffmpeg
+from fmrgb.prepare.decode import decode_audio
+from fmrgb.prepare.ffmpeg import input_arg, parse_stream_info, run_ffmpeg
 
 N, SECONDS = 3, 2.0
 

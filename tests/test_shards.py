@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from conftest import REPORT, make_video, run_script
-from fmrgb import cli, convert, resized
-from fmrgb.scan import scan_tree
+from fmrgb import cli
+from fmrgb.prepare import convert, resized
+from fmrgb.prepare.scan import scan_tree
 
 
 @pytest.fixture(scope="module")

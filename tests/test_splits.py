@@ -1,7 +1,7 @@
-"""fmrgb/splits.py: the stratified, seeded split into train/val/test and its clear errors."""
+"""fmrgb/training/splits.py: the stratified, seeded split into train/val/test and its clear errors."""
 import pytest
 
-from fmrgb.splits import train_val_test
+from fmrgb.training.splits import train_val_test
 
 
 def test_split_is_stratified_disjoint_complete_and_seeded():

@@ -7,9 +7,9 @@ import torch
 
 import visualize
 from conftest import REPORT, load_pt, make_video, run_script
-import fmrgb.convert
-from fmrgb import decode, deletion, ffmpeg, record, resized
-from fmrgb.convert import convert_tree, convert_video
+import fmrgb.prepare.convert
+from fmrgb.prepare import decode, deletion, ffmpeg, record, resized
+from fmrgb.prepare.convert import convert_tree, convert_video
 
 
 
@@ -174,7 +174,7 @@ def test_a_video_whose_alignment_fails_counts_as_failed_not_converted(tmp_path, 
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(fmrgb.convert, "stretch_time", disk_full)
+    monkeypatch.setattr(fmrgb.prepare.convert, "stretch_time", disk_full)
     counts, failed = convert_tree(tmp_path, report=REPORT)
     assert failed == [tmp_path / "short.mp4"]
     assert counts.get("converted") == 1 and counts.get("failed") == 1 and not counts.get("aligned")

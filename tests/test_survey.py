@@ -1,4 +1,4 @@
-"""fmrgb/survey.py: listing --data (a folder or a CSV), reading and checking the files, clear errors."""
+"""fmrgb/training/survey.py: listing --data (a folder or a CSV), reading and checking the files, clear errors."""
 import csv
 
 import pytest
@@ -6,8 +6,8 @@ import torch
 
 import train
 from conftest import pt_dict, write_dataset
-from fmrgb.record import load_record
-from fmrgb.survey import inspect_files, list_data, survey_data
+from fmrgb.prepare.record import load_record
+from fmrgb.training.survey import inspect_files, list_data, survey_data
 
 
 # ----------------------------------------------------------------------------- listing

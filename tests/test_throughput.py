@@ -3,8 +3,8 @@ DataLoader workers. (The cache itself: tests/test_cache.py.)"""
 import pytest
 import torch
 
-from fmrgb.engine import Execution, run_epoch
-from fmrgb.sampling import MAX_WORKERS, default_workers
+from fmrgb.training.engine import Execution, run_epoch
+from fmrgb.training.sampling import MAX_WORKERS, default_workers
 
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
 

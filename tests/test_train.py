@@ -9,10 +9,10 @@ import torch.nn.functional as F
 import train
 from conftest import ROOT, load_pt, prepare, read_csv, run_script, write_dataset
 from dataset import compute_stats
-from fmrgb import checkpoint
-from fmrgb.checkpoint import clean_state_dict
+from fmrgb.training import checkpoint
+from fmrgb.training.checkpoint import clean_state_dict
 from fmrgb.cli import parse_bool
-from fmrgb.engine import Execution, run_epoch
+from fmrgb.training.engine import Execution, run_epoch
 from fmrgb.report import compute_metrics
 from model import INPUT_LAYOUT, build_model
 

@@ -15,7 +15,8 @@ import delete_allmp4
 import delete_not_resized
 import resize_video
 from conftest import REPORT, ROOT, make_video, run_script, write_dataset
-from fmrgb import convert, files, treelock
+from fmrgb import files, treelock
+from fmrgb.prepare import convert
 
 WRITERS = [("create_fmrgbdata.py",), ("create_fmrgbdata.py", "--scan"), ("resize_video.py",),
            ("delete_not_resized.py",), ("delete_allmp4.py",)]

@@ -13,8 +13,8 @@ import stat
 from pathlib import Path
 
 from fmrgb import files
-from fmrgb.record import conversion_problem, record_path, recorded_source_digest
-from fmrgb.resized import is_complete_copy
+from fmrgb.prepare.record import conversion_problem, record_path, recorded_source_digest
+from fmrgb.prepare.resized import is_complete_copy
 
 @dataclasses.dataclass(frozen=True)
 class FileState:

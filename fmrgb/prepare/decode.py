@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import decoders, framesinks
-from fmrgb.ffmpeg import (display_matrix, ffmpeg_error, first_video_stream, input_arg, main_video_stream,
+from fmrgb.prepare import decoders, framesinks
+from fmrgb.prepare.ffmpeg import (display_matrix, ffmpeg_error, first_video_stream, input_arg, main_video_stream,
                           parse_stream_info, probe, run_ffmpeg)
-from fmrgb.memory import check_memory
-from fmrgb.orientation import mirror_in_place, opencv_mirror_axis
-from fmrgb.timeline import StretchPlan, stretch_plan
+from fmrgb.prepare.memory import check_memory
+from fmrgb.prepare.orientation import mirror_in_place, opencv_mirror_axis
+from fmrgb.prepare.timeline import StretchPlan, stretch_plan
 
 COUNT_CHANGED = "the video decodes to a different number of frames each time"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb.ffmpeg import FfmpegRun, ffmpeg_error, input_arg, parse_stream_info, video_stream_length
+from fmrgb.prepare.ffmpeg import FfmpegRun, ffmpeg_error, input_arg, parse_stream_info, video_stream_length
 
 # OpenCV's bundled FFmpeg would print its own warnings for every broken file; ours say it once
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")

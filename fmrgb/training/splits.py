@@ -1,11 +1,11 @@
 """Leak-free splits: the stratified group split into train/val/test or K folds, and split.json (this module
 alone reads and writes it).
 
-    parts = train_val_test(labels, groups, test_size=0.2, val_size=0.2, seed=0)   # groups: fmrgb.survey
+    parts = train_val_test(labels, groups, test_size=0.2, val_size=0.2, seed=0)   # groups: fmrgb.training.survey
     folds = kfold(labels, groups, folds=5, val_size=0.2, seed=0)   # [{"train", "val", "test"}]
     write_split("run/split.json", names, parts); saved = read_split("run/split.json")
 
-Files of one group (fmrgb.survey.group_files: copies of one clip, a CSV group) always land in the same
+Files of one group (fmrgb.training.survey.group_files: copies of one clip, a CSV group) always land in the same
 part: copies of one clip on both sides would let the test score measure memory instead of learning.
 """
 import json

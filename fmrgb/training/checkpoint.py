@@ -34,7 +34,7 @@ class RecordSettings:
 
     @classmethod
     def of(cls, info):
-        """From fmrgb.survey.inspect_files' summary of the training files (with their "pt_frames")."""
+        """From fmrgb.training.survey.inspect_files' summary of the training files (with their "pt_frames")."""
         return cls(tuple(info["channels"]), info["audiomethod"], info["frequency_param"], info["sample_rate"],
                    info["pt_frames"])
 

@@ -10,9 +10,9 @@ sound channels, and what train.py does differently when fine-tuning.
 """
 import torch
 
-from fmrgb.checkpoint import clean_state_dict, weights_in
+from fmrgb.training.checkpoint import clean_state_dict, weights_in
 from fmrgb.cli import error_summary
-from fmrgb.distributed import on_master
+from fmrgb.training.distributed import on_master
 from model import BACKBONES, build_model
 
 # torchvision's published Kinetics-400 weights of the backbones (the file name ends in its SHA-256's start)

@@ -1,10 +1,10 @@
 """Training-time augmentation that knows what each channel is: a random crop and flip of the picture.
 
-    aug = Augment(roles=channel_roles(["red", "green", "blue", "amplitude", "mel"]))   # fmrgb.clip
+    aug = Augment(roles=channel_roles(["red", "green", "blue", "amplitude", "mel"]))   # fmrgb.training.clip
     x = augment_clip(small, augment=aug)           # uint8 (T, C, S, S) -> uint8 (T, C, S, S)
 
-augment_clip works on a small clip whose frames are already picked (fmrgb.clip: a random candidate of
-each segment when training). By the channel's role (fmrgb.clip.channel_roles):
+augment_clip works on a small clip whose frames are already picked (fmrgb.training.clip: a random candidate of
+each segment when training). By the channel's role (fmrgb.training.clip.channel_roles):
     "picture"  one random resized crop (area 0.6..1 of the frame, aspect 3/4..4/3) and a horizontal flip
                with probability 1/2, the same for every frame
     "plane"    uniform planes: a crop or flip leaves them as they are: untouched
@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from fmrgb.clip import resize
+from fmrgb.training.clip import resize
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ expression of time, in the codecs the extension suggests.
 """
 from pathlib import Path
 
-from fmrgb.ffmpeg import input_arg, run_ffmpeg
+from fmrgb.prepare.ffmpeg import input_arg, run_ffmpeg
 
 TEST_CODECS = {".mp4": ("libx264", "aac"), ".mov": ("libx264", "aac"), ".mkv": ("libx264", "aac"),
                ".avi": ("mpeg4", "libmp3lame"), ".webm": ("libvpx", "libvorbis")}

@@ -11,12 +11,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fmrgb import checkpoint
+from fmrgb.training import checkpoint
 from fmrgb.cli import error_summary
-from fmrgb.distributed import resolve_device
-from fmrgb.pretrained import input_defaults
-from fmrgb.sampling import default_workers
-from fmrgb.splits import SplitError, read_split
+from fmrgb.training.distributed import resolve_device
+from fmrgb.training.pretrained import input_defaults
+from fmrgb.training.sampling import default_workers
+from fmrgb.training.splits import SplitError, read_split
 from model import BACKBONES
 
 # the flags a resumed run takes from its checkpoint, not the command line: they define its split and recipe

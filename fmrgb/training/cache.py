@@ -11,7 +11,7 @@ and reads it.
     sums, n = clip_sums(paths, recipe, cache=cache, num_workers=2)   # the statistics pass, building entries
 
 Every channel of a record is kept, so runs that keep other --channels share one cache. A clip
-(fmrgb.clip.small_clip) holds `steps` candidate frames per time segment, so training can still jitter
+(fmrgb.training.clip.small_clip) holds `steps` candidate frames per time segment, so training can still jitter
 in time; the middle one is the segment's centre, the very frame the evaluation takes. Made without a
 cache (picked_frames) the same frames have the same values: cached or not, training, evaluation and
 predict.py see the same numbers.
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmrgb.clip import small_clip
+from fmrgb.training.clip import small_clip
 from fmrgb.files import atomic_output
-from fmrgb.record import load_record
+from fmrgb.prepare.record import load_record
 
 CACHE_DIR = ".fmrgb_cache"
 CACHE_VERSION = 1  # bump when the way a small clip is made changes
@@ -133,7 +133,7 @@ class ClipCache:
 
     def small(self, path, load=None):
         """The small clip (numpy uint8, (frames * steps, C, size, size)) of the record at `path`: the stored
-        one, or made from `load(path)` (default fmrgb.record.load_record's frames) and stored."""
+        one, or made from `load(path)` (default fmrgb.prepare.record.load_record's frames) and stored."""
         key = self.key(path)
         clip = self._read(key.entry)
         if clip is None:

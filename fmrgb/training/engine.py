@@ -6,7 +6,7 @@
     model.load_state_dict(result.best_state)
     probs, y_true = predict_probs(model, test_loader, run)
 
-Every function here takes a DistContext (fmrgb.distributed) and behaves the same with and without
+Every function here takes a DistContext (fmrgb.training.distributed) and behaves the same with and without
 DDP: losses and accuracies are summed over the processes, and only process 0 logs and saves.
 """
 import contextlib
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fmrgb.checkpoint import Checkpoint, Progress, clean_state_dict, save
-from fmrgb.distributed import DistContext, gather_object, sync_buffers
-from fmrgb.sampling import rng_state, set_loader_epoch, set_rng_state
+from fmrgb.training.checkpoint import Checkpoint, Progress, clean_state_dict, save
+from fmrgb.training.distributed import DistContext, gather_object, sync_buffers
+from fmrgb.training.sampling import rng_state, set_loader_epoch, set_rng_state
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import cli, files, runloop, scan
-from fmrgb.decode import decode_media
-from fmrgb.memory import ScratchBuffer
-from fmrgb.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
+from fmrgb import cli, files, runloop
+
+from fmrgb.prepare import scan
+from fmrgb.prepare.decode import decode_media
+from fmrgb.prepare.memory import ScratchBuffer
+from fmrgb.prepare.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
                           overwrite_problem, recipe_problem, record_path, save_record, source_identity)
-from fmrgb.resized import converted_before
-from fmrgb.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
-from fmrgb.timeline import stretch_time
+from fmrgb.prepare.resized import converted_before
+from fmrgb.prepare.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
+from fmrgb.prepare.timeline import stretch_time
 
 
 def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, scratch=None,

@@ -15,10 +15,10 @@ import hashlib
 from pathlib import Path
 
 from fmrgb import cli, files, runloop
-from fmrgb.decode import decoded_frame_count
-from fmrgb.ffmpeg import (DiskFull, ffmpeg_error, input_arg, main_video_stream, parse_stream_info, probe, run_ffmpeg,
+from fmrgb.prepare.decode import decoded_frame_count
+from fmrgb.prepare.ffmpeg import (DiskFull, ffmpeg_error, input_arg, main_video_stream, parse_stream_info, probe, run_ffmpeg,
                           video_map, video_stream_length)
-from fmrgb.record import UnreadableRecord, record_path, recorded_source_digest
+from fmrgb.prepare.record import UnreadableRecord, record_path, recorded_source_digest
 
 FRAME_TOLERANCE = 2  # frames a re-encode may gain or lose at the ends
 

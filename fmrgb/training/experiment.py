@@ -16,7 +16,7 @@ import numpy as np
 
 from fmrgb.files import write_csv, write_json
 from fmrgb.report import pyplot, save_figure
-from fmrgb.sound import PICTURE_NAMES, SOUND_NAMES
+from fmrgb.prepare.sound import PICTURE_NAMES, SOUND_NAMES
 
 ABLATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
 SCALARS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "best_val_loss", "best_epoch",

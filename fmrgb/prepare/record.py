@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fmrgb.cli import error_summary
 from fmrgb.files import VANISHED, atomic_output, file_digest
-from fmrgb.sound import channel_names
+from fmrgb.prepare.sound import channel_names
 
 FORMAT_VERSION = 1
 SUFFIX = ".pt"

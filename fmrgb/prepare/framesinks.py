@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 
-from fmrgb.memory import check_memory
-from fmrgb.timeline import blend
+from fmrgb.prepare.memory import check_memory
+from fmrgb.prepare.timeline import blend
 
 
 def new_frame_array(shape):

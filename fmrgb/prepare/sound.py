@@ -12,7 +12,7 @@ not counted in whole samples per frame, the sound stays on its frame however lon
 import numpy as np
 
 SOUND_CHANNELS = 2  # every record ends with amplitude, then frequency or mel
-# the channel names a record carries (the one definition; fmrgb.clip gives each its role)
+# the channel names a record carries (the one definition; fmrgb.training.clip gives each its role)
 RGB_NAMES = ("red", "green", "blue")        # the picture of a colour record (--fmrgb 5)
 GREY_NAMES = ("grey",)                      # the picture of a grey one (--fmrgb 3)
 PICTURE_NAMES = RGB_NAMES + GREY_NAMES

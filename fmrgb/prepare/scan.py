@@ -7,7 +7,9 @@ a job array agree on one output length. This module alone writes and reads it.
 import json
 from pathlib import Path
 
-from fmrgb import decode, files, runloop
+from fmrgb import files, runloop
+
+from fmrgb.prepare import decode
 
 SCAN_FILE = "fmrgb_scan.json"
 

@@ -13,7 +13,7 @@ or step by step:
 
 Files are grouped when they are the same file (one path twice, hard links), hold identical frames, are an
 original and its resized_ copy (records whose source videos are X.<ext> and resized_X.mp4 in one folder),
-or share a CSV `group` value: fmrgb.splits then keeps each group in one part, since copies of one clip on
+or share a CSV `group` value: fmrgb.training.splits then keeps each group in one part, since copies of one clip on
 both sides would let the test score measure memory instead of learning.
 """
 import csv
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb.distributed import on_every_process, on_master
+from fmrgb.training.distributed import on_every_process, on_master
 from fmrgb.files import RESIZED_PREFIX, find_files
-from fmrgb.record import SUFFIX, generic_channels, load_record
-from fmrgb.splits import keep_saved
+from fmrgb.prepare.record import SUFFIX, generic_channels, load_record
+from fmrgb.training.splits import keep_saved
 
 
 # ----------------------------------------------------------------------------- listing

@@ -1,5 +1,5 @@
 """The clip recipe: which frames of a record a model sees, at what size, normalised how, and what each
-channel is. Training (dataset.py), the cache and the statistics pass (fmrgb.cache) and predict.py all
+channel is. Training (dataset.py), the cache and the statistics pass (fmrgb.training.cache) and predict.py all
 take their frames from here, so that they see the same numbers.
 
     recipe = ClipRecipe(frames=16, size=64)        # 16 time segments, 3 candidate frames in each, 64 x 64
@@ -7,7 +7,7 @@ take their frames from here, so that they see the same numbers.
     small[recipe.centres()]                        # evaluation: the centre of each segment (segment_indices)
     small[recipe.jittered()]                       # training: one random candidate of each segment
     x = transform(clip, frames=16, size=64, mean=mean, std=std, layout="cthw")   # one clip, as predict.py
-    roles = channel_roles(["red", "green", "blue", "amplitude", "mel"])          # what fmrgb.augment touches
+    roles = channel_roles(["red", "green", "blue", "amplitude", "mel"])          # what fmrgb.training.augment touches
 
 A small clip holds `steps` candidate frames per time segment, at (2k+1)/(2*steps) of it, already resized
 to S x S (bilinear, antialiased, rounded to uint8); evaluation takes the middle one, the segment's centre,
@@ -15,8 +15,8 @@ training one at random (time jitter). A clip shorter than `frames` repeats frame
 scaled from 0..255 to 0..1, each channel normalised with the training set's mean/std, in the layout the
 model wants ("cthw" -> (C, T, H, W); "tchw" -> (T, C, H, W)).
 
-A channel's role comes from its name in the record (fmrgb.sound's names):
-    red, green, blue, grey   "picture"  what a crop or flip may change (fmrgb.augment)
+A channel's role comes from its name in the record (fmrgb.prepare.sound's names):
+    red, green, blue, grey   "picture"  what a crop or flip may change (fmrgb.training.augment)
     amplitude, frequency     "plane"    uniform planes: a crop or flip leaves them as they are
     mel                      "mel"      never flipped (a flip reverses time) nor cropped (a crop shifts the
                                         frequency bands)
@@ -28,7 +28,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from fmrgb.sound import MEL, PICTURE_NAMES, PLANE_NAMES
+from fmrgb.prepare.sound import MEL, PICTURE_NAMES, PLANE_NAMES
 
 LAYOUTS = ("cthw", "tchw")
 
