@@ -288,6 +288,9 @@ def probe(path):
     return info
 
 
+NO_DISPLAY_MATRIX = {"gif", "webp_pipe", "apng", "image2", "png_pipe", "mjpeg"}  # container formats
+
+
 def display_matrix(path, stream):
     """The 2x2 part (a, b, c, d) of the display matrix of video stream `stream` (an index), the
     rotation and mirroring a player applies, or None when it has none. Read from the first decoded
@@ -296,6 +299,8 @@ def display_matrix(path, stream):
     import av
 
     with _av_open(path) as container:
+        if container.format.name in NO_DISPLAY_MATRIX:
+            return None  # animated pictures carry no matrix, and PyAV's own FFmpeg may not decode them
         try:
             for frame in container.decode(container.streams[stream]):
                 for side in frame.side_data:
