@@ -93,7 +93,8 @@ def predict_clip(model, recipe, clip, device="cpu"):
     dataset.transform, on the channels the model was trained on: its use_channels, or all)."""
     use = recipe.use_channels
     x = transform(clip, frames=recipe.frames, size=recipe.size, mean=list(recipe.mean), std=list(recipe.std),
-                  layout=recipe.layout, channels=None if use is None else channel_indices(recipe.record.channels, use))
+                  layout=recipe.layout, channels=None if use is None else channel_indices(recipe.record.channels, use),
+                  names=recipe.record.channels)
     logits = model(x.unsqueeze(0).to(device))
     return torch.softmax(logits.double(), dim=1)[0].cpu()
 

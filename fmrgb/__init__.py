@@ -3,6 +3,7 @@
     ffmpeg      running ffmpeg (a deadline that grows with the video) and the stream facts it reports
     decode      the main video stream's frames (OpenCV, ffmpeg where it must) and the sound track
     memory      the scratch buffer for decoded frames, available memory, refusing what would not fit
+    diskspace   the bytes a conversion's records need, refused before it starts when the disk cannot hold them
     timeline    time along a clip: which source frames a stretched frame is made of, what time it shows
     sound       the sound channels (amplitude, dominant frequency, mel image) of a whole track
     convert     one video -> one FMRGB record; the conversion of a whole tree (skip, align)

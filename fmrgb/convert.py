@@ -14,34 +14,38 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb import cli, files, runloop, scan
+from fmrgb import cli, diskspace, files, runloop, scan
 from fmrgb.decode import decode_media
 from fmrgb.memory import ScratchBuffer
 from fmrgb.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
                           recipe_problem, record_path, save_record, source_identity)
-from fmrgb.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
+from fmrgb.sound import SOUND_CHANNELS, channel_names, fuse, sound_planes
 from fmrgb.timeline import stretch_time
 
 
-def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, scratch=None,
-                  decoder_threads=None):
+def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, size=None,
+                  scratch=None, decoder_threads=None):
     """Decode a video and build its FMRGB record (the dict create_fmrgbdata.py saves).
 
     `frames` gives the record that many frames, made while the video is decoded (so memory does
-    not grow with its length): bit for bit stretch_time(full record, frames, sound_channels=2).
+    not grow with its length): bit for bit stretch_time(full record, frames, sound_channels=2,
+    planes=sound_planes(audiomethod)): each kept frame's sound describes its whole span.
     With a `scratch` (memory.ScratchBuffer) the record's frames live in its memory until its next
     use. `decoder_threads` goes to decode.decode_media (None: chosen by the clip's size).
+    `size` stores every frame at size x size, resized as training resizes while the video is read
+    (the picture; the planes are uniform, the mel image is drawn at that size).
     """
     import torch
 
-    Recipe(audiomethod=audiomethod, frequency_param=frequency_param, fmrgb=fmrgb)  # checks the settings
-    # ffmpeg decodes the sound on the other core while OpenCV decodes the frames
-    media = decode_media(path, sample_rate_for=functools.partial(analysis_rate, frequency_param=frequency_param),
+    scale = Recipe(audiomethod=audiomethod, frequency_param=frequency_param, fmrgb=fmrgb).scale  # checks them
+    # ffmpeg decodes the sound on the other core while OpenCV decodes the frames, at one rate for every file
+    media = decode_media(path, sample_rate_for=lambda fps: scale.sample_rate,
                          gray=fmrgb == 3, extra_channels=SOUND_CHANNELS, keep=None if frames is None else int(frames),
-                         scratch=scratch, threads=decoder_threads)
+                         scratch=scratch, threads=decoder_threads, size=size)
     facts, audio = media.facts, media.audio
     fused = fuse(media.frames, audio, fps=facts.fps, audiomethod=audiomethod, frequency_param=frequency_param,
-                 start=facts.start, source_frames=facts.frames, at=None if media.plan is None else media.plan.nearest)
+                 start=facts.start, source_frames=facts.frames, at=None if media.plan is None else media.plan.nearest,
+                 spans=None if media.plan is None else media.plan.spans())
     return {
         "frames": torch.from_numpy(fused),
         "channels": channel_names(fmrgb, audiomethod),
@@ -49,9 +53,11 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
         "audiomethod": audiomethod,
         "frequency_param": int(frequency_param),
         "sample_rate": int(facts.sample_rate),
+        "sound_scale": scale.to_meta(),
         "source": Path(path).name,
         "source_size": Path(path).stat().st_size,  # tells a later run whether the video has changed
         "source_frames": int(facts.frames),
+        "source_shape": list(facts.source_shape),  # the video's picture (height, width): a --size record's is smaller
         "damaged_frames": int(facts.damaged),  # frames that did not decode, between others that did
         "has_audio": audio is not None and len(audio) > 0,
         "silent": audio is None or not np.any(audio),
@@ -61,9 +67,10 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
 
 # ----------------------------------------------------------------------------- a tree of videos
 
-def existing_state(video, recipe, *, check_source=True):
-    """(source_frames, stored frame count) of a finished record of `video` made with `recipe`
-    (from this version of the video, with check_source), or None when it must be made again."""
+def existing_state(video, recipe, *, check_source=True, size=None):
+    """(source_frames, stored frame count) of a finished record of `video` made with `recipe` (and at
+    `size` x `size`, or at the video's own size) from this version of the video (with check_source),
+    or None when it must be made again."""
     pt = record_path(video)
     if not pt.is_file():
         return None
@@ -73,13 +80,15 @@ def existing_state(video, recipe, *, check_source=True):
         return None  # unreadable: convert again
     if recipe_problem(meta, recipe) or (check_source and made_from_problem(meta, video)):
         return None
+    if tuple(frames.shape[1:3]) != ((size, size) if size else tuple(meta.get("source_shape", frames.shape[1:3]))):
+        return None  # made at another --size
     return int(meta["source_frames"]), int(frames.shape[0])
 
 
 _per_thread = threading.local()
 
 
-def convert_one(video, *, recipe, frames=None, decoder_threads=None):
+def convert_one(video, *, recipe, frames=None, size=None, decoder_threads=None):
     """Convert one video and write its record; returns Outcome('converted', source_frames, warnings)."""
     # each worker decodes video after video into the same memory; the record is saved and dropped
     # before the next one is made
@@ -87,8 +96,8 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
         _per_thread.scratch = ScratchBuffer()
     # read before decoding: a video replaced meanwhile then fails the next run's check, never passes it
     identity = source_identity(video)
-    record = convert_video(video, frames=frames, scratch=_per_thread.scratch, decoder_threads=decoder_threads,
-                           **dataclasses.asdict(recipe))
+    record = convert_video(video, frames=frames, size=size, scratch=_per_thread.scratch,
+                           decoder_threads=decoder_threads, **dataclasses.asdict(recipe))
     warnings = []
     if not record["has_audio"]:
         warnings.append("no sound track; sound channels are 0")
@@ -101,17 +110,17 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
     return runloop.Outcome("converted", record["source_frames"], tuple(warnings))
 
 
-def align_one(video, *, recipe, n_frames, decoder_threads=None):
+def align_one(video, *, recipe, n_frames, size=None, decoder_threads=None):
     """Bring a record to n_frames: stretch it if it still holds the video's own frames, else convert
     again. Returns its status twice, so run_jobs hands back each file's status."""
-    state = existing_state(video, recipe, check_source=False)
+    state = existing_state(video, recipe, check_source=False, size=size)
     if state is None:  # written a moment ago, yet it does not read back (a disk or name problem)
         raise RuntimeError(f"its .pt does not read back: {record_path(video).name}")
     source_frames, stored = state
     if stored == n_frames:
         return "skipped", "skipped"
     if stored != source_frames:  # already stretched once; going back to the video avoids resampling twice
-        convert_one(video, recipe=recipe, frames=n_frames, decoder_threads=decoder_threads)
+        convert_one(video, recipe=recipe, frames=n_frames, size=size, decoder_threads=decoder_threads)
         return "aligned", "aligned"
     return align_record(record_path(video), n_frames=n_frames)
 
@@ -124,7 +133,8 @@ def align_record(pt, *, n_frames):
     clip, meta = load_record(pt)
     if clip.shape[0] == n_frames:
         return "skipped", "skipped"
-    stretched = stretch_time(clip.numpy(), n_frames, sound_channels=SOUND_CHANNELS)
+    stretched = stretch_time(clip.numpy(), n_frames, sound_channels=SOUND_CHANNELS,
+                             planes=sound_planes(meta.get("audiomethod")))
     save_record({"frames": torch.from_numpy(stretched), **meta}, pt)
     return "aligned", "aligned"
 
@@ -163,19 +173,20 @@ def warn_twice_converted(videos, report):
                               "run delete_not_resized.py first, or the same clip is in the data twice")
 
 
-def convert_tree(target, *, report, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, jobs=1,
-                 overwrite=False, shard=None):
-    """Convert every video under `target` (or one shard 'i of n' of them) into records of one length.
+def convert_tree(target, *, report, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, size=None,
+                 jobs=1, overwrite=False, shard=None):
+    """Convert every video under `target` (or one shard 'i of n' of them) into records of one length
+    (and, with `size`, frames of size x size).
     Warnings and failing videos go to `report` (runloop) as they come.
     Returns ({status: count}, [failed videos]); ValueError when a sharded run has no usable scan."""
     try:
-        return _convert_tree(target, recipe=Recipe(audiomethod, frequency_param, fmrgb), frames=frames,
+        return _convert_tree(target, recipe=Recipe(audiomethod, frequency_param, fmrgb), frames=frames, size=size,
                              jobs=jobs, overwrite=overwrite, shard=shard, report=report)
     finally:
         vars(_per_thread).pop("scratch", None)  # a single-process run decoded here: give the memory back
 
 
-def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard, report):
+def _convert_tree(target, *, recipe, frames, size, jobs, overwrite, shard, report):
     videos = files.find_videos(target, on_skip=report.warn)
     # records whose video is gone count for the length (never shrunk below their own frames) and
     # are brought to it
@@ -186,12 +197,17 @@ def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard, report):
     videos = cli.shard_of(videos, shard)
     orphans = {pt: orphans[pt] for pt in cli.shard_of(orphans, shard)}
     warn_twice_converted(videos, report)
-    state = {} if overwrite else {v: existing_state(v, recipe) for v in videos}
+    state = {} if overwrite else {v: existing_state(v, recipe, size=size) for v in videos}
     todo = [v for v in videos if state.get(v) is None]
+    if todo:  # refused before a video is decoded when the records would not fit
+        need = diskspace.estimate_records(todo, frames=frames, size=size, channels=recipe.fmrgb,
+                                          longest=max([0, *(s[0] for s in [*orphans.values(), *state.values()] if s)]))
+        replaced = sum(record_path(v).stat().st_size for v in todo if record_path(v).is_file())
+        diskspace.check_disk(need, target, frames=frames, size=size, freed=replaced)
     # with several workers the cores are taken by whole videos: more decoder threads only contend
     decoder_threads = 1 if jobs > 1 and len(todo) > 1 else None
     counts, source_frames, failed = runloop.run_jobs(
-        functools.partial(convert_one, recipe=recipe, frames=frames, decoder_threads=decoder_threads), todo,
+        functools.partial(convert_one, recipe=recipe, frames=frames, size=size, decoder_threads=decoder_threads), todo,
         report=report, jobs=jobs, desc="convert", processes=True)
     converted_here = set(source_frames)
     stored = {v: frames or n for v, n in source_frames.items()}  # a new file holds its own frames, or --frames
@@ -202,7 +218,7 @@ def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard, report):
     n_frames = frames or max([*source_frames.values(), *(s for s, _ in orphans.values())])
     to_align = sorted(v for v, n in stored.items() if n != n_frames)
     _, align_status, align_failed = runloop.run_jobs(
-        functools.partial(align_one, recipe=recipe, n_frames=n_frames,
+        functools.partial(align_one, recipe=recipe, n_frames=n_frames, size=size,
                           decoder_threads=1 if jobs > 1 and len(to_align) > 1 else None),
         to_align, report=report, jobs=jobs, desc="align", processes=True)
     # a video converted in this run counts once, as converted, whether or not it then needed stretching;

@@ -22,9 +22,9 @@ def originals_with_copies(target, *, report):
     return plan
 
 
-def converted_videos(target, *, report, delete_all=False):
-    """Videos whose record loads and was made from this very file (its bytes' digest); with
-    delete_all every video."""
+def converted_videos(target, *, report, delete_all=False, accept_loss=False):
+    """Videos whose record loads, was made from this very file (its bytes' digest) and holds all its
+    frames at full size (or fewer or smaller ones, with accept_loss); with delete_all every video."""
     videos = files.find_videos(target, on_skip=report.warn)
     checked = report.progress(videos, len(videos), "check")
-    return [(v, None if delete_all else conversion_problem(v)) for v in checked]
+    return [(v, None if delete_all else conversion_problem(v, accept_loss=accept_loss)) for v in checked]
