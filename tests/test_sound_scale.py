@@ -6,8 +6,10 @@ import pytest
 import torch
 from conftest import load_pt, make_video, pt_dict, write_dataset
 
+import predict
 import train
 from fmrgb import convert, sound
+from fmrgb.checkpoint import RecordSettings
 from fmrgb.record import Recipe, SoundScale, recipe_problem
 from fmrgb.survey import check_same_conversion
 
@@ -88,3 +90,10 @@ def test_training_refuses_files_made_on_different_scales_with_one_line(tmp_path,
         train.main(train.get_args_parser().parse_args(list(map(str, args))))
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "sound scale" in err and "zz_new.pt" in err, err
+
+
+def test_predict_refuses_a_record_on_another_rate_than_the_training_files():
+    trained = RecordSettings(("red", "green", "blue", "amplitude", "frequency"), "simple", 100, 3000)
+    predict.check_recipe(pt_dict(torch.zeros(1, 1, 1, 5, dtype=torch.uint8), sample_rate=3000), 5, trained)
+    with pytest.raises(ValueError, match="made with sample_rate 2500, the model was trained on 3000"):
+        predict.check_recipe(pt_dict(torch.zeros(1, 1, 1, 5, dtype=torch.uint8), sample_rate=2500), 5, trained)
