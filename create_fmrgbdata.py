@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fmrgb import cli, runloop
 from fmrgb.prepare.convert import convert_tree
+from fmrgb.prepare.diskspace import NotEnoughDisk
 from fmrgb.prepare.scan import SCAN_FILE, scan_tree
 
 STATUS_ORDER = [("converted", "converted"), ("aligned", "aligned"), ("skipped", "skipped (up to date)")]
@@ -32,8 +33,8 @@ def run(args):
     try:
         counts, failed = convert_tree(args.target, report=runloop.Console(), audiomethod=args.audiomethod,
                                       frequency_param=args.frequency_param, fmrgb=args.fmrgb, frames=args.frames,
-                                      jobs=args.jobs, overwrite=args.overwrite, shard=args.shard)
-    except ValueError as e:
+                                      size=args.size, jobs=args.jobs, overwrite=args.overwrite, shard=args.shard)
+    except (ValueError, NotEnoughDisk) as e:
         cli.usage_error(str(e))
     print(runloop.summary(counts, STATUS_ORDER))
     return 1 if failed else 0
@@ -46,11 +47,15 @@ def get_args_parser():
     parser.add_argument("--audiomethod", default="simple", choices=["simple", "mel"],
                         help="last channel: dominant frequency (simple) or a log-mel image (mel)")
     parser.add_argument("--frequency_param", type=cli.positive_int, default=100,
-                        help="sound samples per video frame; the analysis rate is fps times this")
+                        help="the sound's analysis rate is 30 times this in Hz for every file, whatever its "
+                             "frame rate (this many samples per frame at 30 fps); frequency 255 = 15 times this Hz")
     parser.add_argument("--fmrgb", type=int, default=5, choices=[3, 5],
                         help="5: R, G, B + 2 sound channels; 3: grey + 2 sound channels")
     parser.add_argument("--frames", type=cli.positive_int, default=None,
                         help="frame count of every output (default: the longest video's decoded count)")
+    parser.add_argument("--size", type=cli.positive_int, default=None,
+                        help="store every frame at SIZE x SIZE, resized as train.py --size SIZE resizes, while the "
+                             "video is read (default: as the video is; 112 with --frames 32 is ~345x smaller for 720p)")
     parser.add_argument("--jobs", type=cli.positive_int, default=1, help="videos converted at once")
     parser.add_argument("--overwrite", action="store_true", help="convert again even if up to date")
     parser.add_argument("--shard", type=cli.parse_shard, default=None, metavar="I/N",

@@ -50,7 +50,8 @@ def find_inputs(data):
 def check_recipe(meta, n_channels, record):
     """ValueError (one line) if a .pt file was made with other settings than the model's training
     files (`record`, a checkpoint.RecordSettings): the channel count, the channel names (when both sides
-    have real names), and the audio method and frequency parameter (when both sides record them)."""
+    have real names), and the audio method, frequency parameter and analysis rate (when both sides record
+    them: at another rate a frequency value means other Hz)."""
     want = list(record.channels)
     if n_channels != len(want):
         raise ValueError(f"has {n_channels} channels, the model takes {len(want)}")
@@ -58,7 +59,7 @@ def check_recipe(meta, n_channels, record):
     if have and not generic_channels(have) and not generic_channels(want) and have != want:
         names = [", ".join(map(str, c)) for c in (have, want)]
         raise ValueError(f"has channels {names[0]}, the model was trained on {names[1]}")
-    for key in ("audiomethod", "frequency_param"):
+    for key in ("audiomethod", "frequency_param", "sample_rate"):
         mine, theirs = meta.get(key), getattr(record, key)
         if mine is not None and theirs is not None and mine != theirs:
             raise ValueError(f"made with {key} {mine}, the model was trained on {theirs}")
@@ -93,7 +94,8 @@ def predict_clip(model, recipe, clip, device="cpu"):
     dataset.transform, on the channels the model was trained on: its use_channels, or all)."""
     use = recipe.use_channels
     x = transform(clip, frames=recipe.frames, size=recipe.size, mean=list(recipe.mean), std=list(recipe.std),
-                  layout=recipe.layout, channels=None if use is None else channel_indices(recipe.record.channels, use))
+                  layout=recipe.layout, channels=None if use is None else channel_indices(recipe.record.channels, use),
+                  names=recipe.record.channels)
     logits = model(x.unsqueeze(0).to(device))
     return torch.softmax(logits.double(), dim=1)[0].cpu()
 

@@ -46,7 +46,8 @@ def settle(path, tmp_path):
 
 
 def expected(path, recipe=RECIPE):
-    return small_clip(load_record(path)[0], recipe).numpy()
+    frames, meta = load_record(path)
+    return small_clip(frames, recipe, names=meta["channels"]).numpy()
 
 
 def never(path):
@@ -167,10 +168,11 @@ def test_a_record_changed_while_it_is_read_is_not_stored_under_its_new_identity(
     new_bytes = other_content(record, tmp_path, seed=7)
 
     def read_then_changed(path):  # another process rewrites the record just after this one read it
-        frames = load_record(path)[0].clone()
+        frames, meta = load_record(path)
+        frames = frames.clone()
         with open(path, "r+b") as f:
             f.write(new_bytes)
-        return frames
+        return frames, meta
 
     cache.small(record, load=read_then_changed)
     assert cache.get(record) is None  # the old frames are not taken for the new content
@@ -233,7 +235,7 @@ def test_a_second_run_reuses_the_cache_and_none_or_a_folder_can_be_chosen(tmp_pa
         assert train.main(args) == 0
 
     run(tmp_path / "a")
-    folder = tmp_path / "data" / CACHE_DIR / "v1-f4x3-s8"  # the cache's version, frames x steps, size
+    folder = tmp_path / "data" / CACHE_DIR / "v2-f4x3-s8"  # the cache's version, frames x steps, size
     entries = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert len(entries) == 12  # every file: training, validation and test
     run(tmp_path / "b")

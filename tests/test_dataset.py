@@ -23,7 +23,8 @@ def test_stats_are_one_value_per_channel_and_match_float64_computation(tmp_path)
     mean, std = compute_stats(paths, frames=3, size=6)
     assert len(mean) == 5 and len(std) == 5
     # (N, C, S, S) in float64 from the uint8 small frames (as float32 they would be rounded)
-    xs = torch.cat([small_frames(load_record(p)[0], frames=3, size=6).double() / 255 for p in paths])
+    xs = torch.cat([small_frames(frames, frames=3, size=6, names=meta["channels"]).double() / 255
+                    for frames, meta in map(load_record, paths)])
     torch.testing.assert_close(torch.tensor(mean, dtype=torch.float64), xs.mean(dim=(0, 2, 3)), atol=1e-9, rtol=1e-9)
     torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), xs.std(dim=(0, 2, 3), unbiased=False),
                                atol=1e-9, rtol=1e-7)

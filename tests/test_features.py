@@ -111,7 +111,7 @@ def test_fuse_fills_amplitude_then_frequency_after_the_picture():
 @pytest.mark.parametrize("sr_fps", [(23.976, 100), (29.97, 50), (60, 10)])
 def test_odd_frame_rates_and_params_keep_one_row_per_frame(sr_fps):
     fps, fp = sr_fps
-    sr = sound.analysis_rate(fps, fp)
+    sr = sound.analysis_rate(fp)
     n = 48
     out = sound.fuse(np.zeros((n, 4, 4, 5), np.uint8), tone(100, seconds=3, sr=sr), fps=fps,
                         audiomethod="mel", frequency_param=fp)

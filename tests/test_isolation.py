@@ -75,9 +75,9 @@ def test_a_record_that_does_not_read_back_is_named_when_aligning(tmp_path, monke
     make_video(tmp_path / "long.mp4", seconds=1, size=(64, 48))
     real = convert.existing_state
 
-    def unreadable_short(video, recipe, *, check_source=True):  # the align pass reads with check_source=False
+    def unreadable_short(video, recipe, *, check_source=True, **kw):  # the align pass reads with check_source=False
         return None if video.name == "short.mp4" and not check_source else real(video, recipe,
-                                                                                 check_source=check_source)
+                                                                                 check_source=check_source, **kw)
 
     monkeypatch.setattr(convert, "existing_state", unreadable_short)
     counts, failed = convert.convert_tree(tmp_path, report=REPORT)

@@ -91,7 +91,7 @@ def test_amplitude_ignores_the_volume(track, exponent):
 def test_dominant_frequency_is_uint8_without_nan_and_0_where_nothing_sounds(track, fps):
     audio, n_frames, fp, _ = track
     per_frame = sound.frame_samples(audio, n_frames, fp)
-    sr = sound.analysis_rate(fps, fp)
+    sr = sound.analysis_rate(fp)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         freq = sound.dominant_frequency(per_frame, sr)
@@ -109,7 +109,7 @@ def test_dominant_frequency_is_uint8_without_nan_and_0_where_nothing_sounds(trac
 def test_mel_columns_and_images_are_uint8_of_the_right_shape_with_255_at_the_loudest_point(
         track, fps, window, height, width):
     audio, n_frames, fp, _ = track
-    sr = sound.analysis_rate(fps, fp)
+    sr = sound.analysis_rate(fp)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         cols = sound.mel_columns(audio, n_frames, fp, sr)
@@ -128,7 +128,7 @@ def test_mel_columns_reach_255_whenever_the_track_sounds(track, fps):
     # a constant offset is no sound to a spectrogram: ask only for tracks that move, and not only
     # in their very last sample (the Hann window gives the newest sample of a window weight 0)
     assume(per_frame.size > 1 and np.ptp(per_frame.reshape(-1)[:-1]) > 1e-3)
-    cols = sound.mel_columns(audio, n_frames, fp, sound.analysis_rate(fps, fp))
+    cols = sound.mel_columns(audio, n_frames, fp, sound.analysis_rate(fp))
     assert cols.max() == 255
 
 
@@ -179,13 +179,14 @@ def test_fuse_keeps_the_picture_and_gives_sane_sound_channels(track, fps, method
     assert out.shape == (n_frames, h, w, fmrgb) and out.dtype == np.uint8
     assert np.array_equal(out[..., :fmrgb - 2], picture)  # the picture is never touched
     channels = out[..., fmrgb - 2:]
-    per_frame = sound.frame_samples(audio, n_frames, fp)
+    # each frame's own time span at this frame rate, on the run's one analysis rate
+    per_frame, lengths = sound.span_rows(audio, sound.frame_bounds(n_frames, fps, sound.analysis_rate(fp)))
     if no_track or not loud_frames(per_frame).any():
         assert not channels.any()
         return
     amp = channels[..., 0]
     assert (amp == amp[:, :1, :1]).all()  # one value per frame, filling it
-    assert amp.max() == 255 and np.array_equal(amp[:, 0, 0], sound.amplitude(per_frame))
+    assert amp.max() == 255 and np.array_equal(amp[:, 0, 0], sound.amplitude(per_frame, lengths))
     if method == "simple":
         assert (channels[..., 1] == channels[:, :1, :1, 1]).all()
 

@@ -5,6 +5,7 @@
     decoders     the two passes over a stream: OpenCV in-process, ffmpeg's raw pipe
     framesinks   where decoded frames go: all kept, a stretched clip's selection, or only counted
     orientation  the picture as a player shows it (the flip OpenCV's picture of a mirrored video lacks)
+    diskspace    the bytes a conversion's records need, refused before it starts when the disk cannot hold them
     memory       the scratch buffer for decoded frames, available memory, refusing what would not fit
     timeline     time along a clip: which source frames a stretched frame is made of, what time it shows
     sound        the sound channels (amplitude, dominant frequency, mel image) of a whole track

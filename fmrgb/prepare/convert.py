@@ -17,38 +17,42 @@ import numpy as np
 
 from fmrgb import cli, files, runloop
 
-from fmrgb.prepare import scan
+from fmrgb.prepare import diskspace, scan
 from fmrgb.prepare.decode import decode_media
 from fmrgb.prepare.memory import ScratchBuffer
 from fmrgb.prepare.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
-                          overwrite_problem, recipe_problem, record_path, save_record, source_identity)
+                                  overwrite_problem, recipe_problem, record_path, save_record, source_identity)
 from fmrgb.prepare.resized import converted_before
-from fmrgb.prepare.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
+from fmrgb.prepare.sound import SOUND_CHANNELS, channel_names, fuse, sound_planes
 from fmrgb.prepare.timeline import stretch_time
 
 
-def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, scratch=None,
-                  decoder_threads=None, notes=None):
+def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, size=None,
+                  scratch=None, decoder_threads=None, notes=None):
     """Decode a video and build its FMRGB record (the dict create_fmrgbdata.py saves).
 
     `frames` gives the record that many frames, made while the video is decoded (so memory does
-    not grow with its length): bit for bit stretch_time(full record, frames, sound_channels=2).
+    not grow with its length): bit for bit stretch_time(full record, frames, sound_channels=2,
+    planes=sound_planes(audiomethod)): each kept frame's sound describes its whole span.
     With a `scratch` (memory.ScratchBuffer) the record's frames live in its memory until its next
-    use. `decoder_threads` goes to decode.decode_media (None: chosen by the clip's size). A list
-    given as `notes` gets a line for each thing about the sound worth a warning.
+    use. `decoder_threads` goes to decode.decode_media (None: chosen by the clip's size).
+    `size` stores every frame at size x size, resized as training resizes while the video is read
+    (the picture; the planes are uniform, the mel image is drawn at that size). A list given as
+    `notes` gets a line for each thing about the sound worth a warning.
     """
     import torch
 
-    Recipe(audiomethod=audiomethod, frequency_param=frequency_param, fmrgb=fmrgb)  # checks the settings
-    # ffmpeg decodes the sound on the other core while OpenCV decodes the frames
-    media = decode_media(path, sample_rate_for=functools.partial(analysis_rate, frequency_param=frequency_param),
+    scale = Recipe(audiomethod=audiomethod, frequency_param=frequency_param, fmrgb=fmrgb).scale  # checks them
+    # ffmpeg decodes the sound on the other core while OpenCV decodes the frames, at one rate for every file
+    media = decode_media(path, sample_rate_for=lambda fps: scale.sample_rate,
                          gray=fmrgb == 3, extra_channels=SOUND_CHANNELS, keep=None if frames is None else int(frames),
-                         scratch=scratch, threads=decoder_threads)
+                         scratch=scratch, threads=decoder_threads, size=size)
     facts, audio = media.facts, media.audio
     if notes is not None:
         notes.extend(sound_notes(audio, facts.sample_rate, frequency_param))
     fused = fuse(media.frames, audio, fps=facts.fps, audiomethod=audiomethod, frequency_param=frequency_param,
-                 start=facts.start, source_frames=facts.frames, at=None if media.plan is None else media.plan.nearest)
+                 start=facts.start, source_frames=facts.frames, at=None if media.plan is None else media.plan.nearest,
+                 spans=None if media.plan is None else media.plan.spans())
     return {
         "frames": torch.from_numpy(fused),
         "channels": channel_names(fmrgb, audiomethod),
@@ -56,9 +60,11 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
         "audiomethod": audiomethod,
         "frequency_param": int(frequency_param),
         "sample_rate": int(facts.sample_rate),
+        "sound_scale": scale.to_meta(),
         "source": Path(path).name,
         "source_size": Path(path).stat().st_size,  # tells a later run whether the video has changed
         "source_frames": int(facts.frames),
+        "source_shape": list(facts.source_shape),  # the video's picture (height, width): a --size record's is smaller
         "damaged_frames": int(facts.damaged),  # frames that did not decode, between others that did
         "has_audio": audio is not None,
         "silent": audio is None or not np.any(audio),
@@ -72,7 +78,7 @@ def sound_notes(audio, sample_rate, frequency_param):
         return ["no sound track; sound channels are 0"]
     if not len(audio):
         # ffmpeg's resampler holds back about a second's worth of samples at very low rates
-        return [f"the sound track gave no samples at the analysis rate of {sample_rate} Hz (fps x --frequency_param "
+        return [f"the sound track gave no samples at the analysis rate of {sample_rate} Hz (30 x --frequency_param "
                 f"{frequency_param}): too short for ffmpeg to resample that low; sound channels are 0 "
                 "(a larger --frequency_param keeps its sound)"]
     if not np.any(audio):
@@ -82,9 +88,10 @@ def sound_notes(audio, sample_rate, frequency_param):
 
 # ----------------------------------------------------------------------------- a tree of videos
 
-def existing_state(video, recipe, *, check_source=True):
-    """(source_frames, stored frame count) of a finished record of `video` made with `recipe`
-    (from this version of the video, with check_source), or None when it must be made again."""
+def existing_state(video, recipe, *, check_source=True, size=None):
+    """(source_frames, stored frame count) of a finished record of `video` made with `recipe` (and at
+    `size` x `size`, or at the video's own size) from this version of the video (with check_source),
+    or None when it must be made again."""
     pt = record_path(video)
     try:
         if not pt.is_file():
@@ -97,13 +104,15 @@ def existing_state(video, recipe, *, check_source=True):
         return None  # unreadable: convert again
     if recipe_problem(meta, recipe) or (check_source and made_from_problem(meta, video)):
         return None
+    if tuple(frames.shape[1:3]) != ((size, size) if size else tuple(meta.get("source_shape", frames.shape[1:3]))):
+        return None  # made at another --size
     return int(meta["source_frames"]), int(frames.shape[0])
 
 
 _per_thread = threading.local()
 
 
-def convert_one(video, *, recipe, frames=None, decoder_threads=None):
+def convert_one(video, *, recipe, frames=None, size=None, decoder_threads=None):
     """Convert one video and write its record; returns Outcome('converted', source_frames, warnings)."""
     # each worker decodes video after video into the same memory; the record is saved and dropped
     # before the next one is made
@@ -115,7 +124,8 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
     if problem:
         raise RuntimeError(problem)
     warnings = []
-    record = convert_video(video, frames=frames, scratch=_per_thread.scratch, decoder_threads=decoder_threads,
+    record = convert_video(video, frames=frames, size=size, scratch=_per_thread.scratch,
+                           decoder_threads=decoder_threads,
                            notes=warnings, **dataclasses.asdict(recipe))
     if record["damaged_frames"]:
         warnings.append(f"{record['damaged_frames']} damaged frames did not decode and were skipped "
@@ -124,17 +134,17 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
     return runloop.Outcome("converted", record["source_frames"], tuple(warnings))
 
 
-def align_one(video, *, recipe, n_frames, decoder_threads=None):
+def align_one(video, *, recipe, n_frames, size=None, decoder_threads=None):
     """Bring a record to n_frames: stretch it if it still holds the video's own frames, else convert
     again. Returns its status twice, so run_jobs hands back each file's status."""
-    state = existing_state(video, recipe, check_source=False)
+    state = existing_state(video, recipe, check_source=False, size=size)
     if state is None:  # written a moment ago, yet it does not read back (a disk or name problem)
         raise RuntimeError(f"its .pt does not read back: {record_path(video).name}")
     source_frames, stored = state
     if stored == n_frames:
         return "skipped", "skipped"
     if stored != source_frames:  # already stretched once; going back to the video avoids resampling twice
-        convert_one(video, recipe=recipe, frames=n_frames, decoder_threads=decoder_threads)
+        convert_one(video, recipe=recipe, frames=n_frames, size=size, decoder_threads=decoder_threads)
         return "aligned", "aligned"
     return align_record(record_path(video), n_frames=n_frames)
 
@@ -147,7 +157,8 @@ def align_record(pt, *, n_frames):
     clip, meta = load_record(pt)
     if clip.shape[0] == n_frames:
         return "skipped", "skipped"
-    stretched = stretch_time(clip.numpy(), n_frames, sound_channels=SOUND_CHANNELS)
+    stretched = stretch_time(clip.numpy(), n_frames, sound_channels=SOUND_CHANNELS,
+                             planes=sound_planes(meta.get("audiomethod")))
     save_record({"frames": torch.from_numpy(stretched), **meta}, pt)
     return "aligned", "aligned"
 
@@ -186,31 +197,32 @@ def warn_twice_converted(videos, report):
                               "run delete_not_resized.py first, or the same clip is in the data twice")
 
 
-def convert_tree(target, *, report, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, jobs=1,
-                 overwrite=False, shard=None):
-    """Convert every video under `target` (or one shard 'i of n' of them) into records of one length.
+def convert_tree(target, *, report, audiomethod="simple", frequency_param=100, fmrgb=5, frames=None, size=None,
+                 jobs=1, overwrite=False, shard=None):
+    """Convert every video under `target` (or one shard 'i of n' of them) into records of one length
+    (and, with `size`, frames of size x size).
     Warnings and failing videos go to `report` (runloop) as they come.
     Returns ({status: count}, [failed videos]); ValueError when a sharded run has no usable scan."""
     try:
-        return _convert_tree(target, recipe=Recipe(audiomethod, frequency_param, fmrgb), frames=frames,
+        return _convert_tree(target, recipe=Recipe(audiomethod, frequency_param, fmrgb), frames=frames, size=size,
                              jobs=jobs, overwrite=overwrite, shard=shard, report=report)
     finally:
         vars(_per_thread).pop("scratch", None)  # a single-process run decoded here: give the memory back
 
 
-def present_state(videos, recipe, overwrite, report):
+def present_state(videos, recipe, overwrite, report, size=None):
     """{video: existing_state} of the videos still there (overwrite: None for each); one removed
     since it was listed is named to `report` and left out."""
     state = {}
     for v in videos:
         try:
-            state[v] = None if overwrite else existing_state(v, recipe)
+            state[v] = None if overwrite else existing_state(v, recipe, size=size)
         except FileNotFoundError:
             report.warn(v, files.VANISHED)
     return state
 
 
-def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard, report):
+def _convert_tree(target, *, recipe, frames, size, jobs, overwrite, shard, report):
     videos = files.find_videos(target, on_skip=report.warn)
     # records whose video is gone count for the length with the frames they hold; never rewritten
     orphans = orphan_records(target, videos, recipe, report)
@@ -225,7 +237,7 @@ def _convert_tree(target, *, recipe, frames, jobs, overwrite, shard, report):
         report.fail(copy, f"the same clip as {pt.name} (converted from {pt.name[:-len(SUFFIX)]} before it was "
                           "resized): delete one of the two, or it is in the data twice")
     videos = [v for v in videos if v not in twice]
-    counts, failed = _convert_videos(videos, orphans, recipe=recipe, frames=frames, jobs=jobs,
+    counts, failed = _convert_videos(target, videos, orphans, recipe=recipe, frames=frames, size=size, jobs=jobs,
                                      overwrite=overwrite, report=report)
     counts["failed"] = counts.get("failed", 0) + len(twice)
     return counts, failed + sorted(twice)
@@ -239,15 +251,20 @@ def same_clip_converted(videos):
     return {v: pt for v in copies if (pt := converted_before(v)) is not None}
 
 
-def _convert_videos(videos, orphans, *, recipe, frames, jobs, overwrite, report):
-    state = present_state(videos, recipe, overwrite, report)
+def _convert_videos(target, videos, orphans, *, recipe, frames, size, jobs, overwrite, report):
+    state = present_state(videos, recipe, overwrite, report, size)
     videos = list(state)
     state = {v: s for v, s in state.items() if s is not None}
     todo = [v for v in videos if v not in state]
+    if todo:  # refused before a video is decoded when the records would not fit
+        need = diskspace.estimate_records(todo, frames=frames, size=size, channels=recipe.fmrgb,
+                                          longest=max([0, *orphans.values(), *(s[0] for s in state.values())]))
+        replaced = sum(record_path(v).stat().st_size for v in todo if record_path(v).is_file())
+        diskspace.check_disk(need, target, frames=frames, size=size, freed=replaced)
     # with several workers the cores are taken by whole videos: more decoder threads only contend
     decoder_threads = 1 if jobs > 1 and len(todo) > 1 else None
     counts, source_frames, failed = runloop.run_jobs(
-        functools.partial(convert_one, recipe=recipe, frames=frames, decoder_threads=decoder_threads), todo,
+        functools.partial(convert_one, recipe=recipe, frames=frames, size=size, decoder_threads=decoder_threads), todo,
         report=report, jobs=jobs, desc="convert", processes=True)
     converted_here = set(source_frames)
     stored = {v: frames or n for v, n in source_frames.items()}  # a new file holds its own frames, or --frames
@@ -260,7 +277,7 @@ def _convert_videos(videos, orphans, *, recipe, frames, jobs, overwrite, report)
     n_frames = frames or max([*source_frames.values(), *orphans.values()])
     to_align = sorted(v for v, n in stored.items() if n != n_frames)
     _, align_status, align_failed = runloop.run_jobs(
-        functools.partial(align_one, recipe=recipe, n_frames=n_frames,
+        functools.partial(align_one, recipe=recipe, n_frames=n_frames, size=size,
                           decoder_threads=1 if jobs > 1 and len(to_align) > 1 else None),
         to_align, report=report, jobs=jobs, desc="align", processes=True)
     # a video converted in this run counts once, as converted, whether or not it then needed stretching;

@@ -39,6 +39,7 @@ class VideoFacts:
     damaged: int  # frames that failed to decode between others and were skipped
     start: float  # seconds from the file's start (sample 0 of the sound) to the first frame
     sample_rate: int | None  # the rate the sound was decoded at
+    source_shape: tuple = None  # (height, width) of the decoded picture, before any --size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,17 +85,21 @@ class _Layout:
     keep: int | None  # frames to make (a stretched clip), or None for all
     scratch: object  # a ScratchBuffer the frames live in, or None
     reusable: int  # bytes the scratch buffer held before this call
+    size: int | None = None  # frames stored at size x size (framesinks.Shrinking), or as they decode
 
     def make_sink(self, claimed, area, exact=None):
         """The sink for a pass over `claimed` frames (`exact`: the count known to be true) of `area` pixels."""
-        check_memory(self.keep or claimed or 0, area * self.channels, reusable=self.reusable, keep=self.keep)
+        stored = area if self.size is None else self.size * self.size
+        check_memory(self.keep or claimed or 0, stored * self.channels, reusable=self.reusable, keep=self.keep)
         alloc = self.scratch.take if self.scratch is not None else framesinks.new_frame_array
-        if self.keep is None:
-            return framesinks.KeepAll(alloc, claimed, self.channels, scratch=self.scratch is not None)
         n_in = exact or claimed  # a wrong claim costs a second pass, never a wrong clip
-        if not n_in:
+        if self.keep is None:
+            sink = framesinks.KeepAll(alloc, claimed, self.channels, scratch=self.scratch is not None)
+        elif not n_in:
             return framesinks.Count()
-        return framesinks.Selection(alloc, stretch_plan(n_in, self.keep), self.channels, self.n_pic)
+        else:
+            sink = framesinks.Selection(alloc, stretch_plan(n_in, self.keep), self.channels, self.n_pic)
+        return sink if self.size is None else framesinks.Shrinking(sink, self.size, self.n_pic)
 
 
 def _opencv_with_sound_beside(path, threads, layout, sample_rate_for):
@@ -140,7 +145,7 @@ def _with_true_count(got, path, threads, layout):
     decodes again, now that the true count is known."""
     if got is None or not layout.keep:
         return got
-    if isinstance(got.sink, framesinks.Selection) and got.sink.plan.n_in == got.frames:
+    if isinstance(getattr(got.sink, "inner", got.sink), framesinks.Selection) and got.sink.plan.n_in == got.frames:
         return got
     first_count = got.frames
     again = decoders.opencv_pass(path, threads, functools.partial(layout.make_sink, exact=first_count),
@@ -169,18 +174,19 @@ def _ffmpeg_decode(path, info, stream, layout, counted):
 
 
 def decode_media(path, *, sample_rate_for=None, gray=False, extra_channels=0, keep=None, scratch=None,
-                 threads=None):
+                 threads=None, size=None):
     """Decode the main video stream's frames and (with `sample_rate_for(fps)`) the sound; a Media.
 
     frames: uint8 [T, H, W, P + extra_channels], contiguous, the picture in the first P channels
     (RGB, or P = 1 grey = ITU-R 601 luma), the rest left to the caller, so the output is written
     once. keep=N: N frames (timeline.stretch_plan of all that decode), made as the video is read.
+    size=S: every frame stored at S x S (framesinks.Shrinking: as training resizes), made as it is read.
     With a `scratch` (ScratchBuffer) the frames are a view of its memory, valid until its next use.
     `threads`: OpenCV's decoder threads, 0 for its default, None to choose by the clip's size.
     """
     path = Path(path).absolute()
     n_pic = 1 if gray else 3
-    layout = _Layout(n_pic, n_pic + extra_channels, keep, scratch, scratch.size if scratch is not None else 0)
+    layout = _Layout(n_pic, n_pic + extra_channels, keep, scratch, scratch.size if scratch is not None else 0, size)
     got, info, rate, audio = _opencv_with_sound_beside(path, threads, layout, sample_rate_for)
     stream = main_video_stream(info, path)
     got, counted, damaged = _check_opencv_pass(got, path, info, stream)
@@ -196,9 +202,10 @@ def decode_media(path, *, sample_rate_for=None, gray=False, extra_channels=0, ke
     start = 0.0
     if stream is not None and stream.start is not None:
         start = stream.start - info.start
-    facts = VideoFacts(got.fps, got.frames, got.damaged or damaged, max(0.0, start), rate)
-    plan = got.sink.plan if keep else None
     frames = got.sink.frames(got.frames)
+    shape = getattr(got.sink, "source_shape", frames.shape[1:3])
+    facts = VideoFacts(got.fps, got.frames, got.damaged or damaged, max(0.0, start), rate, tuple(map(int, shape)))
+    plan = got.sink.plan if keep else None
     if mirror:
         mirror_in_place(frames, mirror, n_pic)
     return Media(frames, audio, facts, plan)

@@ -110,9 +110,9 @@ def originals_with_copies(target, *, report):
     return [_checked(v, lambda v=v: check(v)) for v in report.progress(originals, len(originals), "check")]
 
 
-def converted_videos(target, *, report, delete_all=False):
-    """Videos whose record loads and was made from this very file (its bytes' digest); with
-    delete_all every video."""
+def converted_videos(target, *, report, delete_all=False, accept_loss=False):
+    """Videos whose record loads, was made from this very file (its bytes' digest) and holds all its
+    frames at full size (or fewer or smaller ones, with accept_loss); with delete_all every video."""
     videos = files.find_videos(target, on_skip=report.warn)
 
     def check(video):
@@ -120,7 +120,7 @@ def converted_videos(target, *, report, delete_all=False):
             return None, None, ()
         pt = record_path(video)
         rests_on = _states(pt)
-        problem = conversion_problem(video)
+        problem = conversion_problem(video, accept_loss=accept_loss)
         return problem, (None if problem else recorded_source_digest(pt)), rests_on
 
     return [_checked(v, lambda v=v: check(v)) for v in report.progress(videos, len(videos), "check")]

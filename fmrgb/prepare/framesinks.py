@@ -4,6 +4,7 @@ frame n: wants(n), slot(n) (the array to write the picture into) when it does, a
 
     sink = KeepAll(new_frame_array, claimed=300, channels=5, scratch=False)
     sink = Selection(new_frame_array, timeline.stretch_plan(300, 30), channels=5, n_pic=3)
+    sink = Shrinking(KeepAll(...), size=112, n_pic=3)   # either, with every frame stored at 112 x 112
 """
 import os
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from fmrgb.prepare.memory import check_memory
 from fmrgb.prepare.timeline import blend
+
+SHRINK_CHUNK = 16  # full-size frames resized at once: bounds what is held, whatever the video's length
 
 
 def new_frame_array(shape):
@@ -106,3 +109,65 @@ class Selection:
 
     def frames(self, n):
         return self.out
+
+
+def shrink(pictures, size):
+    """uint8 (k, H, W, P) -> uint8 (k, size, size, P), resized the way training resizes (fmrgb.training.clip.resize)."""
+    import torch  # only a --size conversion needs torch here: decoding alone does not load it
+
+    from fmrgb.training.clip import resize
+
+    x = resize(torch.from_numpy(np.ascontiguousarray(pictures)).permute(0, 3, 1, 2), size)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+class Shrinking:
+    """Every frame `inner` (a KeepAll or a Selection, started at size x size) would get, resized to
+    size x size (shrink) in chunks of SHRINK_CHUNK as the video is read: only those full-size frames
+    are ever held besides what `inner` keeps. `inner` sees its calls in the decoder's order."""
+
+    def __init__(self, inner, size, n_pic):
+        self.inner, self.size, self.n_pic = inner, size, n_pic
+        self.pending = []  # (frame, whether its picture is in `staging`), in order, not yet passed on
+        self.written = -1
+
+    @property
+    def plan(self):
+        return self.inner.plan
+
+    def start(self, height, width):
+        self.source_shape = (height, width)
+        self.inner.start(self.size, self.size)
+        self.staging = new_frame_array((SHRINK_CHUNK, height, width, self.n_pic))
+        self.held = 0
+
+    def wants(self, n):
+        return self.inner.wants(n)
+
+    def slot(self, n):
+        self.written = n
+        return self.staging[self.held]
+
+    def done(self, n):
+        wrote = self.written == n
+        if not wrote and not self.pending:
+            self.inner.done(n)
+            return
+        self.pending.append((n, wrote))
+        self.held += wrote
+        if self.held == SHRINK_CHUNK:
+            self.flush()
+
+    def flush(self):
+        small = shrink(self.staging[:self.held], self.size) if self.held else None
+        k = 0
+        for n, wrote in self.pending:  # a chunk's frames handed on one by one, as the decoder would
+            if wrote:
+                self.inner.slot(n)[..., :self.n_pic] = small[k]
+                k += 1
+            self.inner.done(n)
+        self.pending, self.held = [], 0
+
+    def frames(self, n):
+        self.flush()
+        return self.inner.frames(n)

@@ -6,8 +6,10 @@
     made_from_problem(meta, video)                    # None when the record was made from this very file
 
 On disk it is a dict of plain values and one tensor (so torch.load(weights_only=True) reads it):
-frames uint8 (T, H, W, C), channels, fps, audiomethod, frequency_param, sample_rate, source,
-source_size, source_sha256, source_frames (the frames the video decodes to), damaged_frames (frames that
+frames uint8 (T, H, W, C), channels, fps, audiomethod, frequency_param, sample_rate, sound_scale
+(SoundScale: what a sound value means in Hz; records made before it read as the frame-rate scale), source,
+source_size, source_sha256, source_frames (the frames the video decodes to), source_shape (its picture's
+[height, width]; a --size record's frames are smaller), damaged_frames (frames that
 did not decode and were skipped), has_audio, silent, format_version. A bare uint8 tensor
 is read too. A record without source_sha256 (made before content fingerprints) is still read, but
 is never taken as made from any particular video: it is converted again and its video kept.
@@ -19,10 +21,37 @@ from pathlib import Path
 
 from fmrgb.cli import error_summary
 from fmrgb.files import VANISHED, atomic_output, file_digest
-from fmrgb.prepare.sound import channel_names
+from fmrgb.prepare.sound import analysis_rate, channel_names
 
 FORMAT_VERSION = 1
 SUFFIX = ".pt"
+
+
+@dataclasses.dataclass(frozen=True)
+class SoundScale:
+    """What a record's sound values mean in Hz: analysed at `sample_rate` Hz for every file (frequency
+    value 255 = sample_rate / 2, the mel bands spread over 0 .. sample_rate / 2) on a `axis` frequency
+    axis, each frame its own time span. fixed=False: a record made before the rate was fixed, whose
+    scale followed its own frame rate (sample_rate = fps x frequency_param)."""
+    sample_rate: int
+    axis: str = "linear"
+    fixed: bool = True
+
+    def to_meta(self):
+        return {"sample_rate": int(self.sample_rate), "axis": self.axis}
+
+    @classmethod
+    def of(cls, meta):
+        """The scale of a record's metadata; None for a record that says nothing of its sound."""
+        stored = meta.get("sound_scale")
+        if isinstance(stored, dict) and "sample_rate" in stored:
+            return cls(int(stored["sample_rate"]), str(stored.get("axis", "linear")))
+        rate = meta.get("sample_rate")
+        return cls(int(rate), "linear", fixed=False) if isinstance(rate, (int, float)) and rate else None
+
+    def describe(self):
+        top = f"{self.axis} 0-{self.sample_rate / 2:g} Hz"
+        return top if self.fixed else f"{top} (made before the scale was fixed: it follows the frame rate)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +69,11 @@ class Recipe:
     @property
     def channels(self):
         return channel_names(self.fmrgb, self.audiomethod)
+
+    @property
+    def scale(self):
+        """The sound scale of every record made with this recipe."""
+        return SoundScale(analysis_rate(self.frequency_param))
 
 
 def record_path(video):
@@ -165,6 +199,8 @@ def recipe_problem(meta, recipe):
         return "made with other settings"
     if list(meta.get("channels", [])) != recipe.channels:
         return "made with other channels"
+    if SoundScale.of(meta) != recipe.scale:
+        return "made on another sound scale"
     return None
 
 
@@ -213,9 +249,10 @@ def recorded_source_digest(pt):
     return load_record(pt)[1].get("source_sha256")
 
 
-def conversion_problem(video):
+def conversion_problem(video, *, accept_loss=False):
     """None when the video's record is a valid FMRGB record made from this very file and holds at
-    least as many frames as the video decodes to (source_frames), else why not."""
+    least as many frames as the video decodes to (source_frames), each as large as the video's
+    (source_shape), else why not. accept_loss: fewer or smaller frames do (the user said so)."""
     pt = record_path(video)
     if not pt.is_file():
         return "no .pt file"
@@ -227,8 +264,15 @@ def conversion_problem(video):
         problem = made_from_problem(meta, video)
     except FileNotFoundError:
         return VANISHED
-    if problem is None and frames.shape[0] < meta.get("source_frames", 0):
+    if problem is not None or accept_loss:
+        return problem
+    shape = tuple(meta.get("source_shape") or frames.shape[1:3])
+    if tuple(frames.shape[1:3]) != shape:
+        # a --size run kept smaller frames: the video is still the only full-size copy
+        return (f".pt holds {frames.shape[2]}x{frames.shape[1]} frames of the video's {shape[1]}x{shape[0]} "
+                "(convert without --size, or pass --lose_frames_or_pixels, to delete it)")
+    if frames.shape[0] < meta.get("source_frames", 0):
         # a --frames run kept fewer frames than the video has: the video is still the only full copy
         return (f".pt holds {frames.shape[0]} of the video's {meta['source_frames']} frames "
-                "(convert without --frames, or a larger one, to delete it)")
+                "(convert without --frames, or a larger one, or pass --lose_frames_or_pixels, to delete it)")
     return problem

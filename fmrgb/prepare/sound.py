@@ -4,9 +4,11 @@
 
 Every function works on a whole track or a whole video at once (numpy), never per frame.
 
-Sound is analysed at the rate sr = round(fps * frequency_param): frame i owns the
-frequency_param samples of the mono mix-down that begin at its time, round((start + i / fps) * sr),
-where start is when the first frame shows (sample 0 is the file's start). Taken from the time,
+Sound is analysed at one rate for every file of a run, whatever its frame rate: sr = 30 *
+frequency_param Hz (analysis_rate; the seed's rate at 30 fps, 3000 Hz by default), so a frequency
+value and a mel band mean the same Hz in every file. Frame i owns the samples of its own time span,
+[b(i), b(i + 1)) with b(i) = round((start + i / fps) * sr), where start is when the first frame shows
+(sample 0 is the file's start): 100 samples at 30 fps, 125 at 24, 50 at 60. Taken from the time,
 not counted in whole samples per frame, the sound stays on its frame however long the clip.
 """
 import numpy as np
@@ -24,13 +26,32 @@ SILENCE_DB = -60.0  # frames this far below the video's loudest frame count as s
 MEL_FLOOR_DB = -80.0
 
 
-def analysis_rate(fps, frequency_param):
-    return max(1, int(round(fps * frequency_param)))
+REFERENCE_FPS = 30  # --frequency_param is the samples per frame at 30 fps: the seed's rate there, kept for every file
+
+
+def analysis_rate(frequency_param):
+    """The sound's analysis rate in Hz, one for the whole run: 30 x frequency_param. Frequency value 255
+    is its Nyquist frequency, 15 x frequency_param Hz (1500 Hz by default); the mel bands span 0 to it."""
+    return REFERENCE_FPS * int(frequency_param)
 
 
 def frame_starts(n_frames, fps, sample_rate, start=0.0):
     """The first sample of each of n_frames frames: frame i shows time start + i / fps."""
     return np.rint(start * sample_rate + np.arange(n_frames) * (sample_rate / fps)).astype(np.int64)
+
+
+def frame_bounds(n_frames, fps, sample_rate, start=0.0):
+    """(n_frames + 1,) int64: frame i owns the samples [bounds[i], bounds[i + 1]), its own time span."""
+    return frame_starts(n_frames + 1, fps, sample_rate, start)
+
+
+def span_rows(audio, bounds):
+    """(rows (T, L) float32, lengths (T,)): each frame's own samples (frame_bounds), zero past its span's
+    end and past the track's; L is the longest span."""
+    lengths = np.diff(bounds)
+    rows = windows_at(audio, bounds[:-1], max(1, int(lengths.max(initial=1))))  # a copy: fancy indexing
+    rows[np.arange(rows.shape[1])[None, :] >= lengths[:, None]] = 0
+    return rows, lengths
 
 
 def windows_at(audio, starts, length):
@@ -57,41 +78,76 @@ def periodic_hann(n):
     return np.hanning(n + 1)[:-1].astype(np.float32)
 
 
-def frame_rms(frames_audio):
-    return np.sqrt(np.mean(np.square(frames_audio, dtype=np.float64), axis=1))
+def frame_rms(frames_audio, lengths=None):
+    """Each row's RMS over its first `lengths` samples (the rest are zero), or over the whole row."""
+    n = frames_audio.shape[1] if lengths is None else np.maximum(lengths, 1)
+    return np.sqrt(np.sum(np.square(frames_audio, dtype=np.float64), axis=1) / n)
 
 
 def to_uint8(x):
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
-def amplitude(frames_audio):
-    """Per-frame RMS relative to the loudest frame: (T,) uint8, 255 on the loudest frame, 0 for silence."""
-    rms = frame_rms(frames_audio)
+def amplitude(frames_audio, lengths=None):
+    """Per-frame RMS (over each row's `lengths` samples) relative to the loudest frame: (T,) uint8, 255 on
+    the loudest frame, 0 for silence."""
+    rms = frame_rms(frames_audio, lengths)
     peak = rms.max(initial=0.0)
     if not np.isfinite(peak) or peak <= 0:
         return np.zeros(len(rms), np.uint8)
     return to_uint8(rms / peak * 255)
 
 
-def dominant_frequency(frames_audio, sample_rate):
+def dominant_frequency(frames_audio, sample_rate, lengths=None):
     """Per-frame dominant frequency: (T,) uint8 with 255 = the Nyquist frequency of `sample_rate`.
 
-    One STFT over the whole track: each frame's own samples, mean removed (a DC offset is not a
-    pitch), Hann-windowed and zero-padded so the peak bin sits close to the true frequency.
-    Silent frames (SILENCE_DB below the loudest) get 0 rather than the argmax of noise.
+    One FFT over the whole track: each frame's own samples (its first `lengths` of the row), mean
+    removed (a DC offset is not a pitch), with a Hann window of its own length, zero-padded, the peak
+    refined between bins (a parabola through the log magnitudes), so a tone gives the same value
+    whatever the span's length (the frame rate). Silent frames (SILENCE_DB below the loudest) get 0
+    rather than the argmax of noise.
     """
-    n_frames, hop = frames_audio.shape
-    if hop < 2:
+    n_frames, width = frames_audio.shape
+    lengths = np.full(n_frames, width) if lengths is None else np.asarray(lengths)
+    if width < 2:
         return np.zeros(n_frames, np.uint8)
-    x = frames_audio - frames_audio.mean(axis=1, keepdims=True)
-    n_fft = 1 << int(np.ceil(np.log2(4 * hop)))
-    spectrum = np.abs(np.fft.rfft(x * periodic_hann(hop), n=n_fft, axis=1))
-    freq = np.argmax(spectrum, axis=1) * (sample_rate / n_fft)
+    k = np.arange(width)[None, :]
+    own = k < lengths[:, None]
+    span = np.maximum(lengths, 1)[:, None]
+    x = np.where(own, frames_audio - frames_audio.sum(axis=1, keepdims=True) / span, 0)
+    hann = np.where(own, 0.5 - 0.5 * np.cos(2 * np.pi * k / span), 0)  # periodic, as periodic_hann
+    n_fft = 1 << int(np.ceil(np.log2(4 * width)))
+    spectrum = np.abs(np.fft.rfft((x * hann).astype(np.float32), n=n_fft, axis=1))
+    peak = np.clip(np.argmax(spectrum, axis=1), 1, spectrum.shape[1] - 2)
+    a, b, c = (np.log(np.take_along_axis(spectrum, (peak + d)[:, None], 1)[:, 0] + 1e-20) for d in (-1, 0, 1))
+    curve = a - 2 * b + c
+    shift = np.where(curve < 0, 0.5 * (a - c) / np.where(curve < 0, curve, -1), 0)
+    freq = (peak + np.clip(shift, -0.5, 0.5)) * (sample_rate / n_fft)
     value = freq / (sample_rate / 2) * 255
-    rms = frame_rms(frames_audio)
+    rms = frame_rms(frames_audio, lengths)
     loud = rms > rms.max(initial=0.0) * 10 ** (SILENCE_DB / 20)
     return np.where(loud & (spectrum.max(axis=1) > 0), to_uint8(value), 0).astype(np.uint8)
+
+
+def span_sound(amplitudes, frequencies, lo, hi):
+    """The sound of kept frames that each stand for a span of frames, [lo[j], hi[j]) (at least the
+    frame lo[j]): amplitude the RMS of the span's amplitude values (each a frame's RMS on the clip's
+    one scale, so the span's RMS on it, whole frames at a time; measured against the peak in
+    docs/benchmarks.md), frequency (None: not wanted) that of the span's loudest frame. The
+    one rule of a --frames conversion, of stretch_time and of training's and predict.py's time steps.
+    Returns (uint8 (J,), uint8 (J,) or None)."""
+    amplitudes = np.asarray(amplitudes)
+    lo = np.asarray(lo, np.int64)
+    hi = np.maximum(np.asarray(hi, np.int64), lo + 1)
+    idx = lo[:, None] + np.arange(int((hi - lo).max(initial=1)))[None, :]
+    own = idx < hi[:, None]
+    idx = np.minimum(idx, len(amplitudes) - 1)
+    a = np.where(own, amplitudes[idx].astype(np.float64), 0.0)
+    amp = to_uint8(np.sqrt(np.sum(a * a, axis=1) / own.sum(axis=1)))
+    if frequencies is None:
+        return amp, None
+    loudest = np.take_along_axis(idx, np.argmax(np.where(own, a, -1.0), axis=1)[:, None], 1)[:, 0]
+    return amp, np.asarray(frequencies)[loudest]
 
 
 def hz_to_mel(hz):
@@ -121,19 +177,21 @@ def mel_filters(sample_rate, n_fft, n_mels):
     return weights.astype(np.float32)
 
 
-def mel_columns(audio, n_frames, frequency_param, sample_rate, starts=None):
+def mel_columns(audio, n_frames, frequency_param, sample_rate, starts=None, ends=None):
     """Log-mel spectrogram with one column per video frame, each column the window that ends
-    with its frame's samples (frame_samples): (T, n_mels) uint8, 255 = the loudest point of the
-    video, 0 = MEL_FLOOR_DB or below."""
+    with its frame's samples (at `ends`, by default frequency_param samples after each start):
+    (T, n_mels) uint8, 255 = the loudest point of the video, 0 = MEL_FLOOR_DB or below. The window
+    and the bands follow from frequency_param alone, so a band means the same Hz at any frame rate."""
     hop = frequency_param
     n_fft = 1 << int(np.ceil(np.log2(max(2 * hop, 16))))
     n_mels = max(8, min(64, n_fft // 4))
     if starts is None:
         starts = np.arange(n_frames, dtype=np.int64) * hop
     # nothing before the first frame's samples counts, as if the track began there
-    audio = np.asarray(audio, np.float32)[max(0, int(starts[0])) if n_frames else 0:]
-    starts = starts - (max(0, int(starts[0])) if n_frames else 0)
-    windows = windows_at(audio, starts + hop - n_fft, n_fft)  # (T, n_fft)
+    ends = starts + hop if ends is None else ends
+    first = max(0, int(starts[0])) if n_frames else 0
+    audio = np.asarray(audio, np.float32)[first:]
+    windows = windows_at(audio, ends - first - n_fft, n_fft)  # (T, n_fft)
     power = np.abs(np.fft.rfft(windows * periodic_hann(n_fft), axis=1)) ** 2
     # einsum, not `@`: a matmul this small finishes in 0.3 ms, but OpenBLAS then keeps its worker
     # thread spinning for ~0.1 s, taking the core that decodes the next video's sound
@@ -176,23 +234,30 @@ def cv2_resize_nearest(image, width):
     return cv2.resize(image, (width, image.shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
+def sound_planes(audiomethod):
+    """How many of a record's sound channels are planes of one value per frame: amplitude and
+    frequency (simple), or amplitude alone (mel)."""
+    return 2 if audiomethod == "simple" else 1
+
+
 def channel_names(fmrgb, audiomethod):
     """The names of a record's channels: the picture (RGB or grey), then amplitude, then frequency or mel."""
     picture = RGB_NAMES if fmrgb == 5 else GREY_NAMES
     return [*picture, AMPLITUDE, FREQUENCY if audiomethod == "simple" else MEL]
 
 
-def fuse(frames, audio, *, fps, audiomethod, frequency_param, start=0.0, source_frames=None, at=None):
+def fuse(frames, audio, *, fps, audiomethod, frequency_param, start=0.0, source_frames=None, at=None, spans=None):
     """Fill the last two channels of `frames` (T, H, W, C) uint8, which hold the picture in the
     first C - 2, with amplitude and frequency or mel from the sound track (mono float at the
     analysis rate, sample 0 at the file's start, or None); the first frame shows at `start` s.
-    For a clip stretched from `source_frames` frames, `at` gives the source frame whose sound each
-    frame takes (timeline.StretchPlan.nearest): the sound is analysed at the source frames' times,
-    so a stretched clip holds only values the sound had. Works in place and returns `frames`."""
+    For a clip stretched from `source_frames` frames, `at` gives the source frame whose mel image
+    each frame takes and `spans` ((lo, hi), timeline.StretchPlan.spans) the source frames whose
+    sound it describes (span_sound): the sound is analysed at the source frames' times, so a
+    stretched clip holds only values the sound had. Works in place and returns `frames`."""
     n_frames, height, width, n_channels = frames.shape
     n_source = n_frames if source_frames is None else int(source_frames)
     amp_ch, freq_ch = n_channels - 2, n_channels - 1
-    sr = analysis_rate(fps, frequency_param)
+    sr = analysis_rate(frequency_param)
     if audio is None or len(audio) == 0 or not np.any(audio):
         frames[..., amp_ch:] = 0
         return frames
@@ -204,13 +269,18 @@ def fuse(frames, audio, *, fps, audiomethod, frequency_param, start=0.0, source_
         frames[..., amp_ch:] = 0
         return frames
     audio = (audio / peak).astype(np.float32)
-    starts = frame_starts(n_source, fps, sr, start)
-    per_frame = frame_samples(audio, n_source, frequency_param, starts)
-    pick = (lambda values: values) if at is None else (lambda values: values[at])
-    frames[..., amp_ch] = pick(amplitude(per_frame))[:, None, None]
+    bounds = frame_bounds(n_source, fps, sr, start)
+    rows, lengths = span_rows(audio, bounds)
+    amp = amplitude(rows, lengths)
+    freq = dominant_frequency(rows, sr, lengths) if audiomethod == "simple" else None
+    if spans is not None:
+        amp, freq = span_sound(amp, freq, *spans)
+    elif at is not None:
+        amp, freq = amp[at], None if freq is None else freq[at]
+    frames[..., amp_ch] = amp[:, None, None]
     if audiomethod == "simple":
-        frames[..., freq_ch] = pick(dominant_frequency(per_frame, sr))[:, None, None]
+        frames[..., freq_ch] = freq[:, None, None]
     else:
-        cols = mel_columns(audio, n_source, frequency_param, sr, starts)
+        cols = mel_columns(audio, n_source, frequency_param, sr, bounds[:-1], bounds[1:])
         mel_images(cols, max(1, int(round(fps))), height, width, out=frames[..., freq_ch], at=at)
     return frames

@@ -2,16 +2,20 @@
 
     plan = stretch_plan(45, 30)     # output frame j: source frames lo[j], hi[j], weight w[j], nearest[j]
     seconds = frame_times(30, fps=30.0, source_frames=45)   # the source time each stored frame shows
-    clip = stretch_time(frames, 30, sound_channels=2)        # a (45, H, W, C) clip brought to 30 frames
+    clip = stretch_time(frames, 30, sound_channels=2, planes=2)   # a (45, H, W, C) clip brought to 30 frames
+    lo, hi = plan.spans()           # output frame j stands for the source frames lo[j] .. hi[j] - 1
 
 A clip of n_in frames brought to n_out takes the coordinates scipy.ndimage.zoom(order=1) uses:
 output frame j sits at source position j * (n_in - 1) / (n_out - 1), first and last frames kept.
 The picture is blended linearly between the two source frames around it; the sound channels take
-the nearest source frame, so they only ever hold values the sound had.
+the nearest source frame, so they only ever hold values the sound had, except the planes (amplitude,
+frequency) of a shortened clip: each describes its frame's whole span (sound.span_sound).
 """
 import dataclasses
 
 import numpy as np
+
+from fmrgb.prepare.sound import span_sound
 
 STRETCH_CHUNK = 16  # frames blended at once: bounds the float copy, whatever the video's length
 
@@ -36,6 +40,18 @@ class StretchPlan:
     @property
     def n_out(self):
         return len(self.lo)
+
+    def spans(self):
+        """(lo, hi) int64 (n_out,): output frame j stands for the source frames [lo[j], hi[j]), those
+        nearer to it than to any other output frame (at least its nearest one): where fewer frames are
+        kept, every source frame's sound is in one of them (sound.span_sound)."""
+        n_out = self.n_out
+        if n_out <= 1:
+            return np.zeros(n_out, np.int64), np.full(n_out, self.n_in, np.int64)
+        owner = np.floor(np.arange(self.n_in) * ((n_out - 1) / max(self.n_in - 1, 1)) + 0.5).astype(np.int64)
+        j = np.arange(n_out)
+        lo = np.minimum(np.searchsorted(owner, j, "left"), self.nearest)
+        return lo, np.maximum(np.searchsorted(owner, j, "right"), self.nearest + 1)
 
 
 def stretch_plan(n_in, n_out):
@@ -63,11 +79,13 @@ def frame_times(n_frames, fps, source_frames=None):
     return source_positions(int(source_frames), n_frames) / fps
 
 
-def stretch_time(frames, n_out, *, sound_channels=0):
+def stretch_time(frames, n_out, *, sound_channels=0, planes=0):
     """Resampling along time to `n_out` frames at the coordinates scipy.ndimage.zoom(order=1) uses
     (stretch_plan: first and last frames kept): the picture blended linearly between the
     two frames around each position, the last `sound_channels` channels (a record's sound: pass
-    SOUND_CHANNELS) taken from the nearest frame, so they hold only values the sound had. In
+    SOUND_CHANNELS) taken from the nearest frame, so they hold only values the sound had; of them
+    the first `planes` (1: amplitude; 2: amplitude and frequency) describe each output frame's whole
+    span (StretchPlan.spans, sound.span_sound), as a --frames conversion makes them. In
     bounded-size chunks, so no float copy of the whole video is made."""
     n_in = frames.shape[0]
     if n_in == n_out:
@@ -80,4 +98,10 @@ def stretch_time(frames, n_out, *, sound_channels=0):
         out[sl, ..., :n_pic] = blend(frames[plan.lo[sl], ..., :n_pic], frames[plan.hi[sl], ..., :n_pic], plan.w[sl])
         if sound_channels:
             out[sl, ..., n_pic:] = frames[plan.nearest[sl], ..., n_pic:]
+    if planes:
+        values = np.asarray(frames[:, 0, 0, n_pic:n_pic + planes])  # one value per frame fills each plane
+        amp, freq = span_sound(values[:, 0], values[:, 1] if planes > 1 else None, *plan.spans())
+        out[..., n_pic] = amp[:, None, None]
+        if freq is not None:
+            out[..., n_pic + 1] = freq[:, None, None]
     return out

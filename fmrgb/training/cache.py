@@ -2,7 +2,7 @@
 (record file, recipe) as a .npy file that later epochs and runs memory-map. This module alone writes
 and reads it.
 
-    cache = ClipCache.beside("data/", ClipRecipe(frames=16, size=64))    # data/.fmrgb_cache/v1-f16x3-s64/
+    cache = ClipCache.beside("data/", ClipRecipe(frames=16, size=64))    # data/.fmrgb_cache/v2-f16x3-s64/
     clip = cache.small(path)          # uint8 (frames * steps, C, 64, 64): stored, or made now and stored
     clip[recipe.centres()]            # evaluation: each segment's centre, the frames of segment_indices
     clip[recipe.jittered()]           # training: one of the `steps` candidates of each segment
@@ -38,7 +38,7 @@ from fmrgb.files import atomic_output
 from fmrgb.prepare.record import load_record
 
 CACHE_DIR = ".fmrgb_cache"
-CACHE_VERSION = 1  # bump when the way a small clip is made changes
+CACHE_VERSION = 2  # bump when the way a small clip is made changes
 SETTLE_S = 2.0  # records changed more recently than this are not stored (coarse file times, see above)
 
 
@@ -131,14 +131,14 @@ class ClipCache:
                 np.save(f, np.ascontiguousarray(clip), allow_pickle=False)
         return key.entry
 
-    def small(self, path, load=None):
+    def small(self, path, load=load_record):
         """The small clip (numpy uint8, (frames * steps, C, size, size)) of the record at `path`: the stored
-        one, or made from `load(path)` (default fmrgb.prepare.record.load_record's frames) and stored."""
+        one, or made from `load(path)` ((frames, metadata), as fmrgb.prepare.record.load_record) and stored."""
         key = self.key(path)
         clip = self._read(key.entry)
         if clip is None:
-            frames = load_record(path)[0] if load is None else load(path)
-            clip = small_clip(frames, self.recipe).numpy()
+            frames, meta = load(path)
+            clip = small_clip(frames, self.recipe, names=meta.get("channels")).numpy()
             try:
                 self.put(key, clip)
             except OSError:  # a full disk costs this clip's next read its speed, not the run
@@ -155,7 +155,8 @@ def picked_frames(path, recipe, positions, cache=None):
     `cache` (made and stored there the first time) or, without one, made from the record alone."""
     if cache is not None:
         return cache.frames(path, positions)
-    return small_clip(load_record(path)[0], recipe, positions)
+    frames, meta = load_record(path)
+    return small_clip(frames, recipe, positions, names=meta.get("channels"))
 
 
 class _Pass(torch.utils.data.Dataset):

@@ -9,6 +9,10 @@ take their frames from here, so that they see the same numbers.
     x = transform(clip, frames=16, size=64, mean=mean, std=std, layout="cthw")   # one clip, as predict.py
     roles = channel_roles(["red", "green", "blue", "amplitude", "mel"])          # what fmrgb.training.augment touches
 
+The sound planes (amplitude, frequency) of every frame of a time segment describe the whole segment
+(sound.span_sound: the RMS of its amplitudes, the frequency of its loudest frame), so a short sound
+between the kept frames still reaches the model; the mel image (about a second) stays as it is.
+
 A small clip holds `steps` candidate frames per time segment, at (2k+1)/(2*steps) of it, already resized
 to S x S (bilinear, antialiased, rounded to uint8); evaluation takes the middle one, the segment's centre,
 training one at random (time jitter). A clip shorter than `frames` repeats frames. The frames are then
@@ -28,7 +32,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from fmrgb.prepare.sound import MEL, PICTURE_NAMES, PLANE_NAMES
+from fmrgb.prepare.sound import AMPLITUDE, FREQUENCY, MEL, PICTURE_NAMES, PLANE_NAMES, span_sound
 
 LAYOUTS = ("cthw", "tchw")
 
@@ -100,17 +104,43 @@ def resize(x, size):
     return x
 
 
-def small_clip(clip, recipe, positions=None):
+def segment_spans(n, frames):
+    """(lo, hi) int64 numpy (frames,): time segment j of a clip of n frames is its frames [lo[j], hi[j]),
+    the span segment_indices picks from (at least one frame: a short clip repeats them)."""
+    edges = (torch.arange(frames + 1, dtype=torch.float64) * (n / frames)).floor().long().numpy()
+    lo = edges[:-1].clip(max=n - 1)
+    return lo, edges[1:].clip(min=lo + 1)
+
+
+def span_planes(clip, frames, names):
+    """{channel index: uint8 numpy (frames,)}: the amplitude and frequency planes of each time segment
+    of a record clip with channel `names` (sound.span_sound over segment_spans); {} without them."""
+    names = list(names or ())
+    if AMPLITUDE not in names:
+        return {}
+    values = clip[:, 0, 0].numpy()  # one value per frame fills a plane: one pixel of each frame is read
+    amp_i, freq_i = names.index(AMPLITUDE), names.index(FREQUENCY) if FREQUENCY in names else None
+    amp, freq = span_sound(values[:, amp_i], None if freq_i is None else values[:, freq_i],
+                           *segment_spans(clip.shape[0], frames))
+    return {amp_i: amp} if freq is None else {amp_i: amp, freq_i: freq}
+
+
+def small_clip(clip, recipe, positions=None, *, names=None):
     """uint8 record clip (T, H, W, C) -> uint8 (frames * steps, C, size, size): the recipe's frames, resized
-    with bilinear antialiasing and rounded (resize). `positions`: only these of them (the others are
-    neither read nor resized; a stored clip indexed by them is the same). A short clip repeats frames: each
-    is resized once."""
+    with bilinear antialiasing and rounded (resize), the sound planes of each segment its span's
+    (span_planes, by the record's channel `names`; None: none taken as planes). `positions`: only these of
+    them (the others are neither read nor resized; a stored clip indexed by them is the same). A short clip
+    repeats frames: each is resized once."""
     clip = torch.as_tensor(clip)
     assert clip.dim() == 4 and clip.dtype == torch.uint8, f"expected uint8 (T, H, W, C), got {clip.dtype} {clip.shape}"
     idx = recipe.indices(clip.shape[0])
-    unique, inverse = torch.unique(idx if positions is None else idx[positions], return_inverse=True)
-    x = resize(clip[unique].permute(0, 3, 1, 2), recipe.size)       # (U, C, size, size) uint8
-    return x[inverse].contiguous()
+    wanted = torch.arange(recipe.length) if positions is None else torch.as_tensor(positions)
+    unique, inverse = torch.unique(idx[wanted], return_inverse=True)
+    x = resize(clip[unique].permute(0, 3, 1, 2), recipe.size)[inverse].contiguous()  # (len, C, size, size) uint8
+    segment = (wanted // recipe.steps).numpy()
+    for channel, values in span_planes(clip, recipe.frames, names).items():
+        x[:, channel] = torch.from_numpy(values[segment])[:, None, None]
+    return x
 
 
 def keep_channels(x, channels):
@@ -119,11 +149,11 @@ def keep_channels(x, channels):
     return x if channels is None else x[:, list(channels)]
 
 
-def small_frames(clip, *, frames, size, channels=None):
+def small_frames(clip, *, frames, size, channels=None, names=None):
     """uint8 clip [T, H, W, C] -> uint8 (frames, C', size, size): the evaluation's frames, resized (small_clip,
-    what the training cache stores), the `channels` kept (keep_channels)."""
+    what the training cache stores; `names`: the record's channel names), the `channels` kept (keep_channels)."""
     recipe = ClipRecipe(frames, size)
-    return keep_channels(small_clip(clip, recipe, recipe.centres()), channels)  # only these frames are resized
+    return keep_channels(small_clip(clip, recipe, recipe.centres(), names=names), channels)  # only these resized
 
 
 # ----------------------------------------------------------------------------- normalised for the model
@@ -142,12 +172,12 @@ def normalise(x, *, mean, std, layout):
     return x.contiguous()
 
 
-def transform(clip, *, frames, size, mean, std, layout, channels=None):
+def transform(clip, *, frames, size, mean, std, layout, channels=None, names=None):
     """The whole per-item recipe: uint8 clip [T, H, W, C] -> normalised float32 in `layout`
-    (`channels`: see small_frames; mean/std are the kept channels')."""
+    (`channels`, `names`: see small_frames; mean/std are the kept channels')."""
     assert layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {layout!r}"
-    return normalise(small_frames(clip, frames=frames, size=size, channels=channels), mean=mean, std=std,
-                     layout=layout)
+    return normalise(small_frames(clip, frames=frames, size=size, channels=channels, names=names), mean=mean,
+                     std=std, layout=layout)
 
 
 # ----------------------------------------------------------------------------- the channels

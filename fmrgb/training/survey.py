@@ -27,7 +27,7 @@ import numpy as np
 
 from fmrgb.training.distributed import on_every_process, on_master
 from fmrgb.files import RESIZED_PREFIX, find_files
-from fmrgb.prepare.record import SUFFIX, generic_channels, load_record
+from fmrgb.prepare.record import SUFFIX, SoundScale, generic_channels, load_record
 from fmrgb.training.splits import keep_saved
 
 
@@ -148,10 +148,13 @@ def inspect_files(paths, records=None):
 def check_same_conversion(paths, metas):
     """ValueError naming one file of each kind when the files were converted differently: other
     channel names (named and unnamed ones, c0, c1, ..., do not mix either), --audiomethod or
-    --frequency_param. Stacking them would feed one input channel different quantities."""
+    --frequency_param, or on another sound scale (record.SoundScale: a frequency value or a mel band
+    would mean other Hz). Stacking them would feed one input channel different quantities."""
     def kind(meta):
         names = "unnamed channels" if generic_channels(meta["channels"]) else "channels " + ",".join(meta["channels"])
-        return names, f"audiomethod {meta.get('audiomethod')}", f"frequency_param {meta.get('frequency_param')}"
+        scale = SoundScale.of(meta)
+        return (names, f"audiomethod {meta.get('audiomethod')}", f"frequency_param {meta.get('frequency_param')}",
+                f"sound scale {scale.describe() if scale else 'unknown'}")
 
     first = kind(metas[0])
     for p, meta in zip(paths, metas):
