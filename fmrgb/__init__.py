@@ -26,4 +26,10 @@
     pretrained  published weights: the files, download, starting weights, stem inflation, fine-tuning
     report      metrics, the history file and the pictures of a run (matplotlib, Agg)
     experiment  K-fold cross-validation and the ablation "does the sound help?" (paired differences)
+    windows     sliding windows over a stream in plain values: spans, the frames held, events above a threshold
+    stream      a video file or standard input read in pieces (frames and sound from one ffmpeg run)
+    windowclip  one window made into the model's input exactly as a record of that span would be
+    sliding     a model slid along a stream, window after window, in bounded memory
+    timelines   the timeline CSV, its picture and the events CSV of predict.py --window
+    longvideo   predict.py --window: videos or standard input into timelines and events
 """

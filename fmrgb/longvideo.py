@@ -1,0 +1,107 @@
+"""predict.py --window: videos of any length (or a stream on standard input) into timelines and events.
+
+    sliding = Sliding(window=2.0, stride=1.0, threshold=0.5, device="cpu")
+    done = timelines(model, recipe, ["long.mp4"], sliding=sliding, out="timeline.csv", log=print)
+
+Each video: one timeline CSV and its picture (fmrgb.timelines), its events (fmrgb.windows.EventTracker) given
+to `log` as they close and written, for all videos, to <out>_events.csv. A stream on standard input logs
+every window as soon as it is classified. A video that fails is logged (cli.fail_line) and the others go on.
+"""
+import dataclasses
+import functools
+import sys
+from pathlib import Path
+
+from fmrgb.cli import fail_line, warn
+from fmrgb.clip import picture_channels
+from fmrgb.files import VIDEO_EXTS, find_files
+from fmrgb.sliding import classify_stream
+from fmrgb.stream import STDIN, open_stream
+from fmrgb.timelines import TimelineWriter, plot_timeline, read_timeline, write_events
+from fmrgb.windowclip import sample_rate
+from fmrgb.windows import EventTracker, WindowSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Sliding:
+    """How a model slides along a video: window and stride in seconds, the events' threshold, the device."""
+    window: float
+    stride: float
+    threshold: float
+    device: str = "cpu"
+
+
+def timeline_inputs(data):
+    """The videos to slide along: STDIN itself, a video, or every video below a folder."""
+    if str(data) == STDIN:
+        return [STDIN]
+    data = Path(data)
+    return sorted(find_files(data, VIDEO_EXTS, on_skip=warn)) if data.is_dir() else [data]
+
+
+def timeline_path(out, video, many):
+    """The timeline CSV of `video`: --out itself, or with several videos one named after each in --out's folder."""
+    out = Path(out)
+    return out.parent / f"{Path(video).stem}_timeline.csv" if many else out
+
+
+def events_path(out):
+    out = Path(out)
+    return out.with_name(f"{out.stem}_events.csv")
+
+
+def _bar(stream, name, live):
+    from tqdm import tqdm
+
+    return tqdm(total=None if live else stream.facts.duration, unit="s", desc=name, leave=False,
+                disable=True if live else None, file=sys.stderr,
+                bar_format="{desc}: {n:.1f}/{total_fmt} s of video |{bar}| {elapsed}<{remaining}")
+
+
+def slide_one(model, recipe, video, *, sliding, csv_path, log, buffer=None):
+    """Write one video's timeline and picture; returns its events [(video, Event)] (logged as they close)."""
+    live = str(video) == STDIN
+    stream = open_stream(video, gray=picture_channels(recipe.record.channels) == 1,
+                         sample_rate_for=functools.partial(sample_rate, record=recipe.record))
+    tracker = EventTracker(recipe.classes, sliding.threshold)
+    name = "stdin" if live else Path(video).name
+    events = []
+
+    def take(closed):
+        for ev in closed:
+            log(f"event: {name}: {ev.label} {ev.start:.2f}-{ev.end:.2f} s (peak {ev.peak:.4f})")
+            events.append((name, ev))
+
+    bar = _bar(stream, name, live)
+    with bar, TimelineWriter(csv_path, recipe.classes, live=live) as out:
+        for r in classify_stream(model, recipe, stream, window=sliding.window, stride=sliding.stride,
+                                 device=sliding.device, buffer=buffer):
+            out.add(r.start, r.end, r.probs)
+            if live:
+                k = int(r.probs.argmax())
+                log(f"{r.start:.2f}-{r.end:.2f} s: {recipe.classes[k]} ({r.probs[k]:.4f})", flush=True)
+            bar.update(max(0.0, r.end - bar.n))
+            take(tracker.add(r.start, r.end, r.probs))
+    take(tracker.finish())
+    plot_timeline(read_timeline(csv_path), Path(csv_path).with_suffix(".png"), threshold=sliding.threshold,
+                  title=name)
+    return events
+
+
+def timelines(model, recipe, videos, *, sliding, out, log=print):
+    """Slide along every video; [(video, error or None)]. Events of all videos go to events_path(out)."""
+    WindowSpec.of(window=sliding.window, stride=sliding.stride, fps=1.0)  # checks both are positive
+    done, events = [], []
+    for video in videos:
+        csv_path = timeline_path(out, video, len(videos) > 1)
+        try:
+            events += slide_one(model, recipe, video, sliding=sliding, csv_path=csv_path, log=log)
+        except Exception as e:  # one bad video must not stop the others
+            log(fail_line(video, e), file=sys.stderr)
+            done.append((video, e))
+            continue
+        log(f"{'stdin' if str(video) == STDIN else video}: timeline {csv_path}")
+        done.append((video, None))
+    write_events(events_path(out), events)
+    log(f"{len(events)} events above {sliding.threshold:g}: {events_path(out)}")
+    return done
