@@ -17,7 +17,9 @@ With --window W (seconds) a video of any length is read once as a stream and cla
 timeline CSV (start, end, one probability column per class) with its picture beside it (.png), or for a folder
 one timeline per video in --out's folder. Windows above --threshold for a class merge into events, printed
 and written to <out>_events.csv. --data - reads a stream from standard input and prints each window's line
-as soon as it is classified, appending it to the CSV.
+as soon as it is classified, appending it to the CSV. --annotations (CSV video,start,end,label in seconds, or
+UCF-Crime's temporal annotation file) scores every frame from its windows and writes the frame-level ROC AUC
+and AP to metrics.json beside --out.
 """
 import argparse
 import sys
@@ -31,6 +33,7 @@ from fmrgb.clip import channel_indices, transform
 from fmrgb.distributed import resolve_device
 from fmrgb.files import VIDEO_EXTS, find_files, write_csv
 from fmrgb.record import UnreadableRecord, generic_channels, load_record, record_path
+from fmrgb.annotations import read_annotations
 from fmrgb.longvideo import Sliding, timeline_inputs, timelines
 from fmrgb.stream import STDIN
 
@@ -49,6 +52,9 @@ def get_args_parser():
     p.add_argument("--stride", type=float, default=None, help="seconds between windows (default: --window)")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="with --window: windows above it for a class merge into events")
+    p.add_argument("--annotations", default=None,
+                   help="with --window: CSV video,start,end,label (or UCF-Crime's temporal annotation file): "
+                        "frame-level ROC AUC and AP into metrics.json beside --out")
     return p
 
 
@@ -149,8 +155,8 @@ def write_predictions(path, classes, results):
 def check_window_args(args):
     """--stride and --threshold ask for --window; all three in range; --data - only with --window."""
     if args.window is None:
-        if args.stride is not None:
-            usage_error("--stride needs --window")
+        if args.stride is not None or args.annotations is not None:
+            usage_error(f"--{'stride' if args.stride is not None else 'annotations'} needs --window")
         if args.data == STDIN:
             usage_error("--data - (a stream on standard input) needs --window")
         return
@@ -170,8 +176,14 @@ def timelines_main(args, device):
         model = checkpoint.model_from(ckpt).to(device).eval()
     except Exception as e:  # an unreadable checkpoint
         usage_error(f"--model {args.model}: {error_summary(e)}")
+    annotations = None
+    if args.annotations is not None:
+        try:
+            annotations = read_annotations(args.annotations)
+        except (OSError, ValueError) as e:
+            usage_error(f"--annotations {args.annotations}: {error_summary(e)}")
     sliding = Sliding(args.window, args.stride or args.window, args.threshold, device)
-    done = timelines(model, ckpt.recipe, videos, sliding=sliding, out=args.out, log=print)
+    done = timelines(model, ckpt.recipe, videos, sliding=sliding, out=args.out, log=print, annotations=annotations)
     failed = [v for v, err in done if err is not None]
     print(f"{len(done) - len(failed)} timelines written, {len(failed)} failed")
     return 1 if failed else 0

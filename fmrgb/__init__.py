@@ -32,4 +32,6 @@
     sliding     a model slid along a stream, window after window, in bounded memory
     timelines   the timeline CSV, its picture and the events CSV of predict.py --window
     longvideo   predict.py --window: videos or standard input into timelines and events
+    annotations temporal annotations of untrimmed videos (a CSV, UCF-Crime's file): which spans show what
+    framelevel  frame-level scores and ROC AUC / AP of untrimmed videos (the UCF-Crime protocol)
 """

@@ -14,12 +14,15 @@ from pathlib import Path
 
 from fmrgb.cli import fail_line, warn
 from fmrgb.clip import picture_channels
-from fmrgb.files import VIDEO_EXTS, find_files
+from fmrgb.files import VIDEO_EXTS, find_files, write_json
+from fmrgb.framelevel import frame_level_metrics
 from fmrgb.sliding import classify_stream
 from fmrgb.stream import STDIN, open_stream
 from fmrgb.timelines import TimelineWriter, plot_timeline, read_timeline, write_events
 from fmrgb.windowclip import sample_rate
 from fmrgb.windows import EventTracker, WindowSpec
+
+METRICS_NAME = "metrics.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +62,8 @@ def _bar(stream, name, live):
 
 
 def slide_one(model, recipe, video, *, sliding, csv_path, log, buffer=None):
-    """Write one video's timeline and picture; returns its events [(video, Event)] (logged as they close)."""
+    """Write one video's timeline and picture; returns (its events [(video, Event)], logged as they close,
+    its frame rate)."""
     live = str(video) == STDIN
     stream = open_stream(video, gray=picture_channels(recipe.record.channels) == 1,
                          sample_rate_for=functools.partial(sample_rate, record=recipe.record))
@@ -85,17 +89,20 @@ def slide_one(model, recipe, video, *, sliding, csv_path, log, buffer=None):
     take(tracker.finish())
     plot_timeline(read_timeline(csv_path), Path(csv_path).with_suffix(".png"), threshold=sliding.threshold,
                   title=name)
-    return events
+    return events, stream.facts.fps
 
 
-def timelines(model, recipe, videos, *, sliding, out, log=print):
-    """Slide along every video; [(video, error or None)]. Events of all videos go to events_path(out)."""
+def timelines(model, recipe, videos, *, sliding, out, log=print, annotations=None):
+    """Slide along every video; [(video, error or None)]. Events of all videos go to events_path(out); with
+    `annotations` (fmrgb.annotations.Annotations) the frame-level ROC AUC and AP to metrics.json beside --out."""
     WindowSpec.of(window=sliding.window, stride=sliding.stride, fps=1.0)  # checks both are positive
-    done, events = [], []
+    done, events, scored = [], [], []
     for video in videos:
         csv_path = timeline_path(out, video, len(videos) > 1)
         try:
-            events += slide_one(model, recipe, video, sliding=sliding, csv_path=csv_path, log=log)
+            found, fps = slide_one(model, recipe, video, sliding=sliding, csv_path=csv_path, log=log)
+            events += found
+            scored.append((Path(video).name, fps, read_timeline(csv_path)))
         except Exception as e:  # one bad video must not stop the others
             log(fail_line(video, e), file=sys.stderr)
             done.append((video, e))
@@ -104,4 +111,13 @@ def timelines(model, recipe, videos, *, sliding, out, log=print):
         done.append((video, None))
     write_events(events_path(out), events)
     log(f"{len(events)} events above {sliding.threshold:g}: {events_path(out)}")
+    if annotations is not None and scored:
+        metrics = frame_level_metrics(scored, annotations)
+        write_json(Path(out).parent / METRICS_NAME, metrics)
+        log(f"frame-level ROC AUC {_show(metrics['frame_roc_auc'])}, AP {_show(metrics['frame_ap'])} over "
+            f"{metrics['frames']} frames: {Path(out).parent / METRICS_NAME}")
     return done
+
+
+def _show(value):
+    return "n/a (frames all of one kind)" if value is None else f"{value:.4f}"
