@@ -33,5 +33,6 @@
     timelines   the timeline CSV, its picture and the events CSV of predict.py --window
     longvideo   predict.py --window: videos or standard input into timelines and events
     annotations temporal annotations of untrimmed videos (a CSV, UCF-Crime's file): which spans show what
+    segments    one record per annotated segment of a long video (create_fmrgbdata.py --segments)
     framelevel  frame-level scores and ROC AUC / AP of untrimmed videos (the UCF-Crime protocol)
 """
