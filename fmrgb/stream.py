@@ -12,6 +12,7 @@ as they come, so neither can block the other. Standard input is first read for a
 rate (which sets the sound's rate), then handed to ffmpeg, head first.
 """
 import dataclasses
+import fcntl
 import os
 import re
 import selectors
@@ -68,6 +69,11 @@ class MediaStream:
         stdin = subprocess.PIPE if self.source == STDIN else subprocess.DEVNULL
         proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(audio_w,))
         os.close(audio_w)
+        for fd in (proc.stdout.fileno(), audio_r):
+            try:
+                fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), READ_BYTES)
+            except OSError:
+                pass  # a smaller pipe only costs more wake-ups
         if self.source == STDIN:
             threading.Thread(target=_feed, args=(self.head, self.reader, proc.stdin), daemon=True).start()
         try:

@@ -58,11 +58,14 @@ def window_input(frames, audio, *, fps, recipe):
     else:
         plan = stretch_plan(n, n_out)
         lo, hi, w, near = plan.lo[unique], plan.hi[unique], plan.w[unique], plan.nearest[unique]
-    made = np.empty((len(unique), height, width, n_pic + SOUND_CHANNELS), np.uint8)
-    made[..., :n_pic] = frames[lo] if n_out == n else blend(frames[lo], frames[hi], w)
+    picture = frames[lo] if n_out == n else blend(frames[lo], frames[hi], w)          # (U, H, W, P)
+    sound = np.empty((len(unique), height, width, SOUND_CHANNELS), np.uint8)
     method, param = sound_settings(recipe.record)
-    fuse(made, audio, fps=fps, audiomethod=method, frequency_param=param, source_frames=n, at=near)
-    x = resize(torch.from_numpy(made).permute(0, 3, 1, 2), recipe.size)[inverse]   # (frames, C, S, S) uint8
+    fuse(sound, audio, fps=fps, audiomethod=method, frequency_param=param, source_frames=n, at=near)
+    # resized apart, each from contiguous memory: the same numbers (each channel is resized on its own), in
+    # half the time of one resize of the interleaved channels
+    x = torch.cat([resize(torch.from_numpy(np.ascontiguousarray(picture)).permute(0, 3, 1, 2), recipe.size),
+                   resize(torch.from_numpy(sound).permute(0, 3, 1, 2).contiguous(), recipe.size)], 1)[inverse]
     use = recipe.use_channels
     x = keep_channels(x, None if use is None else channel_indices(recipe.record.channels, use))
     return normalise(x, mean=list(recipe.mean), std=list(recipe.std), layout=recipe.layout)

@@ -47,34 +47,37 @@ def window_starts(n_frames, spec):
 
 
 class WindowBuffer:
-    """Frames that arrive in chunks (uint8 (k, ...)) out as windows, holding only the frames a window still
-    needs: at most length + one chunk at a time, whatever the video's length (`most_held`)."""
+    """Frames that arrive in chunks (uint8 (k, ...)) out as windows, holding only the chunks a window still
+    needs: at most length + two chunks' frames at a time, whatever the video's length (`most_held`). A window
+    is copied together from its chunks once; the chunks themselves are never copied."""
 
     def __init__(self, spec):
         self.spec = spec
-        self.frames = None       # the frames held, from frame `first` on
-        self.first = 0
+        self.chunks = []         # [(index of its first frame, frames)], oldest first
         self.received = 0
         self.next_start = 0      # the first frame of the next window
         self.last_end = 0        # the end of the last window given out
         self.most_held = 0
 
+    @property
+    def held(self):
+        return self.received - self.chunks[0][0] if self.chunks else 0
+
     def push(self, chunk):
         """[(first frame, frames (length, ...))] of the windows these frames complete."""
         if len(chunk) == 0:
             return []
-        self.frames = chunk if self.frames is None else np.concatenate([self.frames, chunk])
+        self.chunks.append((self.received, chunk))
         self.received += len(chunk)
-        self.most_held = max(self.most_held, len(self.frames))
+        self.most_held = max(self.most_held, self.held)
         out = []
         while self.next_start + self.spec.length <= self.received:
             out.append(self._window(self.next_start, self.spec.length))
             self.next_start += self.spec.step
         # keep the last `length` frames too: the tail window may need them
         keep_from = min(self.next_start, max(0, self.received - self.spec.length))
-        if keep_from > self.first:
-            self.frames = self.frames[keep_from - self.first:].copy()  # a copy lets the older frames go
-            self.first = keep_from
+        while self.chunks and self.chunks[0][0] + len(self.chunks[0][1]) <= keep_from:
+            self.chunks.pop(0)
         return out
 
     def finish(self):
@@ -86,7 +89,9 @@ class WindowBuffer:
 
     def _window(self, start, n):
         self.last_end = start + n
-        return start, self.frames[start - self.first:start - self.first + n]
+        pieces = [frames[max(0, start - first):start + n - first] for first, frames in self.chunks
+                  if first < start + n and first + len(frames) > start]
+        return start, pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
 
 # ----------------------------------------------------------------------------- events
