@@ -34,5 +34,6 @@
     longvideo   predict.py --window: videos or standard input into timelines and events
     annotations temporal annotations of untrimmed videos (a CSV, UCF-Crime's file): which spans show what
     segments    one record per annotated segment of a long video (create_fmrgbdata.py --segments)
+    realtime    the real-time factor of predict.py --window and where its time goes (bench.py)
     framelevel  frame-level scores and ROC AUC / AP of untrimmed videos (the UCF-Crime protocol)
 """
