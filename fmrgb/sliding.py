@@ -4,8 +4,9 @@ made as a record of its span would be (fmrgb.windowclip), in the memory of a few
     for row in classify_stream(model, recipe, stream, window=2.0, stride=1.0):
         row.start, row.end, row.probs        # seconds from the first frame, class probabilities (K,) float64
 
-A window waits for its sound (the two come from ffmpeg side by side) and goes as soon as it is complete;
-the sound before the oldest window still to come is dropped.
+A window waits for its sound (the two come from ffmpeg side by side) and goes as soon as it is complete, or
+once the picture is SOUND_LAG_S ahead of the sound (a track shorter than the video); the sound before the
+oldest window still to come is dropped.
 """
 import dataclasses
 
@@ -14,6 +15,9 @@ import torch
 
 from fmrgb.windowclip import sound_settings, span_samples, window_input
 from fmrgb.windows import WindowBuffer, WindowSpec
+
+
+SOUND_LAG_S = 5.0  # the picture this far ahead of the sound: the sound has ended (files interleave within ~1 s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +68,14 @@ def classify_stream(model, recipe, stream, *, window, stride, device="cpu", buff
     def span(start, n):
         return span_samples(start, n, fps=facts.fps, rate=facts.sample_rate, param=param, start=facts.start)
 
+    def waits(start, n):
+        """Whether a window still waits for its sound: not while the picture is SOUND_LAG_S ahead of it (a sound
+        track that ended before the picture: ffmpeg closes its pipe only at the very end)."""
+        lead = buffer.received / facts.fps - (sound.first + len(sound.samples)) / facts.sample_rate
+        return not sound.covers(span(start, n)[1]) and lead <= SOUND_LAG_S
+
     def ready():
-        while pending and sound.covers(span(pending[0][0], len(pending[0][1]))[1]):
+        while pending and not waits(pending[0][0], len(pending[0][1])):
             start, frames = pending.pop(0)
             lo, hi = span(start, len(frames))
             audio = sound.span(lo, hi) if facts.has_audio else None
@@ -78,6 +88,7 @@ def classify_stream(model, recipe, stream, *, window, stride, device="cpu", buff
     for frames, audio in stream.pieces():
         if audio is not None:
             sound.add(audio)
+        sound.ended = stream.sound_done
         if frames is not None:
             pending += buffer.push(frames)
         yield from ready()

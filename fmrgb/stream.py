@@ -27,7 +27,8 @@ from fmrgb.decoders import cv2_module, usable_fps
 from fmrgb.ffmpeg import (PROBE_TIMEOUT, ffmpeg_command, ffmpeg_error, input_arg, main_video_stream,
                           parse_stream_info, probe, run_ffmpeg)
 
-HEAD_BYTES = 4 << 20  # of standard input, read to learn the stream's frame rate before decoding it
+HEAD_BYTES = 256 << 10      # of standard input, probed to learn the stream's frame rate before decoding it
+MAX_HEAD_BYTES = 16 << 20   # the most read before giving up on learning it
 READ_BYTES = 1 << 20
 STDIN = "-"
 _OUTPUT_VIDEO = re.compile(r"Stream #0:0.*: Video: .*\n")  # a whole line: ffmpeg writes stderr in pieces
@@ -48,6 +49,7 @@ class MediaStream:
     def __init__(self, source, facts, *, stream_map, gray, head=b"", reader=None):
         self.source, self.facts, self.gray, self.head, self.reader = source, facts, gray, head, reader
         self.stream_map = stream_map
+        self.sound_done = not facts.has_audio  # set once ffmpeg has closed the sound's pipe
 
     def _args(self, audio_fd):
         src = "pipe:0" if self.source == STDIN else input_arg(self.source)
@@ -95,6 +97,7 @@ class MediaStream:
                     data = os.read(key.fd, READ_BYTES)
                     if not data:
                         sel.unregister(key.fileobj)
+                        self.sound_done = self.sound_done or key.fileobj == audio_r
                     elif key.fileobj is proc.stderr:
                         err += data
                     elif key.fileobj is proc.stdout:
@@ -169,18 +172,37 @@ def _facts(info, sample_rate_for, live):
     return stream, StreamFacts(fps, start, None if live else info.duration, info.has_audio, int(sample_rate_for(fps)))
 
 
+def _probe_head(head):
+    proc = run_ffmpeg(["-i", "pipe:0"], input=head, check=False, timeout=PROBE_TIMEOUT)
+    return parse_stream_info(proc.stderr), proc
+
+
+def _open_stdin(src, *, gray, sample_rate_for):
+    """A MediaStream of a stream read from `src` (standard input): its head probed, then handed to ffmpeg."""
+    head, info = b"", None
+    # a live stream comes slowly: probe a growing head until it shows the video's frame rate
+    while len(head) < MAX_HEAD_BYTES:
+        more = src.read1(READ_BYTES) if hasattr(src, "read1") else src.read(READ_BYTES)
+        if not more:
+            break
+        head += more
+        if len(head) >= HEAD_BYTES:
+            info, proc = _probe_head(head)
+            if info.has_video and info.fps:
+                break
+    if info is None or not (info.has_video and info.fps):  # the stream ended, or the most was read
+        info, proc = _probe_head(head)
+    if not info.has_video:
+        raise RuntimeError(ffmpeg_error(proc.stderr) if proc.returncode and not info.has_audio else "no video stream")
+    stream, facts = _facts(info, sample_rate_for, live=True)
+    return MediaStream(STDIN, facts, stream_map=f"0:{stream.index}", gray=gray, head=head,
+                       reader=src)
+
+
 def open_stream(source, *, gray, sample_rate_for, stdin=None):
     """A MediaStream of a video file, or of standard input for STDIN ("-"); RuntimeError when it has no video."""
     if str(source) == STDIN:
-        src = stdin or sys.stdin.buffer
-        head = src.read(HEAD_BYTES)
-        proc = run_ffmpeg(["-i", "pipe:0"], input=head, check=False, timeout=PROBE_TIMEOUT)
-        info = parse_stream_info(proc.stderr)
-        if not info.has_video:
-            raise RuntimeError(ffmpeg_error(proc.stderr) if proc.returncode and not info.has_audio else "no video stream")
-        stream, facts = _facts(info, sample_rate_for, live=True)
-        return MediaStream(STDIN, facts, stream_map=f"0:{stream.index}", gray=gray, head=head,
-                           reader=src)
+        return _open_stdin(stdin or sys.stdin.buffer, gray=gray, sample_rate_for=sample_rate_for)
     path = Path(source)
     info = probe(path)
     stream, facts = _facts(info, sample_rate_for, live=False)

@@ -13,7 +13,8 @@ from dataset import compute_stats
 from fmrgb import checkpoint
 from fmrgb.checkpoint import Recipe, RecordSettings, RunArgs
 from fmrgb.clip import transform
-from fmrgb.sliding import classify_stream
+from fmrgb.ffmpeg import input_arg, run_ffmpeg
+from fmrgb.sliding import SOUND_LAG_S, classify_stream
 from fmrgb.stream import open_stream
 from fmrgb.survey import inspect_files
 from fmrgb.windowclip import sample_rate, span_samples, window_input
@@ -104,6 +105,23 @@ def test_a_long_video_is_held_a_few_windows_at_a_time(tmp_path):
     assert buffer.received == 1800 and len(rows) == 59
     frames_per_read = (1 << 20) // (64 * 48 * 3) + 1  # one pipe read's frames
     assert buffer.most_held <= spec.length + 2 * frames_per_read  # never the whole 1800
+
+
+def test_windows_go_as_their_frames_come_even_past_a_short_sound_track(tmp_path):
+    # 30 s of picture, 1 s of sound: the windows past the sound's end must not wait for the video's end
+    video = tmp_path / "short_sound.mp4"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=30", "-f", "lavfi",
+                "-i", "aevalsrc=0.5*sin(2*PI*440*t):s=44100:d=1", "-c:v", "libx264", "-preset", "ultrafast",
+                "-pix_fmt", "yuv420p", "-c:a", "aac", input_arg(video)])
+    recipe = tone_recipe()
+    spec = WindowSpec.of(window=2.0, stride=1.0, fps=30.0)
+    buffer = WindowBuffer(spec)
+    late = []
+    for row in classify_stream(LoudnessModel(), recipe, stream_of(video, recipe), window=2.0, stride=1.0,
+                               buffer=buffer):
+        late.append(buffer.received - round(row.end * 30))   # frames read beyond the window when it came out
+    frames_per_read = (1 << 20) // (64 * 48 * 3) + 1
+    assert len(late) == 29 and max(late) <= 30 * SOUND_LAG_S + 2 * frames_per_read + spec.step   # not 840
 
 
 def make_trained_like_checkpoint(tmp_path):
