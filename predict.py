@@ -183,7 +183,9 @@ def timelines_main(args, device):
         except (OSError, ValueError) as e:
             usage_error(f"--annotations {args.annotations}: {error_summary(e)}")
     sliding = Sliding(args.window, args.stride or args.window, args.threshold, device)
-    done = timelines(model, ckpt.recipe, videos, sliding=sliding, out=args.out, log=print, annotations=annotations)
+    root = Path(args.data) if args.data != STDIN and Path(args.data).is_dir() else None
+    done = timelines(model, ckpt.recipe, videos, sliding=sliding, out=args.out, log=print, annotations=annotations,
+                     root=root)
     failed = [v for v, err in done if err is not None]
     print(f"{len(done) - len(failed)} timelines written, {len(failed)} failed")
     return 1 if failed else 0

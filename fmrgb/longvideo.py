@@ -42,10 +42,14 @@ def timeline_inputs(data):
     return sorted(find_files(data, VIDEO_EXTS, on_skip=warn)) if data.is_dir() else [data]
 
 
-def timeline_path(out, video, many):
-    """The timeline CSV of `video`: --out itself, or with several videos one named after each in --out's folder."""
+def timeline_path(out, video, many, root=None):
+    """The timeline CSV of `video`: --out itself, or with several videos one named after each in --out's folder
+    (its path below `root` with / as _, so that sub1/a.mp4 and sub2/a.mp4, or a.mp4 and a.avi, never share one)."""
     out = Path(out)
-    return out.parent / f"{Path(video).stem}_timeline.csv" if many else out
+    if not many:
+        return out
+    name = "_".join(Path(video).relative_to(root).parts) if root is not None else Path(video).name
+    return out.parent / f"{name}_timeline.csv"
 
 
 def events_path(out):
@@ -92,13 +96,14 @@ def slide_one(model, recipe, video, *, sliding, csv_path, log, buffer=None):
     return events, stream.facts.fps
 
 
-def timelines(model, recipe, videos, *, sliding, out, log=print, annotations=None):
+def timelines(model, recipe, videos, *, sliding, out, log=print, annotations=None, root=None):
     """Slide along every video; [(video, error or None)]. Events of all videos go to events_path(out); with
-    `annotations` (fmrgb.annotations.Annotations) the frame-level ROC AUC and AP to metrics.json beside --out."""
+    `annotations` (fmrgb.annotations.Annotations) the frame-level ROC AUC and AP to metrics.json beside --out.
+    `root`: the folder the videos were found in (timeline_path)."""
     WindowSpec.of(window=sliding.window, stride=sliding.stride, fps=1.0)  # checks both are positive
     done, events, scored = [], [], []
     for video in videos:
-        csv_path = timeline_path(out, video, len(videos) > 1)
+        csv_path = timeline_path(out, video, len(videos) > 1, root)
         try:
             found, fps = slide_one(model, recipe, video, sliding=sliding, csv_path=csv_path, log=log)
             events += found

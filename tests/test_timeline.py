@@ -163,15 +163,15 @@ def test_predict_window_writes_the_timeline_its_picture_and_events(tmp_path, spl
 
 def test_predict_window_on_a_folder_writes_one_timeline_per_video(tmp_path):
     model = make_trained_like_checkpoint(tmp_path)
-    for name in ("a.mp4", "b.mkv"):
+    for name in ("a.mp4", "b.mkv", "sub/a.mp4"):
         make_video(tmp_path / "videos" / name, seconds=2, size=(64, 48))
     (tmp_path / "videos" / "broken.mp4").write_bytes(b"not a video")
     out = tmp_path / "tl" / "all.csv"
     assert run_predict("--model", model, "--data", tmp_path / "videos", "--window", 1, "--out", out) == 1
-    for stem in ("a", "b"):
-        assert [r["start"] for r in read_csv(tmp_path / "tl" / f"{stem}_timeline.csv")] == ["0.000", "1.000"]
-        assert (tmp_path / "tl" / f"{stem}_timeline.png").is_file()
-    assert not (tmp_path / "tl" / "broken_timeline.csv").exists()
+    for name in ("a.mp4", "b.mkv", "sub_a.mp4"):   # named after each video's path below --data
+        assert [r["start"] for r in read_csv(tmp_path / "tl" / f"{name}_timeline.csv")] == ["0.000", "1.000"]
+        assert (tmp_path / "tl" / f"{name}_timeline.png").is_file()
+    assert not (tmp_path / "tl" / "broken.mp4_timeline.csv").exists()
 
 
 @pytest.mark.parametrize("args,why", [(["--stride", 1], "--stride needs --window"),
