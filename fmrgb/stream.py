@@ -27,7 +27,7 @@ from fmrgb.decoders import cv2_module, usable_fps
 from fmrgb.ffmpeg import (PROBE_TIMEOUT, ffmpeg_command, ffmpeg_error, input_arg, main_video_stream,
                           parse_stream_info, probe, run_ffmpeg)
 
-HEAD_BYTES = 256 << 10      # of standard input, probed to learn the stream's frame rate before decoding it
+HEAD_BYTES = 64 << 10       # of standard input, probed to learn the stream's frame rate before decoding it
 MAX_HEAD_BYTES = 16 << 20   # the most read before giving up on learning it
 READ_BYTES = 1 << 20
 STDIN = "-"
@@ -179,15 +179,16 @@ def _probe_head(head):
 
 def _open_stdin(src, *, gray, sample_rate_for):
     """A MediaStream of a stream read from `src` (standard input): its head probed, then handed to ffmpeg."""
-    head, info = b"", None
-    # a live stream comes slowly: probe a growing head until it shows the video's frame rate
+    head, info, next_probe = b"", None, HEAD_BYTES
+    # a live stream comes slowly: probe the head as it grows (at each doubling) until it shows the frame rate
     while len(head) < MAX_HEAD_BYTES:
         more = src.read1(READ_BYTES) if hasattr(src, "read1") else src.read(READ_BYTES)
         if not more:
             break
         head += more
-        if len(head) >= HEAD_BYTES:
+        if len(head) >= next_probe or len(more) < READ_BYTES:  # a short read: what has come for now
             info, proc = _probe_head(head)
+            next_probe = 2 * len(head)
             if info.has_video and info.fps:
                 break
     if info is None or not (info.has_video and info.fps):  # the stream ended, or the most was read

@@ -199,3 +199,22 @@ def test_a_stream_on_stdin_gives_the_timeline_of_the_file(tmp_path, spliced):
     assert (tmp_path / "live.csv").read_text() == (tmp_path / "file.csv").read_text()
     lines = [ln for ln in proc.stdout.splitlines() if ln.endswith(")") and " s: " in ln]
     assert len(lines) == len(read_csv(tmp_path / "file.csv"))   # one printed line per window
+
+
+def test_a_live_stream_prints_windows_before_it_ends(tmp_path, spliced):
+    model = make_trained_like_checkpoint(tmp_path)
+    mkv = tmp_path / "stream.mkv"
+    run_ffmpeg(["-i", input_arg(spliced), "-c", "copy", input_arg(mkv)])
+    proc = subprocess.Popen([sys.executable, str(ROOT / "predict.py"), "--model", str(model), "--data", "-",
+                             "--window", "2", "--stride", "1", "--out", str(tmp_path / "live.csv")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        proc.stdin.buffer.write(mkv.read_bytes())   # the whole stream so far, but the pipe stays open
+        proc.stdin.flush()
+        first = proc.stdout.readline()               # a window's line while the stream has not ended
+        assert first.startswith("0.00-2.00 s: ")
+        assert len(read_csv(tmp_path / "live.csv")) >= 1   # already appended to the CSV
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=300)
+    assert proc.returncode == 0
