@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import numpy as np
 
 from fmrgb.prepare import decode, ffmpeg
+from fmrgb.streaming.realtime import bench_realtime
 from fmrgb.runloop import Console
 from model import MODELS
 from fmrgb.prepare.synthetic import write_test_video
@@ -285,7 +285,7 @@ def get_args_parser():
     parser.add_argument("--size", default="320x240", help="WxH of the generated clips")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="for the dataset and training parts")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["convert", "resize", "memory", "dataset", "train"],
+    parser.add_argument("--skip", nargs="*", default=[], choices=["convert", "resize", "memory", "dataset", "train", "realtime"],
                         help="parts to leave out")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
                         help="models for the training part (backbones: 16 frames of 112x112, the others 32 of 64x64)")
@@ -387,6 +387,11 @@ def main(args):
                         row("  loader items/s (2 workers, no cache)", supply[shape], "items/s",
                             "training items/s", supply[shape] / consumed)
                     row(f"inference {name}, {tag}", r["inference_clips_per_s"], "clips/s")
+        if "realtime" not in args.skip:
+            rt = bench_realtime(work / "minute.mp4", size=(width, height), fps=args.fps)
+            report["realtime"] = rt.summary()
+            for line in rt.rows():
+                row(*line)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     Path(args.out).write_text(json.dumps(report, indent=1))

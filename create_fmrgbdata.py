@@ -1,20 +1,28 @@
 """Convert every video under a folder into an FMRGB tensor file beside it: `<video name>.pt`.
 
     $ python create_fmrgbdata.py --target data --audiomethod simple --frequency_param 100 --fmrgb 5
+    $ python create_fmrgbdata.py --target untrimmed --segments segments.csv
 
 Channels per frame, uint8: R, G, B (or grey with --fmrgb 3), amplitude, then the dominant
 frequency (simple) or a log-mel image (mel). All files of a run get the frame count of the
 longest video (its decoded count), shorter ones stretched linearly in time; --frames N sets
 the count instead. Finished files are skipped on a re-run, so an interrupted run resumes.
+
+--segments FILE (a CSV video,start,end,label in seconds, or UCF-Crime's temporal annotation file) writes
+one record per annotated segment instead, TARGET/<label>/<video name>@<start>-<end>s.pt, read from the long
+video without cutting it, tied to it like any record (fmrgb.streaming.segments).
 """
 import argparse
 import sys
 from pathlib import Path
 
 from fmrgb import cli, runloop
+from fmrgb.streaming.annotations import read_annotations
 from fmrgb.prepare.convert import convert_tree
 from fmrgb.prepare.diskspace import NotEnoughDisk
+from fmrgb.prepare.record import Recipe
 from fmrgb.prepare.scan import SCAN_FILE, scan_tree
+from fmrgb.streaming.segments import convert_segments
 
 STATUS_ORDER = [("converted", "converted"), ("aligned", "aligned"), ("skipped", "skipped (up to date)")]
 
@@ -63,7 +71,26 @@ def get_args_parser():
                              "needs --scan first or --frames")
     parser.add_argument("--scan", action="store_true",
                         help=f"only count every video's decoded frames into TARGET/{SCAN_FILE}, for sharded runs")
+    parser.add_argument("--segments", default=None,
+                        help="CSV video,start,end,label (seconds) or UCF-Crime's temporal annotation file: one "
+                             "record per segment in TARGET/<label>/")
     return parser
+
+
+def segments_main(args):
+    """--segments: one record per annotated segment; the exit status."""
+    if args.shard is not None or args.scan:
+        cli.usage_error(f"--segments does not take {'--shard' if args.shard is not None else '--scan'}")
+    try:
+        notes = read_annotations(args.segments)
+    except (OSError, ValueError) as e:
+        cli.usage_error(f"--segments {args.segments}: {cli.error_summary(e)}")
+    counts, failed = convert_segments(args.target, notes, recipe=Recipe(args.audiomethod, args.frequency_param,
+                                                                        args.fmrgb),
+                                      report=runloop.Console(), frames=args.frames, overwrite=args.overwrite)
+    print(f"segments: {counts['records']} records from {counts['videos']} videos, "
+          f"{counts['skipped']} videos up to date, failed {len(failed)}")
+    return 1 if failed else 0
 
 
 @cli.interruptible
@@ -71,6 +98,8 @@ def main(args):
     cli.check_target_dir(args.target)
     # the shards of a job array share the tree, each with its own files; any other run holds it alone
     with cli.hold_tree(args.target, shared=args.shard is not None and not args.scan):
+        if args.segments is not None:
+            return segments_main(args)
         return run(args)
 
 

@@ -2,6 +2,8 @@
 
     $ python predict.py --model runs/conv3d-20240101-120000/best.pt --data clip.mp4
     $ python predict.py --model RUN/best.pt --data folder/ --out predictions.csv
+    $ python predict.py --model RUN/best.pt --data long.mp4 --window 2 --stride 1 --out timeline.csv
+    $ ffmpeg -i rtsp://camera -f matroska - | python predict.py --model RUN/best.pt --data - --window 2 --stride 1
 
 --data is a .pt file, a video, or a folder of either (searched recursively). A video is converted
 in memory with the checkpoint's settings (fmrgb.prepare.convert.convert_video: audio method, frequency
@@ -9,6 +11,15 @@ parameter, channel count, and the training files' frame count), so a video and i
 same prediction. A .pt file made with other settings than the training files (other channels,
 audio method or frequency parameter) is refused. Prints one line per file; a file that fails
 prints `error: <path>: <reason>`, the others go on, and the exit status is 1 if any failed.
+
+With --window W (seconds) a video of any length is read once as a stream and classified window by window
+(a new window every --stride seconds), each window made as a record of that span would be; --out is then the
+timeline CSV (start, end, one probability column per class) with its picture beside it (.png), or for a folder
+one timeline per video in --out's folder. Windows above --threshold for a class merge into events, printed
+and written to <out>_events.csv. --data - reads a stream from standard input and prints each window's line
+as soon as it is classified, appending it to the CSV. --annotations (CSV video,start,end,label in seconds, or
+UCF-Crime's temporal annotation file) scores every frame from its windows and writes the frame-level ROC AUC
+and AP to metrics.json beside --out.
 """
 import argparse
 import sys
@@ -22,6 +33,9 @@ from fmrgb.training.clip import channel_indices, transform
 from fmrgb.training.distributed import resolve_device
 from fmrgb.files import VIDEO_EXTS, find_files, write_csv
 from fmrgb.prepare.record import UnreadableRecord, generic_channels, load_record, record_path
+from fmrgb.streaming.annotations import read_annotations
+from fmrgb.streaming.longvideo import Sliding, timeline_inputs, timelines
+from fmrgb.streaming.stream import STDIN
 
 INPUT_EXTS = {".pt"} | VIDEO_EXTS
 
@@ -33,6 +47,14 @@ def get_args_parser():
     p.add_argument("--data", required=True, help="a .pt file, a video, or a folder of either")
     p.add_argument("--out", default="predictions.csv", help="CSV of the predictions")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
+    p.add_argument("--window", type=float, default=None,
+                   help="seconds: classify long videos window by window into a timeline (--out)")
+    p.add_argument("--stride", type=float, default=None, help="seconds between windows (default: --window)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="with --window: windows above it for a class merge into events")
+    p.add_argument("--annotations", default=None,
+                   help="with --window: CSV video,start,end,label (or UCF-Crime's temporal annotation file): "
+                        "frame-level ROC AUC and AP into metrics.json beside --out")
     return p
 
 
@@ -132,6 +154,45 @@ def write_predictions(path, classes, results):
     write_csv(path, ["path", "predicted", "probability", *[f"p_{c}" for c in classes]], rows)
 
 
+def check_window_args(args):
+    """--stride and --threshold ask for --window; all three in range; --data - only with --window."""
+    if args.window is None:
+        if args.stride is not None or args.annotations is not None:
+            usage_error(f"--{'stride' if args.stride is not None else 'annotations'} needs --window")
+        if args.data == STDIN:
+            usage_error("--data - (a stream on standard input) needs --window")
+        return
+    if args.window <= 0 or (args.stride is not None and args.stride <= 0):
+        usage_error("--window and --stride must be positive seconds")
+    if not 0 <= args.threshold <= 1:
+        usage_error(f"--threshold {args.threshold}: a probability, 0 to 1")
+
+
+def timelines_main(args, device):
+    """--window: one timeline per video; the exit status (1 if a video failed)."""
+    videos = timeline_inputs(args.data)
+    if not videos:
+        usage_error(f"--data {args.data}: no videos found")
+    try:
+        ckpt = checkpoint.load(args.model)
+        model = checkpoint.model_from(ckpt).to(device).eval()
+    except Exception as e:  # an unreadable checkpoint
+        usage_error(f"--model {args.model}: {error_summary(e)}")
+    annotations = None
+    if args.annotations is not None:
+        try:
+            annotations = read_annotations(args.annotations)
+        except (OSError, ValueError) as e:
+            usage_error(f"--annotations {args.annotations}: {error_summary(e)}")
+    sliding = Sliding(args.window, args.stride or args.window, args.threshold, device)
+    root = Path(args.data) if args.data != STDIN and Path(args.data).is_dir() else None
+    done = timelines(model, ckpt.recipe, videos, sliding=sliding, out=args.out, log=print, annotations=annotations,
+                     root=root)
+    failed = [v for v, err in done if err is not None]
+    print(f"{len(done) - len(failed)} timelines written, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 @interruptible
 def main(args):
     """Classify per `args`; returns the exit status: 0, or 1 if a file failed. A missing --model or
@@ -139,12 +200,15 @@ def main(args):
     line; Ctrl-C returns 130."""
     if not Path(args.model).is_file():
         usage_error(f"--model {args.model}: no such file")
-    if not Path(args.data).exists():
+    check_window_args(args)
+    if args.data != STDIN and not Path(args.data).exists():
         usage_error(f"--data {args.data}: no such file or folder")
     try:
         device = resolve_device(args.device)
     except ValueError as e:
         usage_error(str(e))
+    if args.window is not None:
+        return timelines_main(args, device)
     paths = find_inputs(args.data)
     if not paths:
         usage_error(f"--data {args.data}: no .pt files or videos found")

@@ -2,6 +2,7 @@
 
     prepare/    videos -> `.pt` records (steps 1-5: resize, delete originals, convert, look, delete videos)
     training/   records -> models (steps 6-7: survey and split, the clip recipe, fit, checkpoints, experiments)
+    streaming/  long videos and live input, window by window (predict.py --window, --segments)
 
 and what both use, here:
 
@@ -11,5 +12,6 @@ and what both use, here:
     treelock    one step at a time on a tree: the folder's lock and who holds it
     report      metrics, the history file and the pictures of a run (matplotlib, Agg)
 
-Imports point one way: training may use prepare (the record format, the channel names), never the reverse.
+Imports point one way: prepare <- training <- streaming (training may use prepare's record format and
+channel names, never the reverse), and all three use the modules here.
 """

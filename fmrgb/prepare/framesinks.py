@@ -111,11 +111,19 @@ class Selection:
         return self.out
 
 
-def shrink(pictures, size):
-    """uint8 (k, H, W, P) -> uint8 (k, size, size, P), resized the way training resizes (fmrgb.training.clip.resize)."""
-    import torch  # only a --size conversion needs torch here: decoding alone does not load it
+def resize(x, size):
+    """uint8 (T, C, H, W) torch -> uint8 (T, C, size, size): bilinear with antialiasing, rounded (the small clip's
+    recipe, and a --size conversion's: PyTorch's uint8 kernel, no float copy)."""
+    import torch.nn.functional as F  # only resizing needs torch here: decoding alone does not load it
 
-    from fmrgb.training.clip import resize
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def shrink(pictures, size):
+    """uint8 (k, H, W, P) -> uint8 (k, size, size, P), resized the way training resizes (resize above)."""
+    import torch
 
     x = resize(torch.from_numpy(np.ascontiguousarray(pictures)).permute(0, 3, 1, 2), size)
     return x.permute(0, 2, 3, 1).numpy()

@@ -30,8 +30,8 @@ taken as "mel" (left untouched: what is safe for both kinds).
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 
+from fmrgb.prepare.framesinks import resize  # the one resize: a --size conversion and training agree
 from fmrgb.prepare.sound import AMPLITUDE, FREQUENCY, MEL, PICTURE_NAMES, PLANE_NAMES, span_sound
 
 LAYOUTS = ("cthw", "tchw")
@@ -95,14 +95,6 @@ class ClipRecipe:
 
 
 # ----------------------------------------------------------------------------- the small clip
-
-def resize(x, size):
-    """uint8 (T, C, H, W) -> uint8 (T, C, size, size): bilinear with antialiasing, rounded (the small clip's recipe:
-    PyTorch's uint8 kernel, no float copy)."""
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x
-
 
 def segment_spans(n, frames):
     """(lo, hi) int64 numpy (frames,): time segment j of a clip of n frames is its frames [lo[j], hi[j]),
