@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 FFMPEG_TIMEOUT = 600  # seconds: the least any run gets; a 10 s clip takes well under one
+PROBE_TIMEOUT = 60  # seconds for reading a container's header (standard input's head included)
 TIMEOUT_PER_SECOND = 20  # seconds of ffmpeg time allowed per second of video (a slow HD encode runs ~1x)
 PIPE_SIZE = 1 << 20  # a larger pipe: fewer wake-ups per decoded HD frame
 
