@@ -17,6 +17,7 @@ import numpy as np
 from fmrgb import cli, files, runloop, scan
 from fmrgb.decode import decode_media
 from fmrgb.memory import ScratchBuffer
+from fmrgb.resized import original_identity
 from fmrgb.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
                           recipe_problem, record_path, save_record, source_identity)
 from fmrgb.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
@@ -86,7 +87,7 @@ def convert_one(video, *, recipe, frames=None, decoder_threads=None):
     if not hasattr(_per_thread, "scratch"):
         _per_thread.scratch = ScratchBuffer()
     # read before decoding: a video replaced meanwhile then fails the next run's check, never passes it
-    identity = source_identity(video)
+    identity = {**source_identity(video), **original_identity(video)}
     record = convert_video(video, frames=frames, scratch=_per_thread.scratch, decoder_threads=decoder_threads,
                            **dataclasses.asdict(recipe))
     warnings = []

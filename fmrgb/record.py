@@ -8,7 +8,8 @@
 On disk it is a dict of plain values and one tensor (so torch.load(weights_only=True) reads it):
 frames uint8 (T, H, W, C), channels, fps, audiomethod, frequency_param, sample_rate, source,
 source_size, source_sha256, source_frames (the frames the video decodes to), damaged_frames (frames that
-did not decode and were skipped), has_audio, silent, format_version. A bare uint8 tensor
+did not decode and were skipped), has_audio, silent, format_version and, for a resized copy, original_sha256
+(its original's, from the copy's stamp: fmrgb.resized). A bare uint8 tensor
 is read too. A record without source_sha256 (made before content fingerprints) is still read, but
 is never taken as made from any particular video: it is converted again and its video kept.
 """

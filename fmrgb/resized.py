@@ -47,6 +47,20 @@ def read_stamp(comment):
     return dict(w.split("=", 1) for w in words[1:] if "=" in w)
 
 
+def original_identity(video):
+    """{"original_sha256": the SHA-256 its stamp records} for a resized copy (a resized_ name with a stamp that
+    records it), else {}: what a record of the copy keeps, so that copies of one video group together
+    (fmrgb.survey) wherever they lie."""
+    video = Path(video)
+    if not video.name.startswith(files.RESIZED_PREFIX):
+        return {}
+    try:
+        stamp = read_stamp(probe(video).comment)
+    except Exception:  # unreadable here: the conversion reports it
+        return {}
+    return {"original_sha256": stamp["sha256"]} if stamp and "sha256" in stamp else {}
+
+
 def stamp_problem(stamp, source, digest):
     """None when a stamp (read_stamp) says its copy was made from this very file: its name and the
     digest of its bytes; else why not, in words that follow "resized copy"."""
