@@ -20,6 +20,12 @@ and written to <out>_events.csv. --data - reads a stream from standard input and
 as soon as it is classified, appending it to the CSV. --annotations (CSV video,start,end,label in seconds, or
 UCF-Crime's temporal annotation file) scores every frame from its windows and writes the frame-level ROC AUC
 and AP to metrics.json beside --out.
+
+Labelled data (a folder of class folders named as the checkpoint's classes, or a CSV path,label) is
+evaluated: the CSV gains the true class, and metrics.json, confusion.png and (two classes) roc.png are
+written beside --out by training's test code (fmrgb/training/evaluate.py, fmrgb/report.py).
+
+    $ python predict.py --model RUN/best.pt --data rwf2000/val/ --out eval/predictions.csv
 """
 import argparse
 import sys
@@ -36,6 +42,8 @@ from fmrgb.prepare.record import UnreadableRecord, generic_channels, load_record
 from fmrgb.streaming.annotations import read_annotations
 from fmrgb.streaming.longvideo import Sliding, timeline_inputs, timelines
 from fmrgb.streaming.stream import STDIN
+from fmrgb.training.evaluate import check_classes, csv_inputs, true_classes, write_evaluation
+from fmrgb.report import summary_lines
 
 INPUT_EXTS = {".pt"} | VIDEO_EXTS
 
@@ -144,14 +152,27 @@ def predict_files(model_path, paths, *, device="cpu", log=print):
     return recipe, results
 
 
-def write_predictions(path, classes, results):
-    """One row per predicted file (the failed ones are left out)."""
+def write_predictions(path, classes, results, truth=None):
+    """One row per predicted file (the failed ones are left out); `truth`: a true class per file, a column."""
     rows = []
-    for p, probs, err in results:
+    for i, (p, probs, err) in enumerate(results):
         if probs is not None:
             k = int(probs.argmax())
-            rows.append([str(p), classes[k], f"{probs[k]:.6f}", *[f"{v:.6f}" for v in probs.tolist()]])
-    write_csv(path, ["path", "predicted", "probability", *[f"p_{c}" for c in classes]], rows)
+            rows.append([str(p), *([truth[i]] if truth else []), classes[k], f"{probs[k]:.6f}",
+                         *[f"{v:.6f}" for v in probs.tolist()]])
+    write_csv(path, ["path", *(["true"] if truth else []), "predicted", "probability", *[f"p_{c}" for c in classes]],
+              rows)
+
+
+def report_evaluation(out, recipe, results, truth):
+    """Labelled data: training's test metrics and pictures beside `out`, their line printed."""
+    try:
+        m = write_evaluation(Path(out).parent, recipe, results, truth)
+    except ValueError as e:
+        usage_error(f"--data: {e}")
+    for line in summary_lines(m):
+        print(line.replace("test:", f"labelled data ({m['n_files']} files):", 1))
+    print(f"wrote metrics.json, confusion.png beside {out}")
 
 
 def check_window_args(args):
@@ -209,14 +230,27 @@ def main(args):
         usage_error(str(e))
     if args.window is not None:
         return timelines_main(args, device)
-    paths = find_inputs(args.data)
+    try:  # a CSV path,label is labelled data
+        paths, truth = (csv_inputs(args.data) if Path(args.data).suffix.lower() == ".csv"
+                        else (find_inputs(args.data), None))
+    except ValueError as e:
+        usage_error(str(e))
     if not paths:
         usage_error(f"--data {args.data}: no .pt files or videos found")
     try:
         recipe, results = predict_files(args.model, paths, device=device)
     except Exception as e:  # an unreadable checkpoint
         usage_error(f"--model {args.model}: {error_summary(e)}")
-    write_predictions(args.out, recipe.classes, results)
+    truth = truth or true_classes(args.data, paths, recipe.classes)  # a folder of the model's class folders
+    if truth:
+        try:
+            check_classes(truth, recipe.classes)
+        except ValueError as e:
+            usage_error(f"--data {args.data}: {e}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # metrics.json and the pictures go beside it too
+    write_predictions(args.out, recipe.classes, results, truth)
+    if truth:
+        report_evaluation(args.out, recipe, results, truth)
     failed = sum(err is not None for _, _, err in results)
     print(f"wrote {args.out}: {len(results) - failed} predicted, {failed} failed")
     return 1 if failed else 0

@@ -9,14 +9,14 @@
     $ python train.py --data data/ --learnmethod r2plus1d_18 --pretrained --lr 1e-3   # fine-tune Kinetics-400 weights
 
 --data is a folder (every *.pt below it; label = the file's parent folder) or a CSV path,label
-(optionally group: files of one group stay together). The files are split stratified into
-train/val/test by groups (copies of a clip never straddle the split: see fmrgb/training/splits.py); early
+(optionally group: files of one group stay together). The split: --split FILE, else the data's own
+(train/ val/ test/ folders at the top, a CSV split column), else stratified by groups (copies of a
+clip never straddle it: fmrgb/training/splits.py); split.json records it and where it came from. Early
 stopping watches the validation loss and the best checkpoint (by validation loss) is evaluated once
-on the test set at the end. Writes into --out: split.json, best.pt, last.pt, history.csv, curves.png,
-metrics.json, confusion.png, roc.png (two classes), test_predictions.csv and, with a learning-rate
-search, lr_search.csv. --folds K: those outputs per fold in fold_<i>/, plus folds.csv and the mean
-and std in metrics.json; --ablation: that for all channels, the picture's and the sound's, plus
-ablation.csv, ablation.png and the paired differences (fmrgb/training/experiment.py).
+on the test set at the end. Writes into --out: split.json, best.pt, last.pt, history.csv, curves.png, metrics.json,
+confusion.png, roc.png (two classes), test_predictions.csv and, with a learning-rate search, lr_search.csv.
+--folds K: those per fold in fold_<i>/, plus folds.csv and the mean and std in metrics.json; --ablation: that for
+all channels, the picture's and the sound's, plus ablation.csv, ablation.png and the paired differences.
 """
 import argparse
 import dataclasses
@@ -35,15 +35,15 @@ from fmrgb.training.checkpoint import Recipe, RecordSettings, RunArgs
 from fmrgb.cli import error_summary, hold_data, interruptible, parse_bool, positive_int, usage_error, warn
 from fmrgb.training.clip import ClipRecipe, channel_indices, channel_roles, picture_channels
 from fmrgb.training.distributed import barrier, process_group
-from fmrgb.training.engine import Execution, Optimisation, fit, predict_probs, use_channels_last
+from fmrgb.training.engine import Execution, Optimisation, class_weights, fit, predict_probs, use_channels_last
 from fmrgb.training.experiment import channel_sets, run_experiment
 from fmrgb.files import atomic_output, write_csv, write_json
 from fmrgb.training.pretrained import lr_factors, model_from_weights, pretrained_stats, start_weights
-from fmrgb.report import plot_curves, write_history, write_test_results
+from fmrgb.report import plot_curves, positive_index, summary_lines, write_history, write_test_results
 from fmrgb.training.sampling import make_loader, seed_everything
 from fmrgb.training.settings import TrainSettings, check_settings, load_resume, settle
-from fmrgb.training.splits import PARTS, kfold, locate, train_val_test, write_split
-from fmrgb.training.survey import survey_data
+from fmrgb.training.splits import PARTS, plan_splits, read_split, write_split
+from fmrgb.training.survey import crossing_lines, survey_data
 from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model, settings_problem
 
 
@@ -72,22 +72,21 @@ def get_args_parser():
     p.add_argument("--pretrained", type=parse_bool, nargs="?", const=True, default=False, metavar="true|false",
                    help="a backbone (r3d_18, mc3_18, r2plus1d_18) starts from torchvision's Kinetics-400 weights, "
                         "downloaded once into torch's cache")
-    p.add_argument("--weights", default=None, metavar="PATH",
-                   help="start from this state dict instead (torchvision's file, or a train.py checkpoint)")
+    p.add_argument("--weights", default=None, metavar="PATH", help="start from this state dict instead "
+                                                                    "(torchvision's file, or a train.py checkpoint)")
     p.add_argument("--pretrained_lr_factor", type=float, default=0.1,
                    help="with --pretrained/--weights: the pretrained layers' learning rate is --lr times this; "
                         "the inflated stem convolution and a new head learn at --lr")
-    p.add_argument("--augment", type=parse_bool, default=True, metavar="true|false",
-                   help="augment the training clips (random frame per time segment; picture channels: random "
-                        "crops and flips; sound channels only resized); never validation, test or predict")
+    p.add_argument("--augment", type=parse_bool, default=True, metavar="true|false", help="augment the training "
+                   "clips (random frame per time segment; picture channels: random crops and flips; sound channels "
+                   "only resized); never validation, test or predict")
     p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and shuffling")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: cuda if available")
-    p.add_argument("--num_workers", type=int, default=None,
-                   help="DataLoader worker processes (default: the cores available, shared by torchrun's processes "
-                        "on this machine, at most 16)")
-    p.add_argument("--cache", default=None, metavar="DIR|none",
-                   help="where the small clips (the picked frames at --frames/--size, uint8) are kept for this and "
-                        "later runs (default: <data folder, or the CSV's folder>/.fmrgb_cache; none: no cache)")
+    p.add_argument("--num_workers", type=int, default=None, help="DataLoader worker processes (default: the cores "
+                   "available, shared by torchrun's processes on this machine, at most 16)")
+    p.add_argument("--cache", default=None, metavar="DIR|none", help="where the small clips (the picked frames at "
+                   "--frames/--size, uint8) are kept for this and later runs (default: <data folder, or the CSV's "
+                   "folder>/.fmrgb_cache; none: no cache)")
     p.add_argument("--amp", type=parse_bool, nargs="?", const=True, default=False, metavar="true|false",
                    help="bf16 autocast on CUDA")
     p.add_argument("--usescheduler", type=parse_bool, default=False, metavar="true|false",
@@ -100,25 +99,34 @@ def get_args_parser():
     p.add_argument("--channels", type=lambda t: [c.strip() for c in t.split(",")], default=None, metavar="NAME,...",
                    help="train on these channels of the files only, by name (e.g. red,green,blue or amplitude,frequency)")
     p.add_argument("--positive_class", default=None, metavar="NAME",
-                   help="two classes: the class precision, recall, F1 and ROC are of (default: the second, sorted)")
+                   help="two classes: the class precision, recall, F1, AP and ROC are of (default: the class whose "
+                        "name is not a negation, as Fight of Fight/NonFight; else the second, sorted)")
+    p.add_argument("--class_weight", default="none", choices=["none", "balanced"],
+                   help="balanced: weigh each class's loss by n / (K x its count) in the training part")
+    p.add_argument("--split", default=None, metavar="FILE",
+                   help="a split.json (another run's, or written by hand) used as it is; default: the data's own "
+                        "(train/ val/ test/ folders, a CSV split column), else a random stratified group split")
     p.add_argument("--folds", type=positive_int, default=None, metavar="K",
                    help="stratified group K-fold cross-validation (K >= 2): each fold tests on its own part")
+    p.add_argument("--repeats", type=positive_int, default=1, metavar="R", help="with --folds: repeat the K folds "
+                   "R times with other seeds (narrower intervals)")
     p.add_argument("--ablation", action="store_true",
-                   help="with --folds: the same folds for all channels, the picture only and the sound only")
+                   help="the same folds (or split) for all channels, the picture only and the sound only")
     return p
 
 
 @dataclasses.dataclass(frozen=True)
 class Session:
-    """What every training run of one command shares: its settings, the surveyed data, the processes, the
-    clip cache (None: clips made from the records every time), the weights a new run starts from
-    (pretrained.start_weights; None: none) and the run it continues (checkpoint.Resume; None: a new run)."""
+    """What every training run of one command shares: its settings, the surveyed data, the processes, the clip
+    cache (None: clips made from the records every time), the weights a new run starts from (pretrained.start_weights;
+    None: none), the run it continues (checkpoint.Resume; None: a new run), its split's source (split.json's)."""
     settings: TrainSettings
     survey: Any
     ctx: Any
     cache: Any = None
     weights: Any = None
     resume: Any = None
+    split_source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,14 +184,16 @@ def prepare_run(session, parts, channel_names, out_dir):
         mean, std = pretrained_stats(data.mean, data.std, picture=picture)
         data = dataclasses.replace(data, mean=mean, std=std)
     augment = Augment(roles=channel_roles(names)) if s.augment else None
-    positive = data.classes.index(s.positive_class) if s.positive_class else 1
+    positive = positive_index(data.classes, s.positive_class)
+    weights = class_weights(s.class_weight, [data.labels[i] for i in data.train], len(data.classes))
     run_args = RunArgs({**s.flags(), "data": str(s.data), "channels": channel_names,
                         "positive_class": data.classes[positive] if len(data.classes) == 2 else None},
-                       split={k: [survey.names[i] for i in parts[k]] for k in PARTS})
+                       split={k: [survey.names[i] for i in parts[k]] for k in PARTS},
+                       class_weights=weights)
     resume_best = Path(s.resume).parent / "best.pt" if resume else None
     if ctx.master:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_split(out_dir / "split.json", survey.names, parts)
+        write_split(out_dir / "split.json", survey.names, parts, session.split_source)
         if resume_best is not None and resume_best.is_file() and not (out_dir / "best.pt").exists():
             with atomic_output(out_dir / "best.pt") as tmp:  # the continued run's best so far
                 shutil.copyfile(resume_best, tmp)
@@ -237,7 +247,7 @@ def fit_at(session, run, lr, run_dir, resume):
                        record=RecordSettings.of(run.data.info), mean=run.data.mean, std=run.data.std, frames=s.frames,
                        size=s.size, lr=lr, run=run_args, use_channels=run.channel_names)
     plan = Optimisation(lr=lr, epochs=s.epochs, patience=s.patience, weight_decay=s.weight_decay,
-                        usescheduler=s.usescheduler,
+                        usescheduler=s.usescheduler, class_weights=run.run_args.class_weights,
                         lr_factors=None if fresh is None else lr_factors(model, fresh, factor))
     if ctx.master:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -295,11 +305,8 @@ def test_and_report(session, run, best):
                         "frames": s.frames, "size": s.size, "seed": s.seed,
                         "channels": list(run.channel_names or data.info["channels"])})
         write_json(run.out_dir / "metrics.json", metrics)
-        auc = "n/a" if metrics["roc_auc"] is None else format(metrics["roc_auc"], ".4f")
-        ctx.log(f"test: accuracy {metrics['accuracy']:.4f}  balanced accuracy {metrics['balanced_accuracy']:.4f}  "
-                f"precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  f1 {metrics['f1']:.4f}  "
-                f"roc auc {auc}")
-        ctx.log(f"confusion matrix (rows true, columns predicted; {data.classes}): {metrics['confusion_matrix']}")
+        for line in summary_lines(metrics):
+            ctx.log(line)
         ctx.log(f"wrote {run.out_dir}")
     barrier(ctx)
     return metrics
@@ -318,15 +325,12 @@ def settle_run(args, val_size, ctx):
     continues, the weights it starts from, its clip cache and its folder; bad settings exit 2."""
     try:
         resume = load_resume(args.resume) if args.resume else None
-    except ValueError as e:
-        usage_error(str(e))
-    s, note = settle(args, val_size=val_size, resume=resume,
-                     defaults=get_args_parser().parse_args(["--data", str(args.data)]))
-    if note:
-        ctx.log(note)
-    if resume and (args.pretrained or args.weights):
-        ctx.log("note: --resume continues its checkpoint's weights; --pretrained / --weights ignored")
-    try:
+        s, note = settle(args, val_size=val_size, resume=resume,
+                         defaults=get_args_parser().parse_args(["--data", str(args.data)]))
+        if note:
+            ctx.log(note)
+        if resume and (args.pretrained or args.weights):
+            ctx.log("note: --resume continues its checkpoint's weights; --pretrained / --weights ignored")
         weights = None if resume else start_weights(s, ctx)
     except ValueError as e:
         usage_error(str(e))
@@ -355,28 +359,26 @@ def survey_run(s, resume, ctx):
     """The data step: the files listed once (process 0), checked and grouped by all -> (Survey, the splits, the
     channel sets); a resumed run keeps its split, files added since left out. Bad data exit 2."""
     try:
-        survey = survey_data(s.data, saved=resume and resume.split, group=not resume, ctx=ctx, on_skip=warn)
-        labels = survey.label_names
-        splits = ([locate(survey.names, resume.split)] if resume else
-                  kfold(labels, survey.groups, folds=s.folds, val_size=s.val_size, seed=s.seed) if s.folds
-                  else [train_val_test(labels, survey.groups, test_size=s.test_size, val_size=s.val_size, seed=s.seed)])
+        saved = resume.split if resume else read_split(s.split) if s.split else None
+        survey = survey_data(s.data, saved=saved, saved_by="--split" if s.split else "--resume", group=not resume,
+                             ctx=ctx, on_skip=warn)
+        splits, source = plan_splits(survey, s, saved)
+        positive_index(survey.classes, s.positive_class)  # a --positive_class not among two classes stops here
         sets = channel_sets(survey.info["channels"]) if s.ablation else [(None, s.channels)]
-        for _, names in sets:
-            if names is not None:
-                channel_indices(survey.info["channels"], names)  # an unknown name stops here, before training
+        for names in (names for _, names in sets if names is not None):
+            channel_indices(survey.info["channels"], names)  # an unknown name stops here, before training
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         usage_error(str(e))
     if survey.ignored:
-        ctx.log(f"note: {survey.ignored} file(s) under --data are not in the resumed run's split.json: left out")
-    if survey.grouping:
-        ctx.log(f"split by groups: {survey.grouping}")
+        ctx.log(f"note: {survey.ignored} file(s) under --data are not in the {'--split' if s.split else 'resumed run'}"
+                f"'s split.json: left out")
+    ctx.log(f"split: {source}" + (f"; by groups: {survey.grouping}" if survey.grouping else ""))
+    for line in crossing_lines(survey.names, survey.groups, splits[0]) if s.split or survey.parts else []:
+        ctx.log(line)
     classes = resume and list(resume.checkpoint.recipe.classes)
     if resume and survey.classes != classes:
         usage_error(f"--resume: the checkpoint's classes {classes} differ from the data's {survey.classes}")
-    if s.positive_class is not None and (len(survey.classes) != 2 or s.positive_class not in survey.classes):
-        usage_error(f"--positive_class {s.positive_class}: needs one of two classes; the data has "
-                    f"{', '.join(survey.classes)}")
-    return survey, splits, sets
+    return survey, splits, source, sets
 
 
 @interruptible
@@ -389,11 +391,11 @@ def main(args):
         usage_error(str(e))
     with hold_data(args.data), process_group(args.device) as ctx:
         s, resume, weights, cache, out_dir = settle_run(args, val_size, ctx)       # settings
-        survey, splits, sets = survey_run(s, resume, ctx)                         # data
-        session = Session(s, survey, ctx, cache=cache, weights=weights, resume=resume)
-        if s.folds:                                                               # model, fit, test, report
+        survey, splits, source, sets = survey_run(s, resume, ctx)                 # data
+        session = Session(s, survey, ctx, cache=cache, weights=weights, resume=resume, split_source=source)
+        if s.folds or s.ablation:                                                 # model, fit, test, report
             return run_experiment(lambda parts, names, run_dir: train_one(session, parts, names, run_dir),
-                                  splits, sets, out_dir, ctx)
+                                  splits, sets, out_dir, ctx, seed=s.seed)
         return train_one(session, splits[0], s.channels, out_dir)[0]
 
 

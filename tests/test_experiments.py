@@ -354,13 +354,3 @@ def test_the_ablation_trains_the_same_folds_on_three_channel_sets(tiny, tmp_path
     diffs = [a - b for a, b in zip(*accs.values())]
     assert d["mean"] == pytest.approx(sum(diffs) / 2)
     assert "all - picture" in out and "all - sound" in out and "±" in out
-
-
-def test_paired_difference_is_a_t_interval_over_the_folds():
-    from fmrgb.training.experiment import paired_difference
-
-    d = paired_difference([0.9, 1.0, 0.8], [0.8, 0.8, 0.5])  # differences 0.1, 0.2, 0.3
-    assert d["mean"] == pytest.approx(0.2)
-    half = 4.302652729911275 * 0.1 / 3 ** 0.5  # t(0.975, 2 degrees of freedom) x sd / sqrt(n)
-    assert (d["low"], d["high"]) == (pytest.approx(0.2 - half), pytest.approx(0.2 + half))
-    assert paired_difference([0.9, None], [0.8, 0.7]) == {"mean": pytest.approx(0.1), "low": None, "high": None}

@@ -22,7 +22,7 @@ from fmrgb.prepare.decode import decode_media
 from fmrgb.prepare.memory import ScratchBuffer
 from fmrgb.prepare.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
                                   overwrite_problem, recipe_problem, record_path, save_record, source_identity)
-from fmrgb.prepare.resized import converted_before
+from fmrgb.prepare.resized import converted_before, original_identity
 from fmrgb.prepare.sound import SOUND_CHANNELS, channel_names, fuse, sound_planes
 from fmrgb.prepare.timeline import stretch_time
 
@@ -119,7 +119,7 @@ def convert_one(video, *, recipe, frames=None, size=None, decoder_threads=None):
     if not hasattr(_per_thread, "scratch"):
         _per_thread.scratch = ScratchBuffer()
     # read before decoding: a video replaced meanwhile then fails the next run's check, never passes it
-    identity = source_identity(video)
+    identity = {**source_identity(video), **original_identity(video)}
     problem = overwrite_problem(video, identity["source_sha256"])
     if problem:
         raise RuntimeError(problem)

@@ -9,8 +9,9 @@ On disk it is a dict of plain values and one tensor (so torch.load(weights_only=
 frames uint8 (T, H, W, C), channels, fps, audiomethod, frequency_param, sample_rate, sound_scale
 (SoundScale: what a sound value means in Hz; records made before it read as the frame-rate scale), source,
 source_size, source_sha256, source_frames (the frames the video decodes to), source_shape (its picture's
-[height, width]; a --size record's frames are smaller), damaged_frames (frames that
-did not decode and were skipped), has_audio, silent, format_version. A bare uint8 tensor
+[height, width]; a --size record's frames are smaller), damaged_frames (frames that did not decode and were
+skipped), has_audio, silent, format_version and, for a resized copy, original_sha256 (its original's, from
+the copy's stamp: fmrgb.prepare.resized). A bare uint8 tensor
 is read too. A record without source_sha256 (made before content fingerprints) is still read, but
 is never taken as made from any particular video: it is converted again and its video kept.
 """

@@ -71,6 +71,18 @@ def converted_before(copy):
         except UnreadableRecord:
             continue  # not a record: nothing of this clip
     return None
+def original_identity(video):
+    """{"original_sha256": the SHA-256 its stamp records} for a resized copy (a resized_ name with a stamp that
+    records it), else {}: what a record of the copy keeps, so that copies of one video group together
+    (fmrgb.training.survey) wherever they lie."""
+    video = Path(video)
+    if not video.name.startswith(files.RESIZED_PREFIX):
+        return {}
+    try:
+        stamp = read_stamp(probe(video).comment)
+    except Exception:  # unreadable here: the conversion reports it
+        return {}
+    return {"original_sha256": stamp["sha256"]} if stamp and "sha256" in stamp else {}
 
 
 def stamp_problem(stamp, source, digest):

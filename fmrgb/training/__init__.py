@@ -12,4 +12,6 @@
     checkpoint   the checkpoint file: what train.py saves and predict.py loads, as typed values
     pretrained   published weights: the files, download, starting weights, stem inflation, fine-tuning
     experiment   K-fold cross-validation and the ablation "does the sound help?" (paired differences)
+    intervals    honest intervals: the corrected resampled t-test over folds, the paired bootstrap over test clips
+    evaluate     predict.py on labelled data: true classes, metrics and pictures by training's test code
 """

@@ -42,22 +42,26 @@ class RecordSettings:
 @dataclasses.dataclass(frozen=True)
 class RunArgs:
     """The run's settings as train.py used them (stored as "train_args"): every flag by name, the split
-    (file names per part) and the parameters new at --lr when it started from other weights."""
+    (file names per part), the parameters new at --lr when it started from other weights and the class
+    weights of its loss."""
     flags: Mapping = dataclasses.field(default_factory=dict)
     split: Any = None                # {"train", "val", "test"}: file names; None in a file of an older version
     fresh_parameters: Any = None     # sorted names, or None (no starting weights)
+    class_weights: Any = None        # the loss weight per class (--class_weight balanced), None: none
 
     def flag(self, name, default=None):
         return self.flags.get(name, default)
 
     def to_dict(self):
-        return {**self.flags, "split": self.split, "fresh_parameters": self.fresh_parameters}
+        weights = {} if self.class_weights is None else {"class_weights": list(self.class_weights)}  # as before
+        return {**self.flags, "split": self.split, "fresh_parameters": self.fresh_parameters, **weights}
 
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
-        return cls({k: v for k, v in d.items() if k not in ("split", "fresh_parameters")}, d.get("split"),
-                   d.get("fresh_parameters"))
+        weights = d.get("class_weights")
+        return cls({k: v for k, v in d.items() if k not in ("split", "fresh_parameters", "class_weights")},
+                   d.get("split"), d.get("fresh_parameters"), None if weights is None else tuple(weights))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,13 +63,19 @@ class Optimisation:
     """How the model is optimised: AdamW at `lr` with `weight_decay`, for `epochs` (total, also when resuming),
     stopping after `patience` epochs without a lower validation loss; `usescheduler`: cosine decay over the
     epochs; `lr_factors` ({parameter name: factor}, 1 for the others) scales a parameter's learning rate, e.g.
-    0.1 for a pretrained backbone's layers (one optimizer group per factor, so a resumed run must pass the same)."""
+    0.1 for a pretrained backbone's layers (one optimizer group per factor, so a resumed run must pass the same);
+    `class_weights` weigh each class in the training and validation losses."""
     lr: float
     epochs: int
     patience: int
     weight_decay: float = 0.01
     usescheduler: bool = False
     lr_factors: Any = None
+    class_weights: Any = None    # a loss weight per class (class_weights), None: all 1
+
+    def loss_weight(self, device):
+        return None if self.class_weights is None else torch.tensor(self.class_weights, dtype=torch.float32,
+                                                                    device=device)
 
     def lr_at(self, epoch):
         """Learning rate of an epoch (1-based): constant, or cosine decay from lr over `epochs`
@@ -77,6 +83,15 @@ class Optimisation:
         if not self.usescheduler:
             return self.lr
         return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(self.epochs, 1)))
+
+
+def class_weights(mode, labels, n_classes):
+    """--class_weight: None for "none"; for "balanced", n / (K x the class's count) per class of the training
+    labels, so that every class weighs as much in the loss as in a balanced set (scikit-learn's "balanced")."""
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes)
+    return tuple(float(len(labels) / (n_classes * max(c, 1))) for c in counts)
 
 
 def _nonfinite_error(desc, nan, step, procs=None):
@@ -98,9 +113,10 @@ class Epoch:
     data_s: float
 
 
-def run_epoch(model, loader, run, *, optimizer=None, ctx=None, desc="", show_progress=False):
+def run_epoch(model, loader, run, *, optimizer=None, ctx=None, desc="", show_progress=False, weight=None):
     """One pass over `loader` with the model run as `run` (an Execution), training if `optimizer` is given ->
-    Epoch, its loss and accuracy summed over all DDP processes in the same order on each, so every process holds
+    Epoch (the cross-entropy weighted per class by `weight`, a tensor on the device, if given), its loss and
+    accuracy summed over all DDP processes in the same order on each, so every process holds
     the same numbers and takes the same early-stopping decision. Nothing waits for the device during the pass:
     loss, accuracy and the first step with a non-finite loss are kept on the device and read once at the end. A
     non-finite loss then raises FloatingPointError on every process together, naming the processes where it
@@ -132,7 +148,7 @@ def run_epoch(model, loader, run, *, optimizer=None, ctx=None, desc="", show_pro
             y = y.to(device, non_blocking=True)
             with run.autocast():
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, weight=weight)
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -254,6 +270,7 @@ def fit(model, train_loader, val_loader, plan, run, *, out_dir, recipe, ctx=None
     history = [dict(h) for h in progress.history]
     best_val, best_epoch, bad = progress.best_val_loss, progress.best_epoch, progress.bad_epochs
     net, eval_net = _wrapped(raw, run, ctx)
+    weight = plan.loss_weight(device)
     stopped_early, ahead = False, None
     for epoch in range(progress.epoch + 1, plan.epochs + 1):
         if bad >= plan.patience:
@@ -264,12 +281,12 @@ def fit(model, train_loader, val_loader, plan, run, *, out_dir, recipe, ctx=None
         for group in optimizer.param_groups:
             group["lr"] = cur_lr * group.get("lr_factor", 1.0)  # a checkpoint of an older version has none
         tr = run_epoch(net, ahead or _Started(train_loader, epoch), run, optimizer=optimizer, ctx=ctx,
-                       desc=f"epoch {epoch}/{plan.epochs}", show_progress=ctx.master)
+                       desc=f"epoch {epoch}/{plan.epochs}", show_progress=ctx.master, weight=weight)
         # the next epoch's workers start (and fetch its first batches) while this one validates
         ahead = _Started(train_loader, epoch + 1) if epoch < plan.epochs else None
         sync_buffers(raw, ctx)  # validate exactly the model process 0 saves
         va = run_epoch(eval_net, val_loader, run, ctx=ctx, desc=f"epoch {epoch}/{plan.epochs} val",
-                       show_progress=ctx.master)
+                       show_progress=ctx.master, weight=weight)
         seconds = time.perf_counter() - t0
         history.append({"epoch": epoch, "train_loss": tr.loss, "train_acc": tr.acc, "val_loss": va.loss,
                         "val_acc": va.acc, "lr": cur_lr, "steps": tr.steps, "seconds": round(seconds, 3),

@@ -7,15 +7,17 @@ Every fold writes its usual outputs into fold_<i>/; a set of folds writes folds.
 and metrics.json (per-fold metrics, their mean and std). The ablation trains the same folds with the
 same seed on three channel sets (all, the picture only, the sound only) in <set>/fold_<i>/ and writes
 ablation.csv, ablation.png and, into metrics.json, the paired differences "all - picture" and
-"all - sound" with their 95 % t-intervals over the folds (paired: each fold's test files are the
-same for every set, so fold-to-fold difficulty cancels out).
+"all - sound" with their 95 % corrected resampled t-intervals over the folds (fmrgb/training/intervals.py; paired:
+each fold's test files are the same for every set, so fold-to-fold difficulty cancels out). On one split
+the differences are bootstrapped over the test clips instead.
 """
 import math
 
 import numpy as np
 
 from fmrgb.files import write_csv, write_json
-from fmrgb.report import pyplot, save_figure
+from fmrgb.training.intervals import corrected_t, paired_bootstrap
+from fmrgb.report import pyplot, read_test_predictions, save_figure
 from fmrgb.prepare.sound import PICTURE_NAMES, SOUND_NAMES
 
 ABLATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
@@ -57,18 +59,22 @@ def write_folds(out_dir, per_fold, extra=None):
     return summary
 
 
-def paired_difference(a, b):
-    """{"mean", "low", "high"}: the mean of a[i] - b[i] over the folds where both are known, and its 95 %
-    t-interval (n - 1 degrees of freedom); low/high None with fewer than two pairs."""
-    from scipy import stats
+def fold_differences(per_fold_a, per_fold_b):
+    """{metric: corrected_t} of set a minus set b over the folds (fmrgb.training.intervals: the corrected resampled
+    t-interval, its n_test / n_train the folds' mean)."""
+    ratio = float(np.mean([m["n_test"] / m["n_train"] for m in per_fold_a]))
+    return {m: corrected_t([f.get(m) for f in per_fold_a], [f.get(m) for f in per_fold_b], test_train_ratio=ratio)
+            for m in ABLATION_METRICS}
 
-    d = np.array([x - y for x, y in zip(a, b) if x is not None and y is not None], dtype=np.float64)
-    if len(d) == 0:
-        return {"mean": None, "low": None, "high": None}
-    if len(d) < 2:
-        return {"mean": float(d.mean()), "low": None, "high": None}
-    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
-    return {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half)}
+
+def clip_differences(dir_a, dir_b, metrics, *, seed):
+    """{metric: paired_bootstrap} of the run in dir_a minus the run in dir_b on their test clips (one split;
+    `metrics`: dir_a's test metrics, for the positive class)."""
+    a, b = read_test_predictions(dir_a), read_test_predictions(dir_b)
+    assert a.paths == b.paths, "the channel sets were tested on different clips"
+    positive = a.classes.index(metrics["positive_class"]) if metrics.get("positive_class") else 1
+    return {m: paired_bootstrap(a.y_true, a.probs, b.probs, m, positive=positive, seed=seed)
+            for m in ABLATION_METRICS}
 
 
 def _cell(mean, std):
@@ -78,7 +84,8 @@ def _cell(mean, std):
 def _diff_cell(d):
     if d["mean"] is None:
         return "n/a"
-    return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d["low"] is not None else f"{d['mean']:+.3f}"
+    return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d["low"] is not None else \
+        f"{d['mean']:+.3f} [no interval]"
 
 
 def ablation_table(sets, summaries, differences):
@@ -89,8 +96,13 @@ def ablation_table(sets, summaries, differences):
     header = ["channels", *ABLATION_METRICS]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     n = len(summaries[sets[0][0]]["folds"])
-    return "\n".join(["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]] + [
-        f"(a set: mean ± std over the {n} test folds; a difference: its mean over the folds [95 % t-interval])"])
+    how = (f"a set: mean ± std over the {n} test folds; a difference: its mean over the folds [95 % corrected "
+           f"resampled t-interval]" if n > 1 else "one split: a set's test score; a difference: on the test clips "
+           "[95 % paired bootstrap interval over the clips]")
+    notes = sorted({f"{name} {m}: {d[m]['note']}" for name, d in differences.items() for m in ABLATION_METRICS
+                    if d[m]["note"]})
+    return "\n".join(["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+                     + [f"({how})"] + [f"no interval: {note}" for note in notes])
 
 
 def plot_ablation(sets, results, path):
@@ -112,24 +124,25 @@ def plot_ablation(sets, results, path):
     save_figure(fig, path)
 
 
-def run_experiment(train_fold, folds, sets, out_dir, ctx):
-    """Train every fold of `folds` ({"train", "val", "test"} each) for each channel set of `sets`
-    ([(label, names)]; [(None, names)] for a plain cross-validation) with `train_fold(parts, names,
-    run_dir) -> (status, metrics)` and write the summaries (process 0). Returns the exit status:
-    the first fold's non-zero status ends the experiment."""
+def run_experiment(train_fold, folds, sets, out_dir, ctx, seed=0):
+    """Train every fold of `folds` ({"train", "val", "test"} each; K folds times R repeats, or one split) for
+    each channel set of `sets` ([(label, names)]; [(None, names)] for a plain cross-validation) with
+    `train_fold(parts, names, run_dir) -> (status, metrics)` and write the summaries (process 0). One split
+    (an ablation on a random or predefined split): each set in <set>/, the differences bootstrapped over the
+    test clips (seeded by `seed`). Returns the exit status: the first fold's non-zero status ends it."""
     results = {}
-    ablation = sets[0][0] is not None
+    ablation, single = sets[0][0] is not None, len(folds) == 1
     for label, names in sets:
         base = out_dir / label if ablation else out_dir
         for k, parts in enumerate(folds):
             what = f"channels {label} ({'+'.join(names)}), " if ablation else ""
             ctx.log(f"--- {what}fold {k + 1} of {len(folds)}: {len(parts['train'])} train / {len(parts['val'])} val "
                     f"/ {len(parts['test'])} test files")
-            status, metrics = train_fold(parts, names, base / f"fold_{k}")
+            status, metrics = train_fold(parts, names, base if single else base / f"fold_{k}")
             if status:
                 return status
             results.setdefault(label, []).append(metrics)
-        if ctx.master:
+        if ctx.master and not single:
             summary = write_folds(base, results[label], {"channels": names})
             mean, std = summary["mean"], summary["std"]
             ctx.log(f"{len(folds)} folds{' of ' + label if ablation else ''}: " + "  ".join(
@@ -141,9 +154,9 @@ def run_experiment(train_fold, folds, sets, out_dir, ctx):
             for k, m in enumerate(results[label]):
                 rows.append(["+".join(names), k, *[m.get(metric) for metric in ABLATION_METRICS]])
         for other in ("picture", "sound"):
-            differences[f"all - {other}"] = {
-                m: paired_difference([f.get(m) for f in results["all"]], [f.get(m) for f in results[other]])
-                for m in ABLATION_METRICS}
+            differences[f"all - {other}"] = (
+                clip_differences(out_dir / "all", out_dir / other, results["all"][0], seed=seed) if single
+                else fold_differences(results["all"], results[other]))
         write_csv(out_dir / "ablation.csv", ["channels", "fold", *ABLATION_METRICS], rows)
         write_json(out_dir / "metrics.json", {"sets": {label: {"channels": names, **summaries[label]}
                                                        for label, names in sets}, "differences": differences})

@@ -21,7 +21,7 @@ from model import BACKBONES
 
 # the flags a resumed run takes from its checkpoint, not the command line: they define its split and recipe
 RESUMED_FLAGS = ("learnmethod", "frames", "size", "lr", "seed", "test_size", "val_size", "batch_size", "weight_decay",
-                 "usescheduler", "patience", "channels")
+                 "usescheduler", "patience", "channels", "class_weight")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,10 @@ class TrainSettings:
     compile: bool
     channels: Any          # the channel names the model takes, None: all
     positive_class: Any
+    class_weight: str      # "none" or "balanced" (weights from the training part)
+    split: Any             # a split.json used as it is, None: the data's own split or a random one
     folds: Any
+    repeats: int
     ablation: bool
 
     def flags(self):
@@ -77,8 +80,14 @@ def check_settings(args):
         raise ValueError(f"--test_size {args.test_size} + --val_size {val_size} leave no training files")
     if args.folds is not None and (args.folds < 2 or 1 / args.folds + val_size >= 1):
         raise ValueError(f"--folds {args.folds}: needs K >= 2 and 1/K + the validation fraction {val_size:g} below 1")
-    if args.ablation and not args.folds:
-        raise ValueError("--ablation needs --folds K")
+    if args.repeats > 1 and not args.folds:
+        raise ValueError(f"--repeats {args.repeats} repeats --folds K: give --folds")
+    if args.ablation and args.resume:
+        raise ValueError("--resume continues one run, not --ablation")
+    if args.split and not Path(args.split).is_file():
+        raise ValueError(f"--split {args.split}: no such file")
+    if args.split and (args.folds or args.resume):
+        raise ValueError(f"--split gives one predefined split: leave out {'--folds' if args.folds else '--resume'}")
     if args.resume and args.folds:
         raise ValueError("--resume continues one run, not --folds")
     if args.ablation and args.channels:

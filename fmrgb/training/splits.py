@@ -150,33 +150,89 @@ def kfold(labels, groups=None, *, folds, val_size, seed):
     return out
 
 
+def predefined(labels, groups, given, *, val_size, seed):
+    """({"train", "val", "test"} index lists, a note) of the data's own split, `given` a part name per file.
+    Without test files the val files are the test part (as RWF-2000 reports its val/); without val files
+    then, validation (val_size of all files) is carved from train, stratified, whole groups (default: every
+    file its own). SplitError if a class misses a part."""
+    groups = list(range(len(labels))) if groups is None else list(groups)
+    names = set(given)
+    note = ""
+    if "test" not in names:
+        given, note = ["test" if g == "val" else g for g in given], "val is the test part"
+    parts = {k: [i for i, g in enumerate(given) if g == k] for k in PARTS}
+    if not parts["train"] or not parts["test"]:
+        raise SplitError(f"a predefined split needs train files and val or test files (found: "
+                         f"{', '.join(sorted(names))})")
+    if not parts["val"]:
+        train = parts["train"]
+        share = val_size * len(labels) / len(train)
+        if not 0 < share < 1:
+            raise SplitError(f"--val_size {val_size:g}: more files than the {len(train)} training files hold")
+        sub = assign_parts([labels[i] for i in train], [groups[i] for i in train], [1 - share, share], seed=seed)
+        parts["train"], parts["val"] = [i for i, p in zip(train, sub) if p == 0], [i for i, p in zip(train, sub) if p]
+        carved = f"validation: {len(parts['val'])} files ({val_size:g} of all) carved from train"
+        note = f"{note}; {carved}" if note else carved
+    gap = _missing(labels, parts)
+    if gap is not None:
+        per = "; ".join(f"{c}={'/'.join(map(str, n))}" for c, n in _counts(labels, parts).items())
+        raise SplitError(f"the predefined split has no file of class '{gap[0]}' in {' or '.join(gap[1])} "
+                         f"(train/val/test: {per})")
+    return parts, note
+
+
+def plan_splits(survey, s, saved=None):
+    """([{"train", "val", "test"}] index lists into the survey's files, where they come from in words) of a
+    run with settings `s` (TrainSettings): the `saved` split (--split, --resume) as it is, the data's own
+    (survey.parts), K folds (s.folds) or one random split. SplitError for a predefined split with --folds."""
+    labels = survey.label_names
+    if saved is not None:
+        was = saved.get("source")  # a resumed run's split.json stays as it was
+        return [locate(survey.names, saved)], (f"--split {s.split}" + (f" ({was})" if was else "") if s.split
+                                               else was or "--resume (the run's split)")
+    if survey.parts is not None:
+        if s.folds:
+            raise SplitError(f"--folds: the data has its own split ({survey.layout}); leave out --folds (or list "
+                             f"the files in a CSV without a split column)")
+        parts, note = predefined(labels, survey.groups, survey.parts, val_size=s.val_size, seed=s.seed)
+        return [parts], survey.layout + (f" ({note})" if note else "")
+    if s.folds:  # repeat r: the folds of seed + 1000 r
+        return ([parts for r in range(s.repeats) for parts in
+                 kfold(labels, survey.groups, folds=s.folds, val_size=s.val_size, seed=s.seed + 1000 * r)],
+                f"stratified group {s.folds}-fold x {s.repeats} (seed {s.seed}, val_size {s.val_size:g})")
+    return ([train_val_test(labels, survey.groups, test_size=s.test_size, val_size=s.val_size, seed=s.seed)],
+            f"random stratified group split (seed {s.seed}, test_size {s.test_size:g}, val_size {s.val_size:g})")
+
+
 # ----------------------------------------------------------------------------- split.json
 
-def write_split(path, names, parts):
-    """split.json: {"train": [...], "val": [...], "test": [...]} of the files' names (as listed)."""
-    write_json(path, {name: [str(names[i]) for i in parts[name]] for name in PARTS})
+def write_split(path, names, parts, source=""):
+    """split.json: {"source": where the split comes from, "train": [...], "val": [...], "test": [...]} of the
+    files' names (as listed)."""
+    write_json(path, {"source": source, **{name: [str(names[i]) for i in parts[name]] for name in PARTS}})
 
 
 def read_split(path):
-    """The {"train", "val", "test"} name lists of a split.json; SplitError if it is not one."""
+    """The {"train", "val", "test"} name lists of a split.json, and its "source" ("" if it names none);
+    SplitError if it is not one."""
     try:
         saved = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise SplitError(f"{path}: unreadable ({e})") from None
     if not isinstance(saved, dict) or any(not isinstance(saved.get(k), list) for k in PARTS):
         raise SplitError(f"{path}: not a split file (needs the lists train, val and test)")
-    return {k: [str(n) for n in saved[k]] for k in PARTS}
+    return {"source": str(saved.get("source") or ""), **{k: [str(n) for n in saved[k]] for k in PARTS}}
 
 
-def keep_saved(names, saved):
+def keep_saved(names, saved, flag="--resume"):
     """(indices of `names` in the saved split, how many other names there are); SplitError naming the
-    saved files that are gone."""
+    saved files that are gone (and the `flag` that named the split)."""
     wanted = [n for k in PARTS for n in saved[k]]
     have = set(names)
     gone = [n for n in wanted if n not in have]
     if gone:
         shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
-        raise SplitError(f"--resume: {len(gone)} file(s) of the run's split are gone: {shown}")
+        raise SplitError(f"{flag}: {len(gone)} file(s) of the split are gone from --data: {shown}")
     keep = set(wanted)
     return [i for i, n in enumerate(names) if n in keep], sum(n not in keep for n in names)
 

@@ -11,10 +11,11 @@ or step by step:
     info = inspect_files(listing.paths, records)   # channel names, frames, ... (checks they agree)
     grouping = group_files(listing.paths, user_groups=listing.groups, keys=[r[2] for r in records])
 
-Files are grouped when they are the same file (one path twice, hard links), hold identical frames, are an
-original and its resized_ copy (records whose source videos are X.<ext> and resized_X.mp4 in one folder),
-or share a CSV `group` value: fmrgb.training.splits then keeps each group in one part, since copies of one clip on
-both sides would let the test score measure memory instead of learning.
+Files are grouped when they are the same file (one path twice, hard links), hold identical frames, come from
+one source video wherever they lie (the same source_sha256; a resized copy's record also carries its
+original's, original_sha256), are an original and its resized_ copy (records whose source videos are X.<ext>
+and resized_X.mp4 in one folder), or share a CSV `group` value: fmrgb.training.splits then keeps each group in one
+part, since copies of one clip on both sides would let the test score measure memory instead of learning.
 """
 import csv
 import dataclasses
@@ -42,13 +43,36 @@ class Listing:
     names: list
     labels: list
     groups: list = None
+    parts: list = None     # a predefined split: "train", "val" or "test" per file (None: none)
+    layout: str = ""       # which predefined split was read, in words
 
     def subset(self, keep):
         """The Listing of the files at the indices `keep`."""
         def pick(values):
             return None if values is None else [values[i] for i in keep]
 
-        return Listing(pick(self.paths), pick(self.names), pick(self.labels), pick(self.groups))
+        return Listing(pick(self.paths), pick(self.names), pick(self.labels), pick(self.groups), pick(self.parts),
+                       self.layout)
+
+
+def folder_layout(data):
+    """The part folders at the top of a data folder that holds a predefined split (train/ and val/ and/or
+    test/, class folders below), or None for a folder of class folders."""
+    tops = {p.name for p in Path(data).iterdir() if p.is_dir()}
+    return sorted(tops & {"train", "val", "test"}) if "train" in tops and tops & {"val", "test"} else None
+
+
+def _layout_listing(data, paths):
+    """The Listing of a folder with a predefined split: each file's part is its top folder, its class the
+    folder it lies in (train/Fight/x.pt: part train, class Fight)."""
+    rel = [p.relative_to(data) for p in paths]
+    for r in rel:
+        if r.parts[0] not in ("train", "val", "test") or len(r.parts) < 3:
+            raise ValueError(f"{data}: {r.as_posix()} is not in a class folder under train/, val/ or test/ (a data "
+                             f"folder with train/ and val/ or test/ at the top holds class folders below them)")
+    tops = folder_layout(data)
+    return Listing(paths, [r.as_posix() for r in rel], [p.parent.name for p in paths],
+                   parts=[r.parts[0] for r in rel], layout=f"folder layout {' '.join(t + '/' for t in tops)}")
 
 
 def list_data(data, *, on_skip=None):
@@ -62,6 +86,8 @@ def list_data(data, *, on_skip=None):
         paths = find_files(data, {".pt"}, on_skip=on_skip)
         if not paths:
             raise ValueError(f"{data}: no .pt files below this folder")
+        if folder_layout(data):
+            return _layout_listing(data, paths)
         return Listing(paths, [p.relative_to(data).as_posix() for p in paths], [p.parent.name for p in paths])
     if not data.is_file():
         raise FileNotFoundError(f"{data}: no such file or folder")
@@ -86,7 +112,13 @@ def list_data(data, *, on_skip=None):
     if not paths:
         raise ValueError(f"{data}: the CSV lists no files")
     groups = [row.get("group") or None for row in rows] if "group" in fields else None
-    return Listing(paths, names, labels, groups)
+    if "split" not in fields:
+        return Listing(paths, names, labels, groups)
+    parts = [row["split"].lower() for row in rows]
+    for n, part in enumerate(parts, start=2):
+        if part not in ("train", "val", "test"):
+            raise ValueError(f"{data}: line {n}: split '{part}' is not train, val or test")
+    return Listing(paths, names, labels, groups, parts, "CSV split column")
 
 
 def class_names(labels):
@@ -207,14 +239,39 @@ def _video_keys(path, meta):
 
 def file_keys(path, frames, meta):
     """What may join a record (its `frames` and `meta` as read) to others: ((device, inode), digest of its
-    frames, _video_keys), computed where the record is read (under DDP, by the process whose share it is)."""
+    frames, _video_keys, the SHA-256s of its source video and, for a resized copy, of its original), computed
+    where the record is read (under DDP, by the process whose share it is)."""
     st = os.stat(path)
-    return (st.st_dev, st.st_ino), frames_digest(frames), _video_keys(path, meta)
+    shas = tuple(str(meta[k]) for k in ("source_sha256", "original_sha256") if meta.get(k))
+    return (st.st_dev, st.st_ino), frames_digest(frames), _video_keys(path, meta), shas
+
+
+def crossing_groups(names, groups, parts):
+    """The groups a given split ({"train", "val", "test"} index lists) cuts: [[(file name, part), ...]] of each
+    group whose files lie in more than one part."""
+    where = {i: part for part, idx in parts.items() for i in idx}
+    members = {}
+    for i, g in enumerate(groups):
+        if i in where:
+            members.setdefault(g, []).append(i)
+    return [[(names[i], where[i]) for i in m] for m in members.values() if len({where[i] for i in m}) > 1]
+
+
+def crossing_lines(names, groups, parts, shown=5):
+    """[one line naming the files of each group a predefined split cuts (crossing_groups; `shown` groups at
+    most)], or [] when it cuts none (or `groups` is None: not grouped)."""
+    cut = [] if groups is None else crossing_groups(names, groups, parts)
+    if not cut:
+        return []
+    listed = "; ".join(" ~ ".join(f"{n} ({p})" for n, p in g) for g in cut[:shown])
+    more = f"; and {len(cut) - shown} more" if len(cut) > shown else ""
+    return [f"note: {len(cut)} group(s) of copies of one video cross the predefined split (used as given): "
+            f"{listed}{more}"]
 
 
 def group_files(paths, *, user_groups=None, keys=None):
-    """Grouping of `paths` (records): union of the same file, identical frames, original + resized
-    copy and, with `user_groups` (a value or None per file, e.g. a CSV's group column), equal values.
+    """Grouping of `paths` (records): union of the same file, identical frames, one source video, original +
+    resized copy and, with `user_groups` (a value or None per file, e.g. a CSV's group column), equal values.
     `keys`: each path's file_keys when the records were read already (read_records; None: read here)."""
     parent = list(range(len(paths)))
 
@@ -235,8 +292,8 @@ def group_files(paths, *, user_groups=None, keys=None):
     firsts = {}  # (reason, key) -> first file with it
     originals, copies = {}, []
     for i, p in enumerate(paths):
-        inode, digest, (kind, names) = keys[i] if keys is not None else file_keys(p, *load_record(p))
-        joins = [("same file", inode), ("identical frames", digest)]
+        inode, digest, (kind, names), shas = keys[i] if keys is not None else file_keys(p, *load_record(p))
+        joins = [("same file", inode), ("identical frames", digest), *(("same source video", h) for h in shas)]
         if user_groups is not None and user_groups[i] not in (None, ""):
             joins.append(("CSV group", user_groups[i]))
         for key in joins:
@@ -249,7 +306,7 @@ def group_files(paths, *, user_groups=None, keys=None):
     for i, name in copies:
         for j in originals.get(name, []):
             join(i, j, "resized copies")
-    order = ("same file", "identical frames", "resized copies", "CSV group")
+    order = ("same file", "identical frames", "same source video", "resized copies", "CSV group")
     return Grouping(groups=tuple(find(i) for i in range(len(paths))), reasons={r: reasons[r] for r in order})
 
 
@@ -259,8 +316,9 @@ def group_files(paths, *, user_groups=None, keys=None):
 class Survey:
     """Every file a run uses, listed and checked once: `paths`, `names` (as listed: split.json's
     entries), `labels` (class indices into `classes`), `info` (inspect_files), `groups` (a group id per
-    file, group_files; None when not asked for), `grouping` (its summary line) and `ignored` (files
-    of the folder left out because a resumed run's split does not hold them)."""
+    file, group_files; None when not asked for), `grouping` (its summary line), `ignored` (files
+    of the folder left out because a resumed run's split does not hold them), the data's own split if it has
+    one (`parts`, `layout`)."""
     paths: list
     names: list
     labels: list
@@ -269,21 +327,23 @@ class Survey:
     groups: list = None
     grouping: str = ""
     ignored: int = 0
+    parts: list = None     # the data's own split, a part name per file (Listing.parts; None: none)
+    layout: str = ""       # where that split comes from, in words
 
     @property
     def label_names(self):
         return [self.classes[k] for k in self.labels]
 
 
-def survey_data(data, *, saved=None, group=True, ctx=None, on_skip=None):
+def survey_data(data, *, saved=None, saved_by="--resume", group=True, ctx=None, on_skip=None):
     """List --data (list_data; folders left out go to `on_skip`), check the files (inspect_files) and group
     them (group_files) -> Survey. `saved`: a resumed run's split ({"train": names, ...}): only its files are
-    used (a SplitError names those that are gone); the split is kept, so files need no grouping then. Under
+    used (a SplitError names those that are gone, and `saved_by`, the flag that gave the split). Under
     DDP (`ctx`) process 0 lists the files and every process reads its share of them (read_records)."""
     def listed():
         listing, ignored = list_data(data, on_skip=on_skip), 0
         if saved is not None:
-            keep, ignored = keep_saved(listing.names, saved)
+            keep, ignored = keep_saved(listing.names, saved, saved_by)
             listing = listing.subset(keep)
         return listing, ignored
 
@@ -294,4 +354,5 @@ def survey_data(data, *, saved=None, group=True, ctx=None, on_skip=None):
     classes = class_names(listing.labels)
     return Survey(paths=listing.paths, names=listing.names, labels=[classes.index(n) for n in listing.labels],
                   classes=classes, info=info, groups=None if grouping is None else list(grouping.groups),
-                  grouping="" if grouping is None else grouping.summary(), ignored=ignored)
+                  grouping="" if grouping is None else grouping.summary(), ignored=ignored, parts=listing.parts,
+                  layout=listing.layout)
