@@ -24,15 +24,10 @@ import numpy as np
 
 from fmrgb.prepare import decode, ffmpeg
 from fmrgb.streaming.realtime import bench_realtime
+from fmrgb.measure import cpu_seconds, timed
 from fmrgb.runloop import Console
 from model import MODELS
 from fmrgb.prepare.synthetic import write_test_video
-
-
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    fn(*args, **kwargs)
-    return time.perf_counter() - start
 
 
 WARM_MB = 2048  # memory made warm before each timed part (--warm_mb); more than any part writes
@@ -115,14 +110,6 @@ def conversion(folder, clips, *, audiomethod, fmrgb, jobs=1, repeats=3):
         best = min(best, timed(convert_tree, folder, report=Console(), audiomethod=audiomethod, fmrgb=fmrgb,
                                 jobs=jobs))
     return best / len(clips)
-
-
-def cpu_seconds():
-    """CPU time of this process and of its finished children (ffmpeg, pool workers)."""
-    import resource
-
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def jobs_speedup(folder, clips, *, repeats=3):

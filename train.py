@@ -35,7 +35,8 @@ from fmrgb.training.checkpoint import Recipe, RecordSettings, RunArgs
 from fmrgb.cli import error_summary, hold_data, interruptible, parse_bool, positive_int, usage_error, warn
 from fmrgb.training.clip import ClipRecipe, channel_indices, channel_roles, picture_channels
 from fmrgb.training.distributed import barrier, process_group
-from fmrgb.training.engine import Execution, Optimisation, class_weights, fit, predict_probs, use_channels_last
+from fmrgb.training.engine import (Execution, Optimisation, class_weights, fast_kernels, fit, predict_probs,
+                                   use_channels_last)
 from fmrgb.training.experiment import channel_sets, run_experiment
 from fmrgb.files import atomic_output, write_csv, write_json
 from fmrgb.training.pretrained import lr_factors, model_from_weights, pretrained_stats, start_weights
@@ -44,7 +45,7 @@ from fmrgb.training.sampling import make_loader, seed_everything
 from fmrgb.training.settings import TrainSettings, check_settings, load_resume, settle
 from fmrgb.training.splits import PARTS, plan_splits, read_split, write_split
 from fmrgb.training.survey import crossing_lines, survey_data
-from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model, settings_problem
+from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model
 
 
 def get_args_parser():
@@ -334,15 +335,9 @@ def settle_run(args, val_size, ctx):
         weights = None if resume else start_weights(s, ctx)
     except ValueError as e:
         usage_error(str(e))
-    problem = settings_problem(s.learnmethod, size=s.size)
-    if problem:
-        usage_error(problem)
     if args.amp and ctx.device.type != "cuda":
         ctx.log("note: --amp applies on CUDA only; training in float32")
-    if ctx.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: the fastest convolution, chosen once
+    fast_kernels(ctx.device)
     cache = ClipCache.for_setting(args.cache, args.data, ClipRecipe(s.frames, s.size))
     why = cache and cache.problem()
     if why:

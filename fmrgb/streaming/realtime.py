@@ -9,11 +9,10 @@ process and its ffmpeg, so it stays meaningful on a machine shared with other wo
 """
 import dataclasses
 import functools
-import resource
-import time
 
 import torch
 
+from fmrgb.measure import timed_cpu
 from fmrgb.streaming.sliding import classify_stream
 from fmrgb.streaming.stream import open_stream
 from fmrgb.training.clip import picture_channels
@@ -67,17 +66,6 @@ class _Free(torch.nn.Module):
         return torch.zeros(x.shape[0], self.n_classes)
 
 
-def _cpu():
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _timed(fn):
-    wall, cpu = time.perf_counter(), _cpu()
-    value = fn()
-    return value, time.perf_counter() - wall, _cpu() - cpu
-
-
 def measure_realtime(video, recipe, model, *, window=2.0, stride=1.0):
     """RealTime of sliding `model` (with its checkpoint.Recipe) along `video`."""
     def stream():
@@ -88,10 +76,10 @@ def measure_realtime(video, recipe, model, *, window=2.0, stride=1.0):
         return list(classify_stream(m, recipe, stream(), window=window, stride=stride))
 
     probe = stream()
-    frames, wall_d, cpu_d = _timed(lambda: sum(len(f) for f, _ in probe.pieces() if f is not None))
-    _, wall_w, cpu_w = _timed(lambda: slide(_Free(len(recipe.classes))))
+    frames, wall_d, cpu_d = timed_cpu(lambda: sum(len(f) for f, _ in probe.pieces() if f is not None))
+    _, wall_w, cpu_w = timed_cpu(lambda: slide(_Free(len(recipe.classes))))
     with torch.inference_mode():
-        rows, wall_a, cpu_a = _timed(lambda: slide(model.eval()))
+        rows, wall_a, cpu_a = timed_cpu(lambda: slide(model.eval()))
     return RealTime(frames / probe.facts.fps, len(rows), {"decode": wall_d, "decode+windows": wall_w, "all": wall_a},
                     {"decode": cpu_d, "decode+windows": cpu_w, "all": cpu_a})
 

@@ -52,6 +52,14 @@ class Execution:
         return x.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else x
 
 
+def fast_kernels(device):
+    """On CUDA: TF32 matrix products and convolutions, and cuDNN's fastest convolution for the run's fixed shapes."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: the fastest convolution, chosen once
+
+
 def use_channels_last(learnmethod, device):
     """Conv3D on CUDA runs its cuDNN convolutions in channels-last 3d (NDHWC) memory format, the
     tensor-core layout (faster with and without --amp); other models and the CPU keep the default."""

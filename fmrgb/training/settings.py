@@ -17,7 +17,7 @@ from fmrgb.training.distributed import resolve_device
 from fmrgb.training.pretrained import input_defaults
 from fmrgb.training.sampling import default_workers
 from fmrgb.training.splits import SplitError, read_split
-from model import BACKBONES
+from model import BACKBONES, settings_problem
 
 # the flags a resumed run takes from its checkpoint, not the command line: they define its split and recipe
 RESUMED_FLAGS = ("learnmethod", "frames", "size", "lr", "seed", "test_size", "val_size", "batch_size", "weight_decay",
@@ -167,7 +167,7 @@ def resumed_flags(args, recipe, defaults=None):
 
 
 def settle(args, *, val_size, resume=None, defaults=None):
-    """(TrainSettings, note or None): train.py's argparse namespace `args` (left as it is) with `val_size`
+    """(TrainSettings, note or None), or ValueError for settings the model cannot take: train.py's argparse namespace `args` (left as it is) with `val_size`
     (check_settings'), a resumed run's recipe (resumed_flags: the note names what it takes), and what the
     command line leaves out: the model's usual frames and size (pretrained.input_defaults), the workers."""
     values, note = {**vars(args), "val_size": val_size}, None
@@ -179,4 +179,7 @@ def settle(args, *, val_size, resume=None, defaults=None):
             values[flag] = value
     if values["num_workers"] is None:
         values["num_workers"] = default_workers()
+    problem = settings_problem(values["learnmethod"], size=values["size"])  # e.g. ViViT's size and patches
+    if problem:
+        raise ValueError(problem)
     return TrainSettings(**values), note
