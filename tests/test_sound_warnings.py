@@ -12,7 +12,7 @@ def test_a_short_clip_at_a_very_low_analysis_rate_is_not_called_soundless(tmp_pa
     r = run_script("create_fmrgbdata.py", "--target", tmp_path, "--frequency_param", "1")
     assert r.returncode == 0, r.stderr
     assert warning_lines(r.stderr) == [
-        f"warning: {video}: the sound track gave no samples at the analysis rate of 30 Hz (fps x "
+        f"warning: {video}: the sound track gave no samples at the analysis rate of 30 Hz (30 x "
         "--frequency_param 1): too short for ffmpeg to resample that low; sound channels are 0 "
         "(a larger --frequency_param keeps its sound)"]
     rec = load_pt(tmp_path / "short.mp4.pt")

@@ -85,7 +85,7 @@ def test_a_window_is_the_record_of_its_span(tmp_path, channels, audiomethod, pt_
     frames = np.concatenate([f for f, _ in pieces if f is not None])
     audio = np.concatenate([a for _, a in pieces if a is not None])
     facts = stream.facts
-    lo, hi = span_samples(0, len(frames), fps=facts.fps, rate=facts.sample_rate, param=100, start=facts.start)
+    lo, hi = span_samples(0, len(frames), fps=facts.fps, rate=facts.sample_rate, start=facts.start)
     window = np.zeros(hi - lo, np.float32)
     window[:len(audio[lo:hi])] = audio[lo:hi]
     got = window_input(frames, window, fps=facts.fps, recipe=recipe)

@@ -251,6 +251,15 @@ def same_clip_converted(videos):
     return {v: pt for v in copies if (pt := converted_before(v)) is not None}
 
 
+def _record_bytes(video):
+    """Bytes of the record a conversion of `video` would replace: 0 when there is none, or when its name is
+    one the file system refuses (too long: the conversion then says so in its line)."""
+    try:
+        return record_path(video).stat().st_size
+    except OSError:
+        return 0
+
+
 def _convert_videos(target, videos, orphans, *, recipe, frames, size, jobs, overwrite, report):
     state = present_state(videos, recipe, overwrite, report, size)
     videos = list(state)
@@ -259,7 +268,7 @@ def _convert_videos(target, videos, orphans, *, recipe, frames, size, jobs, over
     if todo:  # refused before a video is decoded when the records would not fit
         need = diskspace.estimate_records(todo, frames=frames, size=size, channels=recipe.fmrgb,
                                           longest=max([0, *orphans.values(), *(s[0] for s in state.values())]))
-        replaced = sum(record_path(v).stat().st_size for v in todo if record_path(v).is_file())
+        replaced = sum(_record_bytes(v) for v in todo)
         diskspace.check_disk(need, target, frames=frames, size=size, freed=replaced)
     # with several workers the cores are taken by whole videos: more decoder threads only contend
     decoder_threads = 1 if jobs > 1 and len(todo) > 1 else None

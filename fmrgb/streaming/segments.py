@@ -9,7 +9,6 @@ length), with the sound of the span as if it were cut out as its own file, then 
 carries its video's identity (record.source_identity) and the span (segment_start, segment_end in seconds,
 segment_label), so it is tied to its source like any record; an up-to-date one is skipped.
 """
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from fmrgb.prepare.ffmpeg import probe
 from fmrgb.prepare.decoders import usable_fps
 from fmrgb.prepare.record import (FORMAT_VERSION, SUFFIX, UnreadableRecord, load_record, made_from_problem, recipe_problem,
                           save_record, source_identity)
-from fmrgb.prepare.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse
+from fmrgb.prepare.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse, sound_planes
 from fmrgb.streaming.stream import open_stream
 from fmrgb.prepare.timeline import stretch_time
 from fmrgb.streaming.windowclip import span_samples
@@ -43,11 +42,10 @@ def _collect(video, ranges, recipe):
     """(each range's frames uint8 (n, H, W, P), the sound from sample 0 to the last range's end or None, facts):
     one pass over the video, stopped once the last range and its sound are in."""
     param = recipe.frequency_param
-    stream = open_stream(video, gray=recipe.fmrgb == 3, sample_rate_for=functools.partial(analysis_rate,
-                                                                                          frequency_param=param))
+    stream = open_stream(video, gray=recipe.fmrgb == 3, sample_rate_for=lambda fps: analysis_rate(param))
     facts = stream.facts
     stop = max(b for _, b in ranges)
-    need = span_samples(0, stop, fps=facts.fps, rate=facts.sample_rate, param=param, start=facts.start)[1]
+    need = span_samples(0, stop, fps=facts.fps, rate=facts.sample_rate, start=facts.start)[1]
     parts, sound, seen, heard = [[] for _ in ranges], [], 0, 0
     for frames, audio in stream.pieces():
         if audio is not None and heard < need:
@@ -72,18 +70,19 @@ def segment_record(clip, sound, facts, *, first, recipe, n_frames):
     made[..., :n_pic] = clip
     audio = None
     if sound is not None:
-        lo, hi = span_samples(first, n, fps=facts.fps, rate=facts.sample_rate, param=recipe.frequency_param,
-                              start=facts.start)
+        lo, hi = span_samples(first, n, fps=facts.fps, rate=facts.sample_rate, start=facts.start)
         audio = np.zeros(hi - lo, np.float32)
         piece = sound[lo:hi]
         audio[:len(piece)] = piece
     fuse(made, audio, fps=facts.fps, audiomethod=recipe.audiomethod, frequency_param=recipe.frequency_param)
     import torch
 
-    return {"frames": torch.from_numpy(stretch_time(made, n_frames, sound_channels=SOUND_CHANNELS)),
+    stretched = stretch_time(made, n_frames, sound_channels=SOUND_CHANNELS, planes=sound_planes(recipe.audiomethod))
+    return {"frames": torch.from_numpy(stretched),
             "channels": channel_names(recipe.fmrgb, recipe.audiomethod), "fps": float(facts.fps),
             "audiomethod": recipe.audiomethod, "frequency_param": int(recipe.frequency_param),
-            "sample_rate": int(facts.sample_rate), "source_frames": int(n), "damaged_frames": 0,
+            "sample_rate": int(facts.sample_rate), "sound_scale": recipe.scale.to_meta(), "source_frames": int(n),
+            "source_shape": [int(height), int(width)], "damaged_frames": 0,
             "has_audio": audio is not None, "silent": audio is None or not np.any(audio),
             "format_version": FORMAT_VERSION}
 

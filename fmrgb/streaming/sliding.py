@@ -60,13 +60,12 @@ def classify_stream(model, recipe, stream, *, window, stride, device="cpu", buff
     facts = stream.facts
     spec = WindowSpec.of(window=window, stride=stride, fps=facts.fps)
     buffer = buffer or WindowBuffer(spec)
-    param = sound_settings(recipe.record)[1]
     sound = _Sound()
     sound.ended = not facts.has_audio
     pending = []
 
     def span(start, n):
-        return span_samples(start, n, fps=facts.fps, rate=facts.sample_rate, param=param, start=facts.start)
+        return span_samples(start, n, fps=facts.fps, rate=facts.sample_rate, start=facts.start)
 
     def waits(start, n):
         """Whether a window still waits for its sound: not while the picture is SOUND_LAG_S ahead of it (a sound

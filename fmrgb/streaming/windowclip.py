@@ -26,16 +26,16 @@ def sound_settings(record):
 
 
 def sample_rate(fps, record):
-    """The analysis rate of the sound for a video at `fps` (sound.analysis_rate)."""
-    return analysis_rate(fps, sound_settings(record)[1])
+    """The analysis rate of the sound (sound.analysis_rate: one rate in Hz, whatever `fps`)."""
+    return analysis_rate(sound_settings(record)[1])
 
 
-def span_samples(first, n, *, fps, rate, param, start=0.0):
+def span_samples(first, n, *, fps, rate, start=0.0):
     """(first sample, end sample) of the sound of frames [first, first + n) of a video whose frame 0 shows at
-    `start` s: from the first frame's start to the end of the last frame's `param` samples."""
+    `start` s: from the first frame's start to the end of the last frame's own time span (sound.frame_bounds)."""
     lo = int(frame_starts(1, fps, rate, start + first / fps)[0])
-    last = int(frame_starts(1, fps, rate, start + (first + n - 1) / fps)[0])
-    return lo, last + int(param)
+    end = int(frame_starts(1, fps, rate, start + (first + n) / fps)[0])
+    return lo, end
 
 
 def _wanted(n_window, recipe):
@@ -52,16 +52,19 @@ def window_input(frames, audio, *, fps, recipe):
     at the window's first frame; None: none) -> the float32 input of the model (recipe: a checkpoint.Recipe)."""
     n, height, width, n_pic = frames.shape
     unique, inverse, n_out = _wanted(n, recipe)
+    spans = None
     if n_out == n:  # the record holds the window's own frames
         lo = hi = near = unique
         w = np.zeros(len(unique), np.float32)
-    else:
+    else:  # as a --frames conversion: each kept frame's sound describes its span
         plan = stretch_plan(n, n_out)
         lo, hi, w, near = plan.lo[unique], plan.hi[unique], plan.w[unique], plan.nearest[unique]
+        spans = tuple(s[unique] for s in plan.spans())
     picture = frames[lo] if n_out == n else blend(frames[lo], frames[hi], w)          # (U, H, W, P)
     sound = np.empty((len(unique), height, width, SOUND_CHANNELS), np.uint8)
     method, param = sound_settings(recipe.record)
-    fuse(sound, audio, fps=fps, audiomethod=method, frequency_param=param, source_frames=n, at=near)
+    fuse(sound, audio, fps=fps, audiomethod=method, frequency_param=param, source_frames=n, at=near,
+         spans=spans)
     # resized apart, each from contiguous memory: the same numbers (each channel is resized on its own), in
     # half the time of one resize of the interleaved channels
     x = torch.cat([resize(torch.from_numpy(np.ascontiguousarray(picture)).permute(0, 3, 1, 2), recipe.size),
