@@ -289,7 +289,8 @@ def probe(path):
     return info
 
 
-NO_DISPLAY_MATRIX = {"gif", "webp_pipe", "apng", "image2", "png_pipe", "mjpeg"}  # container formats
+# container formats that carry no display matrix and that PyAV's own FFmpeg cannot decode (animated WebP)
+NO_DISPLAY_MATRIX = {"webp_pipe"}
 
 
 def display_matrix(path, stream):
@@ -301,7 +302,7 @@ def display_matrix(path, stream):
 
     with _av_open(path) as container:
         if container.format.name in NO_DISPLAY_MATRIX:
-            return None  # animated pictures carry no matrix, and PyAV's own FFmpeg may not decode them
+            return None
         try:
             for frame in container.decode(container.streams[stream]):
                 for side in frame.side_data:

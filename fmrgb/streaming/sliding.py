@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from fmrgb.streaming.windowclip import sound_settings, span_samples, window_input
+from fmrgb.streaming.windowclip import span_samples, window_input
 from fmrgb.streaming.windows import WindowBuffer, WindowSpec
 
 

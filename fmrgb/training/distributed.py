@@ -55,8 +55,6 @@ def setup_distributed(device_name):
     device = resolve_device(device_name)
     if not ("RANK" in os.environ and "WORLD_SIZE" in os.environ):
         return DistContext(device=device)
-    import torch.distributed as dist
-
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if device.type == "cuda":
