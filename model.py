@@ -4,7 +4,8 @@ published weights is fmrgb.training.pretrained's.
 
 Every classifier takes `forward(video) -> logits (B, num_classes)` (raw logits: the loss applies
 the softmax) and is built for any number of input channels (3: grey+sound, 5: RGB+sound), frames
-and picture size. `INPUT_LAYOUT[name]` says which layout a model wants:
+and picture size. Each names its first layer's filters (`input_weight`, (out, C, ...): dim 1 is the input
+channels) and its output layer (`head_name`): what starting from other weights adapts. `INPUT_LAYOUT[name]` says which layout a model wants:
 "cthw" -> video (B, C, T, H, W), "tchw" -> video (B, T, C, H, W).
 
     model = build_model("vivit", in_channels=5, num_classes=2, frames=32, size=64)
@@ -84,7 +85,7 @@ def video_conv(kind, cin, cout, *, mid, stride=1):
 
 def video_stem(in_channels, kind):
     """VideoResNet stem to 64 channels, halving H and W: "3d" one 3x7x7 conv; "2plus1d" a 1x7x7 conv to 45
-    channels then a 3x1x1 one. Its first conv is `stem.0`, the one fmrgb.training.pretrained.inflate_stem widens."""
+    channels then a 3x1x1 one. Its first conv is `stem.0`, the one fmrgb.training.pretrained.input_filters widens."""
     if kind == "3d":
         convs = [nn.Conv3d(in_channels, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False)]
     else:
@@ -176,6 +177,7 @@ class Conv3DClassifier(nn.Module):
     dropout and a linear head. Input (B, C, T, H, W)."""
 
     layout = "cthw"
+    input_weight, head_name = "features.0.0.weight", "head"  # the first layer's filters, the output layer
 
     def __init__(self, *, in_channels, num_classes, frames, size, widths=(16, 32, 64, 128), dropout=0.3):
         super().__init__()
@@ -205,6 +207,7 @@ class ConvLSTMClassifier(nn.Module):
     last time step's hidden state -> global average pooling -> dropout -> linear. Input (B, T, C, H, W)."""
 
     layout = "tchw"
+    input_weight, head_name = "stem.0.0.weight", "head"
 
     def __init__(self, *, in_channels, num_classes, frames, size, stem=(16, 32), hidden=(32,),
                  kernel_size=3, dropout=0.3):
@@ -242,6 +245,7 @@ class ViViT(nn.Module):
     """
 
     layout = "tchw"
+    input_weight, head_name = "embed.weight", "head"
 
     def __init__(self, *, in_channels, num_classes, frames, size, patch_size=8, tubelet=2, dim=64,
                  spatial_depth=2, temporal_depth=2, heads=4, mlp_ratio=2.0, dropout=0.1):
@@ -290,6 +294,7 @@ class VideoResNet(nn.Module):
     average pooling -> linear head `fc`. Subclasses name the stem and each stage's conv. Input (B, C, T, H, W)."""
 
     layout = "cthw"
+    input_weight, head_name = "stem.0.weight", "fc"
     stem_kind, stage_convs = "3d", ("3d", "3d", "3d", "3d")
 
     def __init__(self, *, in_channels, num_classes, frames, size):

@@ -33,19 +33,19 @@ from fmrgb.training.augment import Augment
 from fmrgb.training.cache import ClipCache
 from fmrgb.training.checkpoint import Recipe, RecordSettings, RunArgs
 from fmrgb.cli import error_summary, hold_data, interruptible, parse_bool, positive_int, usage_error, warn
-from fmrgb.training.clip import ClipRecipe, channel_indices, channel_roles, picture_channels
+from fmrgb.training.clip import ClipRecipe, channel_indices, channel_roles
 from fmrgb.training.distributed import barrier, process_group
-from fmrgb.training.engine import (Execution, Optimisation, class_weights, fast_kernels, fit, predict_probs,
-                                   use_channels_last)
+from fmrgb.training.engine import (Execution, Optimisation, class_weights, fast_kernels, fit, no_decay_names,
+                                   predict_probs, use_channels_last)
 from fmrgb.training.experiment import channel_sets, run_experiment
 from fmrgb.files import atomic_output, write_csv, write_json
-from fmrgb.training.pretrained import lr_factors, model_from_weights, pretrained_stats, start_weights
+from fmrgb.training.pretrained import input_stats, lr_factors, model_from_weights, start_weights
 from fmrgb.report import plot_curves, positive_index, summary_lines, write_history, write_test_results
 from fmrgb.training.sampling import make_loader, seed_everything
 from fmrgb.training.settings import TrainSettings, check_settings, load_resume, settle
 from fmrgb.training.splits import PARTS, plan_splits, read_split, write_split
 from fmrgb.training.survey import crossing_lines, survey_data
-from model import BACKBONES, INPUT_LAYOUT, MODELS, build_model
+from model import INPUT_LAYOUT, MODELS, build_model
 
 
 def get_args_parser():
@@ -65,6 +65,8 @@ def get_args_parser():
     p.add_argument("--lr_grid", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3],
                    help="learning rates to search")
     p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--decay_norm_bias", type=parse_bool, default=False, metavar="true|false",
+                   help="also decay normalisation layers and biases (default: the other weights only)")
     p.add_argument("--batch_size", type=int, default=8, help="batch size (per process under DDP)")
     p.add_argument("--frames", type=int, default=None,
                    help="time steps per clip given to the model (default: 16 for a backbone, else 32)")
@@ -133,12 +135,12 @@ class Session:
 @dataclasses.dataclass(frozen=True)
 class PreparedRun:
     """One training run, ready to fit: its folder, data (dataset.Prepared), the channel names asked for (None:
-    all), how many leading channels are the picture, the positive class's index, the model's arguments, the
-    checkpoint's run arguments (fresh_parameters still to come), how the model runs and the loaders."""
+    all) and those the model takes, the positive class's index, the model's arguments, the checkpoint's run
+    arguments (fresh_parameters still to come), how the model runs and the loaders."""
     out_dir: Path
     data: Any
     channel_names: Any
-    picture: int
+    input_names: tuple
     positive: int
     model_kwargs: dict
     run_args: RunArgs
@@ -167,7 +169,7 @@ class Best:
 def prepare_run(session, parts, channel_names, out_dir):
     """Step 1: the data of `parts` ({"train", "val", "test"} indices of the survey) on the channels named (None:
     all), the run folder (split.json; a resumed run's best.pt so far) and the loaders -> PreparedRun.
-    A pretrained backbone's picture channels are normalised as in its pretraining."""
+    The channels the starting weights know are normalised as they were trained (pretrained.input_stats)."""
     s, ctx, survey, resume = session.settings, session.ctx, session.survey, session.resume
     channels = None if channel_names is None else channel_indices(survey.info["channels"], channel_names)
     stats = (list(resume.checkpoint.recipe.mean), list(resume.checkpoint.recipe.std)) if resume else None
@@ -177,12 +179,8 @@ def prepare_run(session, parts, channel_names, out_dir):
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         usage_error(str(e))
     names = data.channel_names()
-    picture = picture_channels(names)
-    if session.weights is not None and s.learnmethod in BACKBONES:
-        if picture not in (1, 3):
-            usage_error(f"pretrained {s.learnmethod} weights need the picture (RGB or grey) as the first channels; "
-                        f"these are {','.join(names)}")
-        mean, std = pretrained_stats(data.mean, data.std, picture=picture)
+    if session.weights is not None:
+        mean, std = input_stats(session.weights, names, data.mean, data.std)
         data = dataclasses.replace(data, mean=mean, std=std)
     augment = Augment(roles=channel_roles(names)) if s.augment else None
     positive = positive_index(data.classes, s.positive_class)
@@ -210,7 +208,7 @@ def prepare_run(session, parts, channel_names, out_dir):
     val_loader = make_loader(clips(session, data, "val"), shuffle=False, ctx=ctx, **loader_kw)
     ctx.log(f"{s.learnmethod}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test files, "
             f"classes {data.classes}, channels {channel_names or data.info['channels']}, device {device}")
-    return PreparedRun(out_dir, data, channel_names, picture, positive, model_kwargs, run_args, execution, loader_kw,
+    return PreparedRun(out_dir, data, channel_names, tuple(names), positive, model_kwargs, run_args, execution, loader_kw,
                        train_loader, val_loader)
 
 
@@ -221,9 +219,8 @@ def start_model(session, run):
     try:
         if session.weights is None:
             return build_model(s.learnmethod, **run.model_kwargs)
-        return model_from_weights(s.learnmethod, session.weights, **run.model_kwargs,
-                                  picture_channels=run.picture if run.picture in (1, 3) else None)
-    except (AssertionError, RuntimeError) as e:  # weights of another architecture: name the first key that differs
+        return model_from_weights(s.learnmethod, session.weights, channels=run.input_names, **run.model_kwargs)
+    except (AssertionError, RuntimeError, ValueError) as e:  # weights of another architecture: name the first key that differs
         detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), error_summary(e))
         usage_error(f"--{'pretrained' if s.pretrained else 'weights'}: not weights of {s.learnmethod}: {detail}")
 
@@ -240,7 +237,7 @@ def fit_at(session, run, lr, run_dir, resume):
     run_args = dataclasses.replace(run.run_args, flags={**run.run_args.flags, "pretrained_lr_factor": factor},
                                    fresh_parameters=fresh)
     if session.weights is not None:
-        ctx.log(f"{s.learnmethod}: starting from {'Kinetics-400' if s.pretrained else s.weights}; new at --lr: "
+        ctx.log(f"{s.learnmethod}: starting from {session.weights.source}; new at --lr: "
                 f"{', '.join(fresh) or 'nothing'}; the rest at --lr x {factor:g}")
     if ctx.rank > 0:  # but each process draws its own dropout masks (process 0 as a plain run)
         torch.manual_seed(s.seed + ctx.rank)
@@ -249,7 +246,8 @@ def fit_at(session, run, lr, run_dir, resume):
                        size=s.size, lr=lr, run=run_args, use_channels=run.channel_names)
     plan = Optimisation(lr=lr, epochs=s.epochs, patience=s.patience, weight_decay=s.weight_decay,
                         usescheduler=s.usescheduler, class_weights=run.run_args.class_weights,
-                        lr_factors=None if fresh is None else lr_factors(model, fresh, factor))
+                        lr_factors=None if fresh is None else lr_factors(model, fresh, factor),
+                        no_decay=frozenset() if s.decay_norm_bias else no_decay_names(model))
     if ctx.master:
         run_dir.mkdir(parents=True, exist_ok=True)
     result = fit(model, run.train_loader, run.val_loader, plan, run.execution, out_dir=run_dir, recipe=recipe,

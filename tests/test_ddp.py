@@ -138,6 +138,28 @@ def step_sets(loader, epoch):
     return [b[0].tolist() for b in loader]
 
 
+class Draws(torch.utils.data.Dataset):
+    """Each item one random draw, as augment_clip draws a clip's crop and flip in a loader's worker."""
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        return torch.rand(())
+
+
+def test_each_process_draws_its_own_augmentation():
+    def draws(rank, epoch=1):
+        loader = make_loader(Draws(), batch_size=4, shuffle=True, seed=5, num_workers=1,
+                             ctx=DistContext(ddp=True, rank=rank, world_size=2))
+        set_loader_epoch(loader, epoch)
+        return torch.cat(list(loader)).tolist()
+
+    r0, r1 = draws(0), draws(1)
+    assert set(r0).isdisjoint(r1)  # not the same crops and flips on every process
+    assert draws(0) == r0 and draws(1) == r1 and draws(0, epoch=2) != r0  # by (seed, epoch, rank): resumable
+
+
 @pytest.mark.parametrize("n", [24, 25, 26, 27])
 def test_plain_batches_are_the_union_of_the_two_processes_steps(n):
     ds = TensorDataset(torch.arange(n))

@@ -1,5 +1,6 @@
 """train.py with a pretrained backbone (--pretrained, --weights) and with --augment: what starts from which
-weights, how the picture is normalised, which layers learn slower, what happens offline, which clips augment."""
+weights (a train.py checkpoint as it was trained), how each channel is matched by its name and normalised,
+which layers learn slower, what happens offline, which clips augment."""
 import json
 import urllib.error
 
@@ -10,8 +11,9 @@ import dataset
 import predict
 import train
 from conftest import load_pt, read_csv, write_dataset
-from fmrgb.training.pretrained import KINETICS_MEAN, KINETICS_STD, PRETRAINED_URLS
-from model import build_model
+from fmrgb.training.pretrained import (KINETICS_MEAN, KINETICS_STD, LUMA, PRETRAINED_URLS, StartWeights,
+                                       model_from_weights)
+from model import MODELS, build_model
 
 FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "8", "--device", "cpu",
         "--test_size", "0.25", "--patience", "10"]
@@ -64,11 +66,13 @@ def test_pretrained_downloads_the_published_file_and_fine_tunes(finetuned, kinet
     train_files = [tiny / name for name in json.loads((out / "split.json").read_text())["train"]]
     mean, std = dataset.compute_stats(train_files, frames=8, size=16)
     assert ckpt["mean"][3:] == pytest.approx(mean[3:]) and ckpt["std"][3:] == pytest.approx(std[3:])
-    # the pretrained layers learn at --lr x 0.1; the inflated stem convolution and the new head at --lr
+    # the pretrained layers learn at --lr x 0.1; the inflated stem convolution and the new head at --lr; the
+    # normalisation layers and biases are not decayed (r3d_18: 62 tensors, 20 convolutions, 20 BatchNorms)
     assert ckpt["train_args"]["fresh_parameters"] == ["fc.bias", "fc.weight", "stem.0.weight"]
     groups = ckpt["optimizer_state"]["param_groups"]
-    assert [(g["lr"], len(g["params"])) for g in groups] == [(pytest.approx(1e-3), 3),  # r3d_18: 62 tensors
-                                                             (pytest.approx(1e-4), 59)]
+    assert [(g["lr"], g["weight_decay"], len(g["params"])) for g in groups] == [
+        (pytest.approx(1e-3), 0.01, 2), (pytest.approx(1e-3), 0.0, 1),
+        (pytest.approx(1e-4), 0.01, 19), (pytest.approx(1e-4), 0.0, 40)]
     # and the run did start from the published weights: one small epoch leaves layer 4 close to them
     start = kinetics["layer4.1.conv2.0.weight"]
     assert (ckpt["model_state"]["layer4.1.conv2.0.weight"] - start).abs().max() < 0.05 * start.abs().max()
@@ -86,7 +90,7 @@ def test_a_fine_tuned_backbone_predicts_and_resumes_unchanged(finetuned, tiny):
         mp.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("downloaded on resume"))
         assert train.main(parse("--data", tiny, "--resume", out / "last.pt", *FAST, "--epochs", "2")) == 0
     assert [g["lr"] for g in load_pt(out / "last.pt")["optimizer_state"]["param_groups"]] == \
-        [pytest.approx(1e-3), pytest.approx(1e-4)]
+        [pytest.approx(1e-3), pytest.approx(1e-3), pytest.approx(1e-4), pytest.approx(1e-4)]
 
 
 def test_pretrained_offline_is_one_line_that_suggests_weights(tiny, tmp_path, monkeypatch, capsys):
@@ -107,7 +111,7 @@ def test_weights_flag_problems_exit_2_with_one_line(tiny, tmp_path, kinetics, ca
     cases = [(["--learnmethod", "conv3d", "--pretrained"], "published weights exist for"),
              (["--learnmethod", "r3d_18", "--pretrained", "--weights", tmp_path / "r3d_18.pth"], "give one"),
              (["--learnmethod", "r3d_18", "--weights", tmp_path / "missing.pth"], "no such file"),
-             (["--learnmethod", "r3d_18", "--weights", tmp_path / "not_weights.pt"], "not a torchvision VideoResNet"),
+             (["--learnmethod", "r3d_18", "--weights", tmp_path / "not_weights.pt"], "it has no stem.0.weight"),
              (["--learnmethod", "mc3_18", "--weights", tmp_path / "r3d_18.pth"],  # another architecture
               "not weights of mc3_18: size mismatch for layer2.0.conv1.0.weight")]
     for extra, message in cases:
@@ -138,3 +142,62 @@ def test_only_the_training_clips_are_augmented(tiny, tmp_path, monkeypatch, augm
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["n_train"] == 8 and m["n_val"] == m["n_test"] == 4
     assert len(calls) == 2 * per_epoch  # every training clip once an epoch; never a validation or test clip
+
+
+@pytest.fixture(scope="module")
+def grey(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grey")
+    write_dataset(root, per_class=8, T=8, H=16, W=16, C=3)  # grey, amplitude, frequency
+    return root
+
+
+def test_a_train_checkpoint_as_weights_starts_as_it_was_trained(grey, tmp_path):
+    """A grey r3d_18 trained from scratch, then --weights its best.pt at --lr 0: every filter as trained (not
+    re-inflated as if its 3-channel stem were Kinetics' RGB), the checkpoint's own statistics (neither
+    Kinetics' nor this split's), nothing new."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert train.main(parse("--data", grey, "--out", first, *FAST, "--learnmethod", "r3d_18", "--epochs", "1")) == 0
+    assert train.main(parse("--data", grey, "--out", second, *FAST, "--learnmethod", "r3d_18", "--epochs", "1",
+                            "--weights", first / "best.pt", "--lr", "0", "--seed", "1")) == 0
+    before, after = load_pt(first / "best.pt"), load_pt(second / "last.pt")
+    for k, v in before["model_state"].items():  # BatchNorm's running statistics move at --lr 0 too
+        if "running_" not in k and "num_batches" not in k:
+            torch.testing.assert_close(after["model_state"][k], v, rtol=0, atol=0, msg=k)
+    assert after["mean"] == before["mean"] and after["std"] == before["std"]
+    files = [grey / name for name in json.loads((second / "split.json").read_text())["train"]]
+    assert dataset.compute_stats(files, frames=8, size=16)[0] != pytest.approx(before["mean"])  # not this split's
+    assert after["train_args"]["fresh_parameters"] == []
+
+
+def test_the_stem_is_fitted_by_channel_name_not_position(tiny, kinetics, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda url, **kw: dict(kinetics))
+    assert train.main(parse("--data", tiny, "--out", tmp_path, *FAST, "--learnmethod", "r3d_18", "--pretrained",
+                            "--epochs", "1", "--lr", "0", "--channels", "blue,amplitude,green,red")) == 0
+    ckpt = load_pt(tmp_path / "last.pt")
+    stem, rgb = ckpt["model_state"]["stem.0.weight"], kinetics["stem.0.weight"]
+    for j, i in ((0, 2), (2, 1), (3, 0)):  # blue, green, red: their own Kinetics filters and statistics
+        torch.testing.assert_close(stem[:, j], rgb[:, i], rtol=0, atol=0)
+        assert (ckpt["mean"][j], ckpt["std"][j]) == pytest.approx((KINETICS_MEAN[i], KINETICS_STD[i]))
+    assert stem[:, 1].abs().max() == 0 and ckpt["mean"][1] != pytest.approx(KINETICS_MEAN[1])  # amplitude: new
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_any_model_from_a_grey_one_answers_a_colour_clip_as_its_grey_picture(name):
+    """Channels matched by name for every model: a colour model started from a grey model's weights (red,
+    green, blue get the grey filter times their luma weight) answers a colour clip as the grey model answers
+    its grey picture; the sound filters are copied whatever their position."""
+    torch.manual_seed(0)
+    kw = dict(num_classes=2, frames=4, size=16)
+    grey = build_model(name, in_channels=3, **kw).eval()
+    # a bare state dict does not name its channels; a train.py checkpoint does (load_weights): StartWeights
+    colour = model_from_weights(name, StartWeights(grey.state_dict(), ("grey", "amplitude", "frequency")),
+                                channels=("frequency", "red", "green", "blue", "amplitude"), in_channels=5, **kw).eval()
+    assert colour.fresh_parameters == {MODELS[name].input_weight}
+    rgb = torch.rand(2, 3, 4, 16, 16)
+    sound = torch.rand(2, 2, 4, 16, 16)
+    picture = sum(rgb[:, i:i + 1] * LUMA[c] for i, c in enumerate(("red", "green", "blue")))
+    x_grey, x_colour = torch.cat([picture, sound], 1), torch.cat([sound[:, 1:], rgb, sound[:, :1]], 1)
+    if MODELS[name].layout == "tchw":
+        x_grey, x_colour = x_grey.transpose(1, 2), x_colour.transpose(1, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(colour(x_colour), grey(x_grey), rtol=1e-4, atol=1e-4)

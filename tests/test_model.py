@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmrgb.training.pretrained import load_state_dict_file, model_from_weights
+from fmrgb.training.pretrained import kinetics_weights, load_weights, model_from_weights
 from model import BACKBONES, INPUT_LAYOUT, MODELS, ConvLSTMCell, ConvLSTMClassifier, ViViT, build_model
 
 # key -> shape of torchvision's r3d_18, mc3_18 and r2plus1d_18 state dicts (3 channels, 400 classes), written
@@ -187,7 +187,7 @@ def test_inflated_stem_keeps_the_rgb_response(name):
 def test_grey_stem_is_the_sum_of_the_rgb_filters(name):
     state = torchvision_state(name)
     rgb = backbone(name, in_channels=3, weights=state)
-    grey = backbone(name, in_channels=3, picture_channels=1, weights=state)  # grey + amplitude + frequency
+    grey = backbone(name, in_channels=3, channels=("grey", "amplitude", "frequency"), weights=state)
     torch.testing.assert_close(grey.stem[0].weight[:, 0], state["stem.0.weight"].sum(1))
     assert grey.stem[0].weight[:, 1:].abs().max() == 0
     clip = torch.rand(2, 1, 8, 32, 32)
@@ -217,10 +217,12 @@ def test_weights_for_the_other_models_and_clear_errors(tmp_path):
     copy = model_from_weights("conv3d", tmp_path / "conv3d.pt", in_channels=5, num_classes=2, frames=4, size=16)
     for k, v in copy.state_dict().items():
         torch.testing.assert_close(v, source.state_dict()[k], rtol=0, atol=0, msg=k)
-    with pytest.raises(AssertionError, match="picture_channels must be 1"):
-        backbone("r3d_18", in_channels=5, picture_channels=2, weights=torchvision_state("r3d_18"))
-    with pytest.raises(AssertionError, match="not a torchvision VideoResNet"):
+    with pytest.raises(ValueError, match="none of these clips'"):  # nothing the weights know
+        backbone("r3d_18", in_channels=2, channels=("amplitude", "frequency"), weights=torchvision_state("r3d_18"))
+    with pytest.raises(ValueError, match="it has no stem.0.weight of 5 dimensions"):
         backbone("r3d_18", in_channels=5, weights=source.state_dict())
+    with pytest.raises(ValueError, match="does not name its channels"):  # a bare state dict of 5 channels, for 3
+        model_from_weights("conv3d", source.state_dict(), in_channels=3, num_classes=2, frames=4, size=16)
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(ValueError, match="not a state dict"):
-        load_state_dict_file(tmp_path / "list.pt")
+        load_weights(tmp_path / "list.pt")

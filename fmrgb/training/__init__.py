@@ -10,7 +10,7 @@
     settings     a training run's flags checked together, what --resume continues, the settings it uses
     engine       the epoch loop, evaluation and early stopping
     checkpoint   the checkpoint file: what train.py saves and predict.py loads, as typed values
-    pretrained   published weights: the files, download, starting weights, stem inflation, fine-tuning
+    pretrained   starting weights: the published files, a train.py checkpoint, channels by name
     experiment   K-fold cross-validation and the ablation "does the sound help?" (paired differences)
     intervals    honest intervals: the corrected resampled t-test over folds, the paired bootstrap over test clips
     evaluate     predict.py on labelled data: true classes, metrics and pictures by training's test code

@@ -187,9 +187,14 @@ def load(path):
     return from_dict(stored)
 
 
-def weights_in(stored):
-    """The weights of a file's contents: a train.py checkpoint's "model_state", else the contents themselves."""
-    return stored["model_state"] if isinstance(stored, dict) and "model_state" in stored else stored
+def read_weights(path):
+    """(weights, Recipe or None) in `path`: a train.py checkpoint's "model_state" and the recipe it was trained
+    with, or any other file's contents (a bare state dict such as torchvision's published files) and None."""
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    if is_checkpoint(stored):
+        ckpt = from_dict(stored)
+        return ckpt.model_state, ckpt.recipe
+    return stored, None
 
 
 def model_from(ckpt):

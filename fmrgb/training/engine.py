@@ -71,7 +71,8 @@ class Optimisation:
     """How the model is optimised: AdamW at `lr` with `weight_decay`, for `epochs` (total, also when resuming),
     stopping after `patience` epochs without a lower validation loss; `usescheduler`: cosine decay over the
     epochs; `lr_factors` ({parameter name: factor}, 1 for the others) scales a parameter's learning rate, e.g.
-    0.1 for a pretrained backbone's layers (one optimizer group per factor, so a resumed run must pass the same);
+    0.1 for a pretrained backbone's layers; `no_decay` names the parameters kept out of the weight decay
+    (no_decay_names). One optimizer group per (factor, decayed or not), so a resumed run must pass the same;
     `class_weights` weigh each class in the training and validation losses."""
     lr: float
     epochs: int
@@ -79,6 +80,7 @@ class Optimisation:
     weight_decay: float = 0.01
     usescheduler: bool = False
     lr_factors: Any = None
+    no_decay: frozenset = frozenset()
     class_weights: Any = None    # a loss weight per class (class_weights), None: all 1
 
     def loss_weight(self, device):
@@ -247,11 +249,31 @@ class FitResult:
     stopped_early: bool
 
 
-def param_groups(model, lr_factors=None):
-    """AdamW groups, one per learning-rate factor (in decreasing order), each with its "lr_factor"."""
+NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm)
+
+
+def no_decay_names(model):
+    """The names of the parameters weight decay leaves alone, as fine-tuning practice has it: every parameter of
+    a normalisation layer (BatchNorm, LayerNorm, GroupNorm, InstanceNorm) and every bias. Decaying a norm's
+    scale towards 0 or a bias towards 0 only fights what they must learn; they cannot overfit as filters do."""
+    names = {f"{m_name}.{p_name}".lstrip(".") for m_name, m in model.named_modules() if isinstance(m, NORM_LAYERS)
+             for p_name, _ in m.named_parameters(recurse=False)}
+    # "bias", and attention's "in_proj_bias"
+    return frozenset(names | {name for name, _ in model.named_parameters() if name.rsplit(".", 1)[-1].endswith("bias")})
+
+
+def param_groups(model, lr_factors=None, no_decay=frozenset()):
+    """AdamW groups, one per learning-rate factor (in decreasing order) and, within it, the decayed parameters
+    then those in `no_decay` (weight_decay 0), each with its "lr_factor"; empty groups left out (so without
+    `no_decay` exactly the one group per factor of a checkpoint made before it)."""
     factors = {name: float((lr_factors or {}).get(name, 1.0)) for name, _ in model.named_parameters()}
-    return [{"params": [p for name, p in model.named_parameters() if factors[name] == f], "lr_factor": f}
-            for f in sorted(set(factors.values()), reverse=True)]
+    groups = []
+    for f in sorted(set(factors.values()), reverse=True):
+        for off in (False, True):
+            params = [p for name, p in model.named_parameters() if factors[name] == f and (name in no_decay) == off]
+            if params:
+                groups.append({"params": params, "lr_factor": f, **({"weight_decay": 0.0} if off else {})})
+    return groups
 
 
 def fit(model, train_loader, val_loader, plan, run, *, out_dir, recipe, ctx=None, resume=None):
@@ -266,7 +288,7 @@ def fit(model, train_loader, val_loader, plan, run, *, out_dir, recipe, ctx=None
     ctx = ctx or DistContext(device=run.device)
     out_dir, device = Path(out_dir), run.device
     raw = model.to(device, memory_format=torch.channels_last_3d) if run.channels_last else model.to(device)
-    optimizer = torch.optim.AdamW(param_groups(raw, plan.lr_factors), lr=plan.lr, weight_decay=plan.weight_decay,
+    optimizer = torch.optim.AdamW(param_groups(raw, plan.lr_factors, plan.no_decay), lr=plan.lr, weight_decay=plan.weight_decay,
                                   fused=device.type == "cuda")
     progress, best_state = Progress(epoch=0, optimizer_state={}), None
     if resume is not None:

@@ -107,7 +107,7 @@ def make_loader(dataset, *, batch_size, shuffle, seed, num_workers, ctx=None, pi
     process under DDP (`ctx`, a DistContext), so the two sample alike (see there); a last batch of one
     item (per process) is dropped, never the only one: that item, the epoch's last, changes with the
     epoch. Its worker processes start afresh every epoch, seeded from the epoch's generator, so the
-    random augmentation they draw depends on (seed, epoch) alone and a resumed run draws the same
+    random augmentation they draw depends on (seed, epoch, rank) alone and a resumed run draws the same
     (persistent workers would carry their random state over from the first epoch). Evaluation under
     DDP: a strided shard per process, each item exactly once over all processes (no padding
     duplicates), so metrics summed over processes cover every file once."""
@@ -125,12 +125,15 @@ def make_loader(dataset, *, batch_size, shuffle, seed, num_workers, ctx=None, pi
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, drop_last=drop_last,
                         num_workers=num_workers, pin_memory=pin_memory, generator=gen, worker_init_fn=seed_worker,
                         persistent_workers=num_workers > 0 and not shuffle)
-    loader.seed = seed
+    loader.seed, loader.rank = seed, rank
     return loader
 
 
 def set_loader_epoch(loader, epoch):
-    """Same shuffling for an epoch whether or not the run was resumed."""
+    """Same shuffling and the same random draws for an epoch whether or not the run was resumed. The workers'
+    seeds also depend on the process: under DDP each process augments its clips with its own draws (process 0
+    as a plain run), not the same crops and flips as every other process."""
     if loader.sampler is not None and hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
-    loader.generator.manual_seed(loader.seed + epoch)
+    # rank << 20: 2**20 epochs apart, within the 32 bits of its seed torch's CPU generator keeps
+    loader.generator.manual_seed(loader.seed + epoch + (getattr(loader, "rank", 0) << 20))

@@ -21,7 +21,9 @@ from model import BACKBONES, settings_problem
 
 # the flags a resumed run takes from its checkpoint, not the command line: they define its split and recipe
 RESUMED_FLAGS = ("learnmethod", "frames", "size", "lr", "seed", "test_size", "val_size", "batch_size", "weight_decay",
-                 "usescheduler", "patience", "channels", "class_weight")
+                 "decay_norm_bias", "usescheduler", "patience", "channels", "class_weight")
+# what a checkpoint made before a flag existed did: its run is continued so (its optimizer groups must match)
+BEFORE_THE_FLAG = {"decay_norm_bias": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +40,7 @@ class TrainSettings:
     lr: float
     lr_grid: list
     weight_decay: float
+    decay_norm_bias: bool  # weight decay on normalisation layers and biases too
     batch_size: int
     frames: int
     size: int
@@ -153,7 +156,9 @@ def resumed_flags(args, recipe, defaults=None):
              "lr": recipe.lr, "channels": None if use is None else list(use)}
     taken, differing, values = [], [], {}
     for flag in RESUMED_FLAGS:
-        if flag not in saved:  # a checkpoint of an older version: the command line's value
+        if flag not in saved and flag in BEFORE_THE_FLAG:
+            saved[flag] = BEFORE_THE_FLAG[flag]
+        elif flag not in saved:  # a checkpoint of an older version: the command line's value
             continue
         given = getattr(args, flag, None)
         taken.append(f"--{flag} {_shown(saved[flag])}")
