@@ -179,6 +179,11 @@ def test_the_stem_is_fitted_by_channel_name_not_position(tiny, kinetics, tmp_pat
         torch.testing.assert_close(stem[:, j], rgb[:, i], rtol=0, atol=0)
         assert (ckpt["mean"][j], ckpt["std"][j]) == pytest.approx((KINETICS_MEAN[i], KINETICS_STD[i]))
     assert stem[:, 1].abs().max() == 0 and ckpt["mean"][1] != pytest.approx(KINETICS_MEAN[1])  # amplitude: new
+    # as many channels, in another order: the same filters, reordered (nothing new in the stem)
+    bgr = model_from_weights("r3d_18", dict(kinetics), channels=("blue", "green", "red"), in_channels=3,
+                             num_classes=2, frames=8, size=16)
+    torch.testing.assert_close(bgr.stem[0].weight, rgb.flip(1), rtol=0, atol=0)
+    assert bgr.fresh_parameters == {"fc.weight", "fc.bias"}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
