@@ -4,10 +4,13 @@
     $ python bench.py --device cuda        # dataset and training parts on a GPU, with and without AMP
     $ python bench.py --clips 2 --seconds 1 --skip convert resize memory dataset \
           --models r3d_18 mc3_18 r2plus1d_18     # the backbones' training part alone (CPU: ~4 min)
+    $ python bench.py --clips 1 --skip convert resize memory dataset train realtime   # 720p small records alone
 
 Prints one table and writes bench.json. Every ratio compares two things measured here, now:
 conversion against decoding alone, resize_video against the bare ffmpeg command, the dataset
-against a bare torch.load. Figures are medians over the clips or repeats.
+against a bare torch.load, a --size 112 --frames 32 record of a 720p clip against the clip (its conversion
+against decoding it, its bytes against the video's; fmrgb.training.smallrecords). Figures are medians over
+the clips or repeats.
 """
 import argparse
 import json
@@ -17,15 +20,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-
+from fmrgb import measure
 from fmrgb.prepare import decode, ffmpeg
 from fmrgb.streaming.realtime import bench_realtime
 from fmrgb.measure import cpu_seconds, timed
 from fmrgb.runloop import Console
+from fmrgb.training.smallrecords import bench_small_records, loader_rate
 from model import MODELS
 from fmrgb.prepare.synthetic import write_test_video
 
@@ -34,24 +36,8 @@ WARM_MB = 2048  # memory made warm before each timed part (--warm_mb); more than
 
 
 def quiesce(folder):
-    """Untimed, before each timed part: flush what earlier parts left dirty, and hand the kernel
-    WARM_MB of memory it has touched recently.
-
-    Flushing: otherwise the kernel writes earlier outputs back in the middle of a later measurement,
-    taking one of the 2 cores. Warming: this VM hands memory that stays free back to its host (virtio
-    balloon free page reporting), and the first touch of such memory is 10x slower: writing 64 MB
-    files ran at 3.8 GB/s into recently used memory and 0.4 GB/s into returned memory. Writing and
-    deleting a file puts recently used memory at the head of the free lists, so the part measures
-    our code on memory as an ordinary machine has it, not the host's page faults."""
-    if WARM_MB:
-        block = np.ones(64 * 2**20, np.uint8)
-        path = Path(folder) / "warm.bin"
-        with open(path, "wb") as f:
-            for _ in range(max(1, WARM_MB // 64)):
-                f.write(block)
-        path.unlink()
-    os.sync()
-    time.sleep(0.2)
+    """measure.quiesce with this run's --warm_mb: flushed, memory made warm, before each timed part."""
+    measure.quiesce(folder, WARM_MB)
 
 
 def make_workload(folder, *, n, seconds, size, fps):
@@ -186,30 +172,6 @@ def dataset_rates(pts, *, frames=32, size=64, num_workers=2):
     return len(pts) / t_ds, len(pts) / t_bare, loader_rate(pts, frames=frames, size=size, num_workers=num_workers)[0]
 
 
-def loader_rate(pts, *, frames, size, num_workers=2, batch=8, cache_root=None):
-    """(items/s a DataLoader of training items (frames x size², `num_workers` workers) delivers over two passes,
-    seconds per clip to build the cache first in this process or None): with `cache_root`, the items as train.py
-    reads them (augmented uint8 clips from a new cache), else made from the records every time (normalised)."""
-    import torch
-
-    from dataset import FMRGBDataset
-    from fmrgb.training.augment import Augment
-    from fmrgb.training.cache import ClipCache
-    from fmrgb.training.clip import ClipRecipe, channel_roles
-    from fmrgb.prepare.record import load_record
-
-    kw, build = {}, None
-    if cache_root is not None:
-        cache = ClipCache(cache_root, ClipRecipe(frames, size), settle_s=0)  # nothing writes the records now
-        kw = dict(cache=cache, uint8=True, augment=Augment(roles=channel_roles(load_record(pts[0])[1]["channels"])))
-        build = timed(lambda: [cache.small(p) for p in pts]) / len(pts)
-    ds = FMRGBDataset(pts, [0] * len(pts), frames=frames, size=size, layout="cthw", **kw)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=num_workers)
-    next(iter(loader))
-    t_loader = timed(lambda: [b for _ in range(2) for b in loader])
-    return 2 * len(pts) / t_loader, build
-
-
 # frames and picture size each model is measured at: the backbones at their published input
 BENCH_SHAPES = {"r3d_18": (16, 112), "mc3_18": (16, 112), "r2plus1d_18": (16, 112)}
 
@@ -272,8 +234,12 @@ def get_args_parser():
     parser.add_argument("--size", default="320x240", help="WxH of the generated clips")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="for the dataset and training parts")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["convert", "resize", "memory", "dataset", "train", "realtime"],
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["convert", "resize", "memory", "dataset", "train", "realtime", "small"],
                         help="parts to leave out")
+    parser.add_argument("--small_clips", type=int, default=4,
+                        help="clips (of --seconds, at --fps) of the small part: --size 112 --frames 32 records")
+    parser.add_argument("--small_source", default="1280x720", help="WxH of the small part's clips")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
                         help="models for the training part (backbones: 16 frames of 112x112, the others 32 of 64x64)")
     parser.add_argument("--train_repeats", type=int, default=None,
@@ -289,6 +255,17 @@ def get_args_parser():
 def row(name, value, unit, versus="", ratio=None, target=""):
     ratio_text = f"{ratio:.2f}x" if ratio is not None else ""
     print(f"{name:<44} {value:>10.3f} {unit:<9} {versus:<24} {ratio_text:>7} {target}")
+
+
+def small_part(folder, args):
+    """--size 112 --frames 32 records of --small_clips clips at --small_source (fmrgb.training.smallrecords): its
+    rows printed; returns its figures for bench.json."""
+    source = tuple(int(v) for v in args.small_source.split("x"))
+    sr = bench_small_records(folder, clips=args.small_clips, seconds=args.seconds, source=source, fps=args.fps,
+                             warm_mb=WARM_MB)
+    for line in sr.rows():
+        row(*line)
+    return sr.summary()
 
 
 def main(args):
@@ -379,6 +356,8 @@ def main(args):
             report["realtime"] = rt.summary()
             for line in rt.rows():
                 row(*line)
+        if "small" not in args.skip:
+            report["small_records"] = small_part(work / "small", args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     Path(args.out).write_text(json.dumps(report, indent=1))

@@ -35,7 +35,7 @@ import torch
 
 from fmrgb.training import checkpoint
 from fmrgb.cli import error_summary, fail_line, interruptible, usage_error, warn
-from fmrgb.training.clip import channel_indices, transform
+from fmrgb.training.clip import channel_indices, record_mel_window, transform
 from fmrgb.training.distributed import resolve_device
 from fmrgb.files import VIDEO_EXTS, find_files, write_csv
 from fmrgb.prepare.record import UnreadableRecord, generic_channels, load_record, record_path
@@ -96,15 +96,16 @@ def check_recipe(meta, n_channels, record):
 
 
 def load_clip(path, record):
-    """uint8 clip [T, H, W, C] of a .pt file or a video (converted in memory as the training files were:
-    `record`, a checkpoint.RecordSettings)."""
+    """(uint8 clip [T, H, W, C], the frames one mel image of it spans: clip.record_mel_window) of a .pt file or
+    a video (converted in memory as the training files were: `record`, a checkpoint.RecordSettings)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError("no such file")
     if path.suffix.lower() == ".pt":
         clip, meta = load_record(path)
         check_recipe(meta, clip.shape[-1], record)
-    elif path.suffix.lower() in VIDEO_EXTS:
+        return clip, record_mel_window(meta, clip.shape[0])
+    if path.suffix.lower() in VIDEO_EXTS:
         from fmrgb.prepare.convert import convert_video
 
         kwargs = {"fmrgb": len(record.channels), "frames": record.pt_frames}
@@ -112,20 +113,20 @@ def load_clip(path, record):
             kwargs["audiomethod"] = record.audiomethod
         if record.frequency_param is not None:
             kwargs["frequency_param"] = record.frequency_param
-        clip = convert_video(path, **kwargs)["frames"]
-    else:
-        raise ValueError(f"not a .pt file or a video ({path.suffix or 'no suffix'})")
-    return clip
+        made = convert_video(path, **kwargs)
+        return made["frames"], record_mel_window(made, made["frames"].shape[0])
+    raise ValueError(f"not a .pt file or a video ({path.suffix or 'no suffix'})")
 
 
 @torch.no_grad()
-def predict_clip(model, recipe, clip, device="cpu"):
+def predict_clip(model, recipe, clip, device="cpu", mel_window=None):
     """Class probabilities (K,) float64 of one uint8 clip, with the training recipe (a checkpoint.Recipe:
-    dataset.transform, on the channels the model was trained on: its use_channels, or all)."""
+    dataset.transform, on the channels the model was trained on: its use_channels, or all; `mel_window`:
+    what load_clip gives with the clip)."""
     use = recipe.use_channels
     x = transform(clip, frames=recipe.frames, size=recipe.size, mean=list(recipe.mean), std=list(recipe.std),
                   layout=recipe.layout, channels=None if use is None else channel_indices(recipe.record.channels, use),
-                  names=recipe.record.channels)
+                  names=recipe.record.channels, mel_window=mel_window)
     logits = model(x.unsqueeze(0).to(device))
     return torch.softmax(logits.double(), dim=1)[0].cpu()
 
@@ -140,7 +141,8 @@ def predict_files(model_path, paths, *, device="cpu", log=print):
     results = []
     for p in paths:
         try:
-            probs = predict_clip(model, recipe, load_clip(p, recipe.record), device)
+            clip, window = load_clip(p, recipe.record)
+            probs = predict_clip(model, recipe, clip, device, mel_window=window)
         except Exception as e:  # one bad file must not stop the others
             why = f"unreadable ({e.reason})" if isinstance(e, UnreadableRecord) else e  # its message names the file
             log(fail_line(p, why), file=sys.stderr)

@@ -11,7 +11,7 @@ and what both use, here:
     runloop     the per-file run loop (worker processes that end with their parent), what a step prints
     treelock    one step at a time on a tree: the folder's lock and who holds it
     report      metrics, the history file and the pictures of a run (matplotlib, Agg)
-    measure     wall and CPU seconds of a call (bench.py, the real-time factor)
+    measure     wall and CPU seconds of a call, a quiet machine before it (bench.py, the real-time factor)
 
 Imports point one way: prepare <- training <- streaming (training may use prepare's record format and
 channel names, never the reverse), and all three use the modules here.

@@ -235,7 +235,7 @@ def test_a_second_run_reuses_the_cache_and_none_or_a_folder_can_be_chosen(tmp_pa
         assert train.main(args) == 0
 
     run(tmp_path / "a")
-    folder = tmp_path / "data" / CACHE_DIR / "v2-f4x3-s8"  # the cache's version, frames x steps, size
+    folder = tmp_path / "data" / CACHE_DIR / "v3-f4x3-s8"  # the cache's version, frames x steps, size
     entries = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert len(entries) == 12  # every file: training, validation and test
     run(tmp_path / "b")

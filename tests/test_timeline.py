@@ -89,7 +89,7 @@ def test_a_window_is_the_record_of_its_span(tmp_path, channels, audiomethod, pt_
     window = np.zeros(hi - lo, np.float32)
     window[:len(audio[lo:hi])] = audio[lo:hi]
     got = window_input(frames, window, fps=facts.fps, recipe=recipe)
-    clip = predict.load_clip(video, recipe.record)
+    clip, _ = predict.load_clip(video, recipe.record)
     c = len(channels)
     want = transform(clip, frames=6, size=16, mean=[0.0] * c, std=[1.0] * c, layout="cthw")
     torch.testing.assert_close(got, want, rtol=0, atol=0)

@@ -23,7 +23,7 @@ from fmrgb.prepare.memory import ScratchBuffer
 from fmrgb.prepare.record import (FORMAT_VERSION, SUFFIX, Recipe, UnreadableRecord, load_record, made_from_problem,
                                   overwrite_problem, recipe_problem, record_path, save_record, source_identity)
 from fmrgb.prepare.resized import converted_before, original_identity
-from fmrgb.prepare.sound import SOUND_CHANNELS, channel_names, fuse, sound_planes
+from fmrgb.prepare.sound import SOUND_CHANNELS, channel_names, fuse, mel_window, sound_planes
 from fmrgb.prepare.timeline import stretch_time
 
 
@@ -33,7 +33,7 @@ def convert_video(path, *, audiomethod="simple", frequency_param=100, fmrgb=5, f
 
     `frames` gives the record that many frames, made while the video is decoded (so memory does
     not grow with its length): bit for bit stretch_time(full record, frames, sound_channels=2,
-    planes=sound_planes(audiomethod)): each kept frame's sound describes its whole span.
+    planes=sound_planes(audiomethod), mel_window=mel_window(fps)): each kept frame's sound describes its whole span.
     With a `scratch` (memory.ScratchBuffer) the record's frames live in its memory until its next
     use. `decoder_threads` goes to decode.decode_media (None: chosen by the clip's size).
     `size` stores every frame at size x size, resized as training resizes while the video is read
@@ -158,7 +158,7 @@ def align_record(pt, *, n_frames):
     if clip.shape[0] == n_frames:
         return "skipped", "skipped"
     stretched = stretch_time(clip.numpy(), n_frames, sound_channels=SOUND_CHANNELS,
-                             planes=sound_planes(meta.get("audiomethod")))
+                             planes=sound_planes(meta.get("audiomethod")), mel_window=mel_window(meta.get("fps")))
     save_record({"frames": torch.from_numpy(stretched), **meta}, pt)
     return "aligned", "aligned"
 

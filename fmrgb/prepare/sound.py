@@ -203,6 +203,49 @@ def mel_columns(audio, n_frames, frequency_param, sample_rate, starts=None, ends
     return to_uint8((np.maximum(db, MEL_FLOOR_DB) - MEL_FLOOR_DB) / -MEL_FLOOR_DB * 255)
 
 
+def mel_window(fps, n_frames=None, source_frames=None):
+    """The frames of a clip one mel image spans, about a second: round(fps), at least 1 (None without an fps);
+    a clip of n_frames kept of source_frames counts its frames at the rate they were kept."""
+    if not fps:
+        return None
+    return max(1, int(round(float(fps) * (n_frames / source_frames if n_frames and source_frames else 1.0))))
+
+
+MEL_TILES_BYTES = 64 * 2**20  # the images span_mel pools at once: bounds its memory, whatever the clip's length
+
+
+def span_mel(image_at, lo, hi, window, shape):
+    """The mel images of the spans [lo[j], hi[j]) of frames longer than `window` (mel_window: the frames one
+    image spans), each describing its whole span; a shorter span keeps its frame's own image (not made here).
+    image_at(frame indices) -> uint8 (k, H, W) (H, W = `shape`): each frame's image, its last `window` columns
+    widened to W as mel_images draws them. A span's image is made of the images of its frames hi - 1,
+    hi - 1 - window, ... side by side, the columns before lo left out, max-pooled down to W columns: a band's
+    loudest moment in the span keeps its brightness (a mean would dim a short burst towards the silence
+    around it). The one rule of a --frames conversion, of stretch_time and of training's and predict.py's
+    time steps. Returns (int64 indices j of the long spans, uint8 (len, H, W) their images)."""
+    lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+    long = np.flatnonzero(hi - lo > window)
+    height, width = shape
+    images = np.empty((len(long), height, width), np.uint8)
+    tiles = -(-(hi[long] - lo[long]) // window)  # images side by side per span, the oldest cut at lo
+    step = max(1, MEL_TILES_BYTES // (int(tiles.max(initial=1)) * height * width))
+    for s in range(0, len(long), step):  # chunks of spans, not single spans: memory, not speed
+        j = long[s:s + step]
+        k = tiles[s:s + step]
+        back = np.arange(int(k.max()))[::-1]  # tile t ends `t` windows before the span's last frame
+        ends = hi[j, None] - 1 - back[None, :] * window  # (n, kk), oldest first
+        used = back[None, :] < k[:, None]
+        shown = image_at(np.where(used, ends, hi[j, None] - 1).reshape(-1)).reshape(len(j), len(back), height, width)
+        frame_of = ends[:, :, None] - window + 1 + (np.arange(width) * window // width)[None, None, :]
+        keep = used[:, :, None] & (frame_of >= lo[j, None, None])  # (n, kk, W): the span's own columns
+        columns = shown.transpose(0, 1, 3, 2)[keep]  # (M, H) in time order, span after span
+        m = keep.reshape(len(j), -1).sum(axis=1)  # >= W: the newest tile lies wholly in its span
+        starts = (np.cumsum(m) - m)[:, None] + np.arange(width)[None, :] * m[:, None] // width
+        pooled = np.maximum.reduceat(columns, starts.reshape(-1), axis=0)
+        images[s:s + step] = pooled.reshape(len(j), width, height).transpose(0, 2, 1)
+    return long, images
+
+
 def mel_images(columns, window, height, width, out=None, at=None):
     """For each frame the last `window` columns (about one second) as an image, low bands at the
     bottom, resized to the frame by nearest neighbour (each band and column a block of pixels, no
@@ -252,8 +295,9 @@ def fuse(frames, audio, *, fps, audiomethod, frequency_param, start=0.0, source_
     analysis rate, sample 0 at the file's start, or None); the first frame shows at `start` s.
     For a clip stretched from `source_frames` frames, `at` gives the source frame whose mel image
     each frame takes and `spans` ((lo, hi), timeline.StretchPlan.spans) the source frames whose
-    sound it describes (span_sound): the sound is analysed at the source frames' times, so a
-    stretched clip holds only values the sound had. Works in place and returns `frames`."""
+    sound it describes (span_sound; a mel image, span_mel, where the span is longer than one image):
+    the sound is analysed at the source frames' times, so a stretched clip holds only values the sound
+    had. Works in place and returns `frames`."""
     n_frames, height, width, n_channels = frames.shape
     n_source = n_frames if source_frames is None else int(source_frames)
     amp_ch, freq_ch = n_channels - 2, n_channels - 1
@@ -282,5 +326,10 @@ def fuse(frames, audio, *, fps, audiomethod, frequency_param, start=0.0, source_
         frames[..., freq_ch] = freq[:, None, None]
     else:
         cols = mel_columns(audio, n_source, frequency_param, sr, bounds[:-1], bounds[1:])
-        mel_images(cols, max(1, int(round(fps))), height, width, out=frames[..., freq_ch], at=at)
+        window = mel_window(fps)
+        mel_images(cols, window, height, width, out=frames[..., freq_ch], at=at)
+        if spans is not None:  # a kept frame standing for more than a second: its image shows its whole span
+            long, images = span_mel(lambda idx: mel_images(cols, window, height, width, at=idx), *spans, window,
+                                    (height, width))
+            frames[long, ..., freq_ch] = images
     return frames

@@ -9,13 +9,14 @@ A clip of n_in frames brought to n_out takes the coordinates scipy.ndimage.zoom(
 output frame j sits at source position j * (n_in - 1) / (n_out - 1), first and last frames kept.
 The picture is blended linearly between the two source frames around it; the sound channels take
 the nearest source frame, so they only ever hold values the sound had, except the planes (amplitude,
-frequency) of a shortened clip: each describes its frame's whole span (sound.span_sound).
+frequency) of a shortened clip: each describes its frame's whole span (sound.span_sound), and so does a
+mel image where the span is longer than the second an image shows (sound.span_mel).
 """
 import dataclasses
 
 import numpy as np
 
-from fmrgb.prepare.sound import span_sound
+from fmrgb.prepare.sound import span_mel, span_sound
 
 STRETCH_CHUNK = 16  # frames blended at once: bounds the float copy, whatever the video's length
 
@@ -79,14 +80,16 @@ def frame_times(n_frames, fps, source_frames=None):
     return source_positions(int(source_frames), n_frames) / fps
 
 
-def stretch_time(frames, n_out, *, sound_channels=0, planes=0):
+def stretch_time(frames, n_out, *, sound_channels=0, planes=0, mel_window=None):
     """Resampling along time to `n_out` frames at the coordinates scipy.ndimage.zoom(order=1) uses
     (stretch_plan: first and last frames kept): the picture blended linearly between the
     two frames around each position, the last `sound_channels` channels (a record's sound: pass
     SOUND_CHANNELS) taken from the nearest frame, so they hold only values the sound had; of them
     the first `planes` (1: amplitude; 2: amplitude and frequency) describe each output frame's whole
-    span (StretchPlan.spans, sound.span_sound), as a --frames conversion makes them. In
-    bounded-size chunks, so no float copy of the whole video is made."""
+    span (StretchPlan.spans, sound.span_sound), as a --frames conversion makes them. With `mel_window`
+    (sound.mel_window: the frames one mel image spans) and planes=1, the last channel is a mel image and
+    a span longer than that shows its whole span (sound.span_mel). In bounded-size chunks, so no float
+    copy of the whole video is made."""
     n_in = frames.shape[0]
     if n_in == n_out:
         return frames
@@ -104,4 +107,7 @@ def stretch_time(frames, n_out, *, sound_channels=0, planes=0):
         out[..., n_pic] = amp[:, None, None]
         if freq is not None:
             out[..., n_pic + 1] = freq[:, None, None]
+    if mel_window and planes == 1 and sound_channels == 2:
+        long, images = span_mel(lambda idx: frames[idx, ..., -1], *plan.spans(), mel_window, frames.shape[1:3])
+        out[long, ..., -1] = images
     return out

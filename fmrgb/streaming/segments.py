@@ -18,7 +18,7 @@ from fmrgb.prepare.ffmpeg import probe
 from fmrgb.prepare.decoders import usable_fps
 from fmrgb.prepare.record import (FORMAT_VERSION, SUFFIX, UnreadableRecord, load_record, made_from_problem, recipe_problem,
                           save_record, source_identity)
-from fmrgb.prepare.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse, sound_planes
+from fmrgb.prepare.sound import SOUND_CHANNELS, analysis_rate, channel_names, fuse, mel_window, sound_planes
 from fmrgb.streaming.stream import open_stream
 from fmrgb.prepare.timeline import stretch_time
 from fmrgb.streaming.windowclip import span_samples
@@ -77,7 +77,8 @@ def segment_record(clip, sound, facts, *, first, recipe, n_frames):
     fuse(made, audio, fps=facts.fps, audiomethod=recipe.audiomethod, frequency_param=recipe.frequency_param)
     import torch
 
-    stretched = stretch_time(made, n_frames, sound_channels=SOUND_CHANNELS, planes=sound_planes(recipe.audiomethod))
+    stretched = stretch_time(made, n_frames, sound_channels=SOUND_CHANNELS, planes=sound_planes(recipe.audiomethod),
+                             mel_window=mel_window(facts.fps))
     return {"frames": torch.from_numpy(stretched),
             "channels": channel_names(recipe.fmrgb, recipe.audiomethod), "fps": float(facts.fps),
             "audiomethod": recipe.audiomethod, "frequency_param": int(recipe.frequency_param),

@@ -14,4 +14,5 @@
     experiment   K-fold cross-validation and the ablation "does the sound help?" (paired differences)
     intervals    honest intervals: the corrected resampled t-test over folds, the paired bootstrap over test clips
     evaluate     predict.py on labelled data: true classes, metrics and pictures by training's test code
+    smallrecords bench.py's small part: --size 112 --frames 32 records of 720p clips against decoding them, the loader
 """

@@ -2,7 +2,7 @@
 (record file, recipe) as a .npy file that later epochs and runs memory-map. This module alone writes
 and reads it.
 
-    cache = ClipCache.beside("data/", ClipRecipe(frames=16, size=64))    # data/.fmrgb_cache/v2-f16x3-s64/
+    cache = ClipCache.beside("data/", ClipRecipe(frames=16, size=64))    # data/.fmrgb_cache/v3-f16x3-s64/
     clip = cache.small(path)          # uint8 (frames * steps, C, 64, 64): stored, or made now and stored
     clip[recipe.centres()]            # evaluation: each segment's centre, the frames of segment_indices
     clip[recipe.jittered()]           # training: one of the `steps` candidates of each segment
@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fmrgb.training.clip import small_clip
+from fmrgb.training.clip import record_mel_window, small_clip
 from fmrgb.files import atomic_output
 from fmrgb.prepare.record import load_record
 
 CACHE_DIR = ".fmrgb_cache"
-CACHE_VERSION = 2  # bump when the way a small clip is made changes
+CACHE_VERSION = 3  # bump when the way a small clip is made changes
 SETTLE_S = 2.0  # records changed more recently than this are not stored (coarse file times, see above)
 
 
@@ -138,7 +138,8 @@ class ClipCache:
         clip = self._read(key.entry)
         if clip is None:
             frames, meta = load(path)
-            clip = small_clip(frames, self.recipe, names=meta.get("channels")).numpy()
+            clip = small_clip(frames, self.recipe, names=meta.get("channels"),
+                              mel_window=record_mel_window(meta, frames.shape[0])).numpy()
             try:
                 self.put(key, clip)
             except OSError:  # a full disk costs this clip's next read its speed, not the run
@@ -156,7 +157,8 @@ def picked_frames(path, recipe, positions, cache=None):
     if cache is not None:
         return cache.frames(path, positions)
     frames, meta = load_record(path)
-    return small_clip(frames, recipe, positions, names=meta.get("channels"))
+    return small_clip(frames, recipe, positions, names=meta.get("channels"),
+                      mel_window=record_mel_window(meta, frames.shape[0]))
 
 
 class _Pass(torch.utils.data.Dataset):

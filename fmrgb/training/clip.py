@@ -11,7 +11,9 @@ take their frames from here, so that they see the same numbers.
 
 The sound planes (amplitude, frequency) of every frame of a time segment describe the whole segment
 (sound.span_sound: the RMS of its amplitudes, the frequency of its loudest frame), so a short sound
-between the kept frames still reaches the model; the mel image (about a second) stays as it is.
+between the kept frames still reaches the model; a mel image (about a second: `mel_window`, the record's
+frames per second of time) stays as it is unless the segment is longer, when the segment's frames show its
+whole span (sound.span_mel, as a --frames conversion makes it).
 
 A small clip holds `steps` candidate frames per time segment, at (2k+1)/(2*steps) of it, already resized
 to S x S (bilinear, antialiased, rounded to uint8); evaluation takes the middle one, the segment's centre,
@@ -29,10 +31,12 @@ taken as "mel" (left untouched: what is safe for both kinds).
 """
 import dataclasses
 
+import numpy as np
 import torch
 
 from fmrgb.prepare.framesinks import resize  # the one resize: a --size conversion and training agree
-from fmrgb.prepare.sound import AMPLITUDE, FREQUENCY, MEL, PICTURE_NAMES, PLANE_NAMES, span_sound
+from fmrgb.prepare.sound import AMPLITUDE, FREQUENCY, MEL, PICTURE_NAMES, PLANE_NAMES, span_mel, span_sound
+from fmrgb.prepare.sound import mel_window as image_frames
 
 LAYOUTS = ("cthw", "tchw")
 
@@ -117,19 +121,47 @@ def span_planes(clip, frames, names):
     return {amp_i: amp} if freq is None else {amp_i: amp, freq_i: freq}
 
 
-def small_clip(clip, recipe, positions=None, *, names=None):
+def record_mel_window(meta, n_frames):
+    """The frames of a record of n_frames frames one mel image spans (sound.mel_window at the rate they were
+    kept, from its `fps` and `source_frames`), or None for a record without an fps."""
+    return image_frames(meta.get("fps"), n_frames, meta.get("source_frames"))
+
+
+def span_mels(clip, picked, segment, frames, names, window):
+    """The record frames `picked` (a copy, (U, H, W, C) uint8), each of time segment `segment[u]`, with the mel
+    image of a segment longer than `window` frames (the frames one image spans) made to show its whole span
+    (sound.span_mel over segment_spans); the others, and records without a mel channel, as they are."""
+    if not window or MEL not in list(names or ()):
+        return picked
+    mel = list(names).index(MEL)
+    lo, hi = segment_spans(clip.shape[0], frames)
+    segs, where = np.unique(segment, return_inverse=True)  # each segment's image made once
+    long, images = span_mel(lambda i: clip[torch.from_numpy(i), ..., mel].numpy(), lo[segs], hi[segs], window,
+                            tuple(clip.shape[1:3]))
+    rank = np.full(len(segs), -1)
+    rank[long] = np.arange(len(long))
+    on = rank[where] >= 0
+    picked[torch.from_numpy(on), ..., mel] = torch.from_numpy(images[rank[where][on]])
+    return picked
+
+
+def small_clip(clip, recipe, positions=None, *, names=None, mel_window=None):
     """uint8 record clip (T, H, W, C) -> uint8 (frames * steps, C, size, size): the recipe's frames, resized
     with bilinear antialiasing and rounded (resize), the sound planes of each segment its span's
-    (span_planes, by the record's channel `names`; None: none taken as planes). `positions`: only these of
-    them (the others are neither read nor resized; a stored clip indexed by them is the same). A short clip
-    repeats frames: each is resized once."""
+    (span_planes, by the record's channel `names`; None: none taken as planes), and with `mel_window`
+    (record_mel_window) the mel image of a segment longer than a second its span's (span_mels).
+    `positions`: only these of them (the others are neither read nor resized; a stored clip indexed by them
+    is the same). A short clip repeats frames: each is resized once."""
     clip = torch.as_tensor(clip)
     assert clip.dim() == 4 and clip.dtype == torch.uint8, f"expected uint8 (T, H, W, C), got {clip.dtype} {clip.shape}"
     idx = recipe.indices(clip.shape[0])
     wanted = torch.arange(recipe.length) if positions is None else torch.as_tensor(positions)
     unique, inverse = torch.unique(idx[wanted], return_inverse=True)
-    x = resize(clip[unique].permute(0, 3, 1, 2), recipe.size)[inverse].contiguous()  # (len, C, size, size) uint8
     segment = (wanted // recipe.steps).numpy()
+    of_unique = np.empty(len(unique), np.int64)
+    of_unique[inverse.numpy()] = segment  # a frame in two segments only where segments are one frame long
+    picked = span_mels(clip, clip[unique], of_unique, recipe.frames, names, mel_window)
+    x = resize(picked.permute(0, 3, 1, 2), recipe.size)[inverse].contiguous()  # (len, C, size, size) uint8
     for channel, values in span_planes(clip, recipe.frames, names).items():
         x[:, channel] = torch.from_numpy(values[segment])[:, None, None]
     return x
@@ -141,11 +173,13 @@ def keep_channels(x, channels):
     return x if channels is None else x[:, list(channels)]
 
 
-def small_frames(clip, *, frames, size, channels=None, names=None):
+def small_frames(clip, *, frames, size, channels=None, names=None, mel_window=None):
     """uint8 clip [T, H, W, C] -> uint8 (frames, C', size, size): the evaluation's frames, resized (small_clip,
-    what the training cache stores; `names`: the record's channel names), the `channels` kept (keep_channels)."""
+    what the training cache stores; `names`: the record's channel names, `mel_window`: record_mel_window), the
+    `channels` kept (keep_channels)."""
     recipe = ClipRecipe(frames, size)
-    return keep_channels(small_clip(clip, recipe, recipe.centres(), names=names), channels)  # only these resized
+    small = small_clip(clip, recipe, recipe.centres(), names=names, mel_window=mel_window)  # only these resized
+    return keep_channels(small, channels)
 
 
 # ----------------------------------------------------------------------------- normalised for the model
@@ -164,12 +198,12 @@ def normalise(x, *, mean, std, layout):
     return x.contiguous()
 
 
-def transform(clip, *, frames, size, mean, std, layout, channels=None, names=None):
+def transform(clip, *, frames, size, mean, std, layout, channels=None, names=None, mel_window=None):
     """The whole per-item recipe: uint8 clip [T, H, W, C] -> normalised float32 in `layout`
-    (`channels`, `names`: see small_frames; mean/std are the kept channels')."""
+    (`channels`, `names`, `mel_window`: see small_frames; mean/std are the kept channels')."""
     assert layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {layout!r}"
-    return normalise(small_frames(clip, frames=frames, size=size, channels=channels, names=names), mean=mean,
-                     std=std, layout=layout)
+    small = small_frames(clip, frames=frames, size=size, channels=channels, names=names, mel_window=mel_window)
+    return normalise(small, mean=mean, std=std, layout=layout)
 
 
 # ----------------------------------------------------------------------------- the channels
