@@ -72,14 +72,15 @@ def test_a_clip_of_one_class_spliced_into_the_other_is_found_within_a_window(spl
     assert (probs[(ends <= 4.5) | (starts >= 7.5), 1] < 0.01).all()      # and nothing far from it
 
 
-@pytest.mark.parametrize("channels,audiomethod,pt_frames", [
-    (CHANNELS, "simple", 20),                                  # stretched from 45 frames to 20
-    (("grey", "amplitude", "mel"), "mel", 45),                 # the window's own frames
+@pytest.mark.parametrize("channels,audiomethod,pt_frames,steps,seconds", [
+    (CHANNELS, "simple", 20, 6, 1.5),                          # stretched from 45 frames to 20, 6 time steps
+    (("grey", "amplitude", "mel"), "mel", 45, 6, 1.5),         # the window's own frames
+    (("grey", "amplitude", "mel"), "mel", 60, 2, 4),           # a time step of 2 s: its mel image spans them
 ])
-def test_a_window_is_the_record_of_its_span(tmp_path, channels, audiomethod, pt_frames):
+def test_a_window_is_the_record_of_its_span(tmp_path, channels, audiomethod, pt_frames, steps, seconds):
     # a window over a whole short video is the video's record: what predict.py classifies for the file
-    video = make_video(tmp_path / "short.mp4", seconds=1.5, size=(64, 48), audio="0.5*sin(2*PI*300*t*t)")
-    recipe = tone_recipe(pt_frames=pt_frames, frames=6, channels=channels, audiomethod=audiomethod)
+    video = make_video(tmp_path / "short.mp4", seconds=seconds, size=(64, 48), audio="0.5*sin(2*PI*300*t*t)")
+    recipe = tone_recipe(pt_frames=pt_frames, frames=steps, channels=channels, audiomethod=audiomethod)
     stream = stream_of(video, recipe)
     pieces = list(stream.pieces())
     frames = np.concatenate([f for f, _ in pieces if f is not None])
@@ -89,9 +90,10 @@ def test_a_window_is_the_record_of_its_span(tmp_path, channels, audiomethod, pt_
     window = np.zeros(hi - lo, np.float32)
     window[:len(audio[lo:hi])] = audio[lo:hi]
     got = window_input(frames, window, fps=facts.fps, recipe=recipe)
-    clip, _ = predict.load_clip(video, recipe.record)
-    c = len(channels)
-    want = transform(clip, frames=6, size=16, mean=[0.0] * c, std=[1.0] * c, layout="cthw")
+    clip, mel_window = predict.load_clip(video, recipe.record)
+    c = len(channels)  # predict.py's (and training's) recipe: each time step's sound describes its segment
+    want = transform(clip, frames=steps, size=16, mean=[0.0] * c, std=[1.0] * c, layout="cthw", names=channels,
+                     mel_window=mel_window)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 

@@ -6,13 +6,16 @@ the checkpoint's channels and sound settings, the record's frame count, then the
 Only the frames the model sees are made: of the record's pt_frames frames (timeline.stretch_plan of the
 window's), the clip recipe's segment centres; each is blended from its two source frames as
 convert_video(..., frames=pt_frames) blends it, and its sound is the sound of its nearest source frame's
-span (sound.fuse with `at`), the sound track taken as if the span were cut out as its own file.
+span (sound.fuse with `at`), the sound track taken as if the span were cut out as its own file. Where a time
+step stands for several record frames, its sound describes them all as training's does (clip.span_planes
+over one pixel of every record frame's sound; clip.span_mels' rule, sound.span_mel, for a long mel segment).
 """
 import numpy as np
 import torch
 
-from fmrgb.training.clip import ClipRecipe, channel_indices, keep_channels, normalise, resize
-from fmrgb.prepare.sound import SOUND_CHANNELS, analysis_rate, frame_starts, fuse
+from fmrgb.training.clip import (ClipRecipe, channel_indices, keep_channels, normalise, resize, segment_spans,
+                                 span_planes)
+from fmrgb.prepare.sound import MEL, SOUND_CHANNELS, analysis_rate, frame_starts, fuse, mel_window, span_mel
 from fmrgb.prepare.timeline import blend, stretch_plan
 
 DEFAULT_AUDIOMETHOD, DEFAULT_FREQUENCY_PARAM = "simple", 100  # convert_video's defaults (a checkpoint without them)
@@ -52,23 +55,43 @@ def window_input(frames, audio, *, fps, recipe):
     at the window's first frame; None: none) -> the float32 input of the model (recipe: a checkpoint.Recipe)."""
     n, height, width, n_pic = frames.shape
     unique, inverse, n_out = _wanted(n, recipe)
-    spans = None
-    if n_out == n:  # the record holds the window's own frames
-        lo = hi = near = unique
-        w = np.zeros(len(unique), np.float32)
-    else:  # as a --frames conversion: each kept frame's sound describes its span
-        plan = stretch_plan(n, n_out)
-        lo, hi, w, near = plan.lo[unique], plan.hi[unique], plan.w[unique], plan.nearest[unique]
-        spans = tuple(s[unique] for s in plan.spans())
-    picture = frames[lo] if n_out == n else blend(frames[lo], frames[hi], w)          # (U, H, W, P)
-    sound = np.empty((len(unique), height, width, SOUND_CHANNELS), np.uint8)
-    method, param = sound_settings(recipe.record)
-    fuse(sound, audio, fps=fps, audiomethod=method, frequency_param=param, source_frames=n, at=near,
-         spans=spans)
+    plan = None if n_out == n else stretch_plan(n, n_out)  # else as a --frames conversion
+
+    def record_sound(idx, shape):
+        """uint8 (len(idx), *shape, 2): the sound channels of the record's frames idx, as the record holds them."""
+        out = np.empty((len(idx), *shape, SOUND_CHANNELS), np.uint8)
+        method, param = sound_settings(recipe.record)
+        at, spans = (idx, None) if plan is None else (plan.nearest[idx], tuple(s[idx] for s in plan.spans()))
+        return fuse(out, audio, fps=fps, audiomethod=method, frequency_param=param, source_frames=n, at=at,
+                    spans=spans)
+
+    picture = frames[unique] if plan is None else blend(frames[plan.lo[unique]], frames[plan.hi[unique]],
+                                                        plan.w[unique])  # (U, H, W, P)
+    sound = record_sound(unique, (height, width))
     # resized apart, each from contiguous memory: the same numbers (each channel is resized on its own), in
     # half the time of one resize of the interleaved channels
     x = torch.cat([resize(torch.from_numpy(np.ascontiguousarray(picture)).permute(0, 3, 1, 2), recipe.size),
                    resize(torch.from_numpy(sound).permute(0, 3, 1, 2).contiguous(), recipe.size)], 1)[inverse]
+    if recipe.frames < n_out:  # a time step stands for several record frames: its sound for them all
+        segment_sound(x, record_sound, n_out=n_out, shape=(height, width), window=mel_window(fps, n_out, n),
+                      recipe=recipe)
     use = recipe.use_channels
     x = keep_channels(x, None if use is None else channel_indices(recipe.record.channels, use))
     return normalise(x, mean=list(recipe.mean), std=list(recipe.std), layout=recipe.layout)
+
+
+def segment_sound(x, record_sound, *, n_out, shape, window, recipe):
+    """The time steps x (frames, C, S, S) uint8, one per segment of the record's n_out frames, given the sound
+    training's clip recipe gives them (in place): the amplitude and frequency of the whole segment (span_planes
+    over one pixel of every record frame's sound) and, for a segment longer than `window` frames (one mel
+    image), the mel image of its whole span (span_mel over the record's images of shape `shape`)."""
+    names = list(recipe.record.channels)
+    pixels = np.zeros((n_out, 1, 1, len(names)), np.uint8)
+    pixels[..., -SOUND_CHANNELS:] = record_sound(np.arange(n_out), (1, 1))
+    for channel, values in span_planes(torch.from_numpy(pixels), recipe.frames, names).items():
+        x[:, channel] = torch.from_numpy(values)[:, None, None]
+    if MEL in names:
+        lo, hi = segment_spans(n_out, recipe.frames)
+        long, images = span_mel(lambda idx: record_sound(idx, shape)[..., -1], lo, hi, window, shape)
+        if len(long):
+            x[torch.from_numpy(long), names.index(MEL)] = resize(torch.from_numpy(images)[:, None], recipe.size)[:, 0]
