@@ -68,10 +68,10 @@ def get_args_parser():
     p.add_argument("--decay_norm_bias", type=parse_bool, default=False, metavar="true|false",
                    help="also decay normalisation layers and biases (default: the other weights only)")
     p.add_argument("--batch_size", type=int, default=8, help="batch size (per process under DDP)")
-    p.add_argument("--frames", type=int, default=None,
-                   help="time steps per clip given to the model (default: 16 for a backbone, else 32)")
-    p.add_argument("--size", type=int, default=None,
-                   help="frames are resized to size x size (default: 112 for a backbone, else 64)")
+    p.add_argument("--frames", type=int, default=None, help="time steps per clip given to the model (default: "
+                   "a --weights checkpoint's, else 16 for a backbone, else 32)")
+    p.add_argument("--size", type=int, default=None, help="frames are resized to size x size (default: a "
+                   "--weights checkpoint's, else 112 for a backbone, else 64)")
     p.add_argument("--pretrained", type=parse_bool, nargs="?", const=True, default=False, metavar="true|false",
                    help="a backbone (r3d_18, mc3_18, r2plus1d_18) starts from torchvision's Kinetics-400 weights, "
                         "downloaded once into torch's cache")
@@ -324,13 +324,13 @@ def settle_run(args, val_size, ctx):
     continues, the weights it starts from, its clip cache and its folder; bad settings exit 2."""
     try:
         resume = load_resume(args.resume) if args.resume else None
-        s, note = settle(args, val_size=val_size, resume=resume,
+        weights = None if resume else start_weights(args, ctx)
+        s, note = settle(args, val_size=val_size, resume=resume, start=weights,
                          defaults=get_args_parser().parse_args(["--data", str(args.data)]))
         if note:
             ctx.log(note)
         if resume and (args.pretrained or args.weights):
             ctx.log("note: --resume continues its checkpoint's weights; --pretrained / --weights ignored")
-        weights = None if resume else start_weights(s, ctx)
     except ValueError as e:
         usage_error(str(e))
     if args.amp and ctx.device.type != "cuda":

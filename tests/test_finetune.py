@@ -12,7 +12,7 @@ import predict
 import train
 from conftest import load_pt, read_csv, write_dataset
 from fmrgb.training.pretrained import (KINETICS_MEAN, KINETICS_STD, LUMA, PRETRAINED_URLS, StartWeights,
-                                       model_from_weights)
+                                       input_stats, load_weights, model_from_weights)
 from model import MODELS, build_model
 
 FAST = ["--frames", "8", "--size", "16", "--num_workers", "0", "--batch_size", "8", "--device", "cpu",
@@ -186,6 +186,21 @@ def test_the_stem_is_fitted_by_channel_name_not_position(tiny, kinetics, tmp_pat
     assert bgr.fresh_parameters == {"fc.weight", "fc.bias"}
 
 
+def test_grey_and_colour_take_each_others_statistics(grey, kinetics, tmp_path, monkeypatch):
+    """Kinetics' RGB weights on grey records: the grey picture normalised with the averages of the RGB
+    statistics (its filter is their sum); a colour run from that grey checkpoint: red, green and blue
+    normalised as its grey was, the sound as the checkpoint had it."""
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda url, **kw: dict(kinetics))
+    assert train.main(parse("--data", grey, "--out", tmp_path, *FAST, "--learnmethod", "r3d_18", "--pretrained",
+                            "--epochs", "1", "--lr", "0")) == 0
+    ckpt = load_pt(tmp_path / "last.pt")
+    assert (ckpt["mean"][0], ckpt["std"][0]) == pytest.approx((sum(KINETICS_MEAN) / 3, sum(KINETICS_STD) / 3))
+    mean, std = input_stats(load_weights(tmp_path / "last.pt"), ("red", "green", "blue", "amplitude", "mel"),
+                            [9.0] * 5, [9.0] * 5)
+    assert mean == [ckpt["mean"][0]] * 3 + [ckpt["mean"][1], 9.0]  # mel: new to it, the data's
+    assert std == [ckpt["std"][0]] * 3 + [ckpt["std"][1], 9.0]
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_any_model_from_a_grey_one_answers_a_colour_clip_as_its_grey_picture(name):
     """Channels matched by name for every model: a colour model started from a grey model's weights (red,
@@ -206,3 +221,15 @@ def test_any_model_from_a_grey_one_answers_a_colour_clip_as_its_grey_picture(nam
         x_grey, x_colour = x_grey.transpose(1, 2), x_colour.transpose(1, 2)
     with torch.no_grad():
         torch.testing.assert_close(colour(x_colour), grey(x_grey), rtol=1e-4, atol=1e-4)
+
+
+def test_a_checkpoint_as_weights_gives_its_frames_and_size_as_the_defaults(tiny, tmp_path):
+    """ViViT's position embeddings depend on its frames and size: a run from its checkpoint takes them unless
+    told otherwise (the model's usual 32 frames of 64x64 would not load)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert train.main(parse("--data", tiny, "--out", first, *FAST, "--learnmethod", "vivit", "--epochs", "1")) == 0
+    assert FAST[:4] == ["--frames", "8", "--size", "16"]
+    assert train.main(parse("--data", tiny, "--out", second, *FAST[4:], "--learnmethod", "vivit", "--epochs", "1",
+                            "--weights", first / "best.pt")) == 0
+    ckpt = load_pt(second / "last.pt")
+    assert (ckpt["frames"], ckpt["size"]) == (8, 16) and ckpt["train_args"]["fresh_parameters"] == []

@@ -85,3 +85,18 @@ def test_spans_up_to_a_second_keep_their_frames_own_mel_image(burst):
     small = small_clip(torch.from_numpy(full), recipe, names=MEL_NAMES, mel_window=30)
     assert torch.equal(small, small_clip(torch.from_numpy(full), recipe, names=MEL_NAMES))
     assert small[:, 4].any()  # and the burst is there, in the frames whose own second holds it
+
+
+def test_a_frame_two_short_segments_pick_gets_each_ones_image_with_the_cache_or_without(tmp_path):
+    """A --frames 20 record of 10 s at 30 fps: one mel image spans 2 of its frames, a time segment of 8 takes
+    2.5, so neighbouring segments' candidates share frames: each gets its own segment's image, and the
+    stored clip (the cache) indexed by any draw is what training makes without it."""
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (20, 16, 16, 5), dtype=torch.uint8, generator=g)
+    meta = pt_dict(frames, channels=MEL_NAMES, audiomethod="mel", source_frames=300)
+    recipe, window = ClipRecipe(frames=8, size=16), record_mel_window(meta, 20)
+    assert window == 2
+    whole = small_clip(frames, recipe, names=MEL_NAMES, mel_window=window)
+    for positions in ([2, 5, 8, 11, 14, 17, 20, 23], [0, 3, 6, 9, 12, 15, 18, 21], recipe.centres().tolist()):
+        alone = small_clip(frames, recipe, positions, names=MEL_NAMES, mel_window=window)
+        torch.testing.assert_close(whole[positions], alone, rtol=0, atol=0)

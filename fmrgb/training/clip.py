@@ -156,12 +156,13 @@ def small_clip(clip, recipe, positions=None, *, names=None, mel_window=None):
     assert clip.dim() == 4 and clip.dtype == torch.uint8, f"expected uint8 (T, H, W, C), got {clip.dtype} {clip.shape}"
     idx = recipe.indices(clip.shape[0])
     wanted = torch.arange(recipe.length) if positions is None else torch.as_tensor(positions)
-    unique, inverse = torch.unique(idx[wanted], return_inverse=True)
-    segment = (wanted // recipe.steps).numpy()
-    of_unique = np.empty(len(unique), np.int64)
-    of_unique[inverse.numpy()] = segment  # a frame in two segments only where segments are one frame long
-    picked = span_mels(clip, clip[unique], of_unique, recipe.frames, names, mel_window)
+    segment = wanted // recipe.steps
+    # each (frame, segment) pair once: a frame picked by two short segments takes each one's mel image
+    pairs, inverse = torch.unique(idx[wanted] * recipe.frames + segment, return_inverse=True)
+    picked = span_mels(clip, clip[pairs // recipe.frames], (pairs % recipe.frames).numpy(), recipe.frames, names,
+                       mel_window)
     x = resize(picked.permute(0, 3, 1, 2), recipe.size)[inverse].contiguous()  # (len, C, size, size) uint8
+    segment = segment.numpy()
     for channel, values in span_planes(clip, recipe.frames, names).items():
         x[:, channel] = torch.from_numpy(values[segment])[:, None, None]
     return x

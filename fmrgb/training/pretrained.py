@@ -36,11 +36,13 @@ GREY = GREY_NAMES[0]
 class StartWeights:
     """Weights a run starts from: the state dict, the names of the input channels its first layer takes, in
     order (None: not known, as in a bare state dict of another model), the normalisation they were trained with
-    by channel name ({name: (mean, std)}) and where they come from (for the log)."""
+    by channel name ({name: (mean, std)}), where they come from (for the log) and the input they were trained
+    on ({"frames", "size"} of a train.py checkpoint, the run's defaults: ViViT's positions depend on them)."""
     state: Mapping
     channels: Any = None
     stats: Mapping = dataclasses.field(default_factory=dict)
     source: str = ""
+    input: Mapping = dataclasses.field(default_factory=dict)
 
 
 def download_pretrained(name):
@@ -70,7 +72,8 @@ def load_weights(path):
     state = clean_state_dict(state)
     if recipe is not None:
         names = tuple(recipe.use_channels or recipe.record.channels)
-        return StartWeights(state, names, {c: (m, s) for c, m, s in zip(names, recipe.mean, recipe.std)}, str(path))
+        return StartWeights(state, names, {c: (m, s) for c, m, s in zip(names, recipe.mean, recipe.std)}, str(path),
+                            {"frames": recipe.frames, "size": recipe.size})
     stem = state.get("stem.0.weight")
     if stem is not None and stem.dim() == 5 and stem.shape[1] == 3:
         return kinetics_weights(state, source=str(path))
@@ -78,8 +81,9 @@ def load_weights(path):
 
 
 def start_weights(s, ctx):
-    """The StartWeights a new run with settings `s` starts from, or None: --pretrained (process 0 downloads it
-    into torch's cache, then every process reads it there) or --weights; ValueError when they cannot be had."""
+    """The StartWeights a new run with settings `s` (its pretrained, learnmethod and weights) starts from, or
+    None: --pretrained (process 0 downloads it into torch's cache, then every process reads it there) or
+    --weights; ValueError when they cannot be had."""
     if s.pretrained:
         try:
             on_master(lambda: download_pretrained(s.learnmethod) is None, ctx)

@@ -171,15 +171,18 @@ def resumed_flags(args, recipe, defaults=None):
     return values, note + (f" (not this command line's {', '.join(differing)})" if differing else "")
 
 
-def settle(args, *, val_size, resume=None, defaults=None):
-    """(TrainSettings, note or None), or ValueError for settings the model cannot take: train.py's argparse namespace `args` (left as it is) with `val_size`
-    (check_settings'), a resumed run's recipe (resumed_flags: the note names what it takes), and what the
-    command line leaves out: the model's usual frames and size (pretrained.input_defaults), the workers."""
+def settle(args, *, val_size, resume=None, defaults=None, start=None):
+    """(TrainSettings, note or None), or ValueError for settings the model cannot take: train.py's argparse
+    namespace `args` (left as it is) with `val_size` (check_settings'), a resumed run's recipe (resumed_flags:
+    the note names what it takes), and what the command line leaves out: the frames and size the starting
+    weights `start` were trained on, else the model's usual (pretrained.input_defaults), the workers."""
     values, note = {**vars(args), "val_size": val_size}, None
     if resume is not None:  # the split and recipe must match the run being continued
         taken, note = resumed_flags(args, resume.checkpoint.recipe, defaults)
         values.update(taken)
-    for flag, value in input_defaults(values["learnmethod"]).items():  # not given: the model's usual input
+    # not given: the input the starting weights were trained on (pretrained.StartWeights), else the model's usual
+    usual = {**input_defaults(values["learnmethod"]), **(dict(start.input) if start is not None else {})}
+    for flag, value in usual.items():
         if values[flag] is None:
             values[flag] = value
     if values["num_workers"] is None:
