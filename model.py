@@ -5,7 +5,8 @@ published weights is fmrgb.training.pretrained's.
 Every classifier takes `forward(video) -> logits (B, num_classes)` (raw logits: the loss applies
 the softmax) and is built for any number of input channels (3: grey+sound, 5: RGB+sound), frames
 and picture size. Each names its first layer's filters (`input_weight`, (out, C, ...): dim 1 is the input
-channels) and its output layer (`head_name`): what starting from other weights adapts. `INPUT_LAYOUT[name]` says which layout a model wants:
+channels) and its output layer (`head_name`): what starting from other weights adapts.
+`INPUT_LAYOUT[name]` says which layout a model wants:
 "cthw" -> video (B, C, T, H, W), "tchw" -> video (B, T, C, H, W).
 
     model = build_model("vivit", in_channels=5, num_classes=2, frames=32, size=64)

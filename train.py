@@ -208,8 +208,8 @@ def prepare_run(session, parts, channel_names, out_dir):
     val_loader = make_loader(clips(session, data, "val"), shuffle=False, ctx=ctx, **loader_kw)
     ctx.log(f"{s.learnmethod}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test files, "
             f"classes {data.classes}, channels {channel_names or data.info['channels']}, device {device}")
-    return PreparedRun(out_dir, data, channel_names, tuple(names), positive, model_kwargs, run_args, execution, loader_kw,
-                       train_loader, val_loader)
+    return PreparedRun(out_dir, data, channel_names, tuple(names), positive, model_kwargs, run_args, execution,
+                       loader_kw, train_loader, val_loader)
 
 
 def start_model(session, run):
@@ -220,7 +220,7 @@ def start_model(session, run):
         if session.weights is None:
             return build_model(s.learnmethod, **run.model_kwargs)
         return model_from_weights(s.learnmethod, session.weights, channels=run.input_names, **run.model_kwargs)
-    except (AssertionError, RuntimeError, ValueError) as e:  # weights of another architecture: name the first key that differs
+    except (AssertionError, RuntimeError, ValueError) as e:  # weights of another architecture: the first key that differs
         detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), error_summary(e))
         usage_error(f"--{'pretrained' if s.pretrained else 'weights'}: not weights of {s.learnmethod}: {detail}")
 

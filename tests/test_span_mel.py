@@ -100,3 +100,23 @@ def test_a_frame_two_short_segments_pick_gets_each_ones_image_with_the_cache_or_
     for positions in ([2, 5, 8, 11, 14, 17, 20, 23], [0, 3, 6, 9, 12, 15, 18, 21], recipe.centres().tolist()):
         alone = small_clip(frames, recipe, positions, names=MEL_NAMES, mel_window=window)
         torch.testing.assert_close(whole[positions], alone, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("budget", [1, 3 * 8 * 5])  # one tile a chunk, three: parts of one span
+def test_a_long_span_is_pooled_in_bounded_chunks_to_the_same_image(monkeypatch, budget):
+    """One span of 200 frames (50 images side by side) next to short ones: pooled a few images at a time
+    (memory bounded whatever the span's length), the images are those of pooling all at once."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (260, 8, 5), dtype=np.uint8)
+    lo, hi = np.array([0, 3, 203, 230]), np.array([3, 203, 230, 260])
+    whole = sound.span_mel(lambda i: images[i], lo, hi, 4, (8, 5))
+    monkeypatch.setattr(sound, "MEL_TILES_BYTES", budget)
+    asked = []
+    chunked = sound.span_mel(lambda i: (asked.append(len(i)), images[i])[1], lo, hi, 4, (8, 5))
+    assert max(asked) == max(1, budget // (8 * 5)) and sum(asked) == 50 + 7 + 8  # each image once
+    assert whole[0].tolist() == chunked[0].tolist() == [1, 2, 3]
+    assert np.array_equal(whole[1], chunked[1])
+    # the long span's image: the 50 images of frames 6, 10, ..., 202 (each its last 4 frames: the span
+    # [3, 203) whole), their 250 columns side by side, oldest first, 50 pooled into each of the 5 columns
+    own = images[np.arange(6, 203, 4)]  # (50, 8, 5)
+    assert np.array_equal(whole[1][0], own.transpose(1, 0, 2).reshape(8, 5, 50).max(2))

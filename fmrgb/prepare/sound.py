@@ -211,7 +211,7 @@ def mel_window(fps, n_frames=None, source_frames=None):
     return max(1, int(round(float(fps) * (n_frames / source_frames if n_frames and source_frames else 1.0))))
 
 
-MEL_TILES_BYTES = 64 * 2**20  # the images span_mel pools at once: bounds its memory, whatever the clip's length
+MEL_TILES_BYTES = 64 * 2**20  # the images span_mel pools at once: bounds its memory, whatever the spans' lengths
 
 
 def span_mel(image_at, lo, hi, window, shape):
@@ -226,24 +226,33 @@ def span_mel(image_at, lo, hi, window, shape):
     lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
     long = np.flatnonzero(hi - lo > window)
     height, width = shape
-    images = np.empty((len(long), height, width), np.uint8)
-    tiles = -(-(hi[long] - lo[long]) // window)  # images side by side per span, the oldest cut at lo
-    step = max(1, MEL_TILES_BYTES // (int(tiles.max(initial=1)) * height * width))
-    for s in range(0, len(long), step):  # chunks of spans, not single spans: memory, not speed
-        j = long[s:s + step]
-        k = tiles[s:s + step]
-        back = np.arange(int(k.max()))[::-1]  # tile t ends `t` windows before the span's last frame
-        ends = hi[j, None] - 1 - back[None, :] * window  # (n, kk), oldest first
-        used = back[None, :] < k[:, None]
-        shown = image_at(np.where(used, ends, hi[j, None] - 1).reshape(-1)).reshape(len(j), len(back), height, width)
-        frame_of = ends[:, :, None] - window + 1 + (np.arange(width) * window // width)[None, None, :]
-        keep = used[:, :, None] & (frame_of >= lo[j, None, None])  # (n, kk, W): the span's own columns
-        columns = shown.transpose(0, 1, 3, 2)[keep]  # (M, H) in time order, span after span
-        m = keep.reshape(len(j), -1).sum(axis=1)  # >= W: the newest tile lies wholly in its span
-        starts = (np.cumsum(m) - m)[:, None] + np.arange(width)[None, :] * m[:, None] // width
-        pooled = np.maximum.reduceat(columns, starts.reshape(-1), axis=0)
-        images[s:s + step] = pooled.reshape(len(j), width, height).transpose(0, 2, 1)
-    return long, images
+    pooled = np.zeros((len(long), width, height), np.uint8)  # column by column while pooling
+    if not len(long):
+        return long, pooled.transpose(0, 2, 1)
+    first, last = lo[long], hi[long]
+    tiles = -(-(last - first) // window)  # images side by side per span, the oldest cut at lo
+    span = np.repeat(np.arange(len(long)), tiles)  # every (span, tile) pair: spans in order, oldest tile first
+    within = np.arange(len(span)) - np.repeat(np.cumsum(tiles) - tiles, tiles)
+    ends = last[span] - 1 - (tiles[span] - 1 - within) * window  # each tile's newest frame
+    # column c of a tile shows frame end - window + 1 + c * window // W: those before lo are left out
+    before = np.maximum(first[span] - (ends - window + 1), 0)
+    kept = width - np.minimum(width, -(-before * width // window))  # a tile's newest `kept` columns
+    m = np.add.reduceat(kept, np.cumsum(tiles) - tiles)  # columns per span (>= W: its newest tile is whole)
+    offset = np.cumsum(kept) - kept - np.repeat(np.cumsum(m) - m, tiles)  # a tile's first column's place
+    column, flat = np.arange(width), pooled.reshape(-1, height)
+    step = max(1, MEL_TILES_BYTES // (height * width))
+    for s in range(0, len(span), step):  # chunks of tiles, whole spans or parts of one: memory, not speed
+        q = slice(s, s + step)
+        keep = column[None, :] >= (width - kept[q])[:, None]  # (k, W)
+        place = offset[q, None] + column[None, :] - (width - kept[q])[:, None]  # within the span, kept ones
+        # the span's M columns pooled into W groups [c * M // W, (c + 1) * M // W): place p falls in group c
+        key = (span[q, None] * width + ((place + 1) * width - 1) // m[span[q], None])[keep]  # non-decreasing
+        if not len(key):  # an oldest tile narrower than one column of the image
+            continue
+        columns = image_at(ends[q]).transpose(0, 2, 1)[keep]  # (n, H), in time order
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        flat[key[starts]] = np.maximum(flat[key[starts]], np.maximum.reduceat(columns, starts, axis=0))
+    return long, np.ascontiguousarray(pooled.transpose(0, 2, 1))
 
 
 def mel_images(columns, window, height, width, out=None, at=None):

@@ -288,7 +288,8 @@ def fit(model, train_loader, val_loader, plan, run, *, out_dir, recipe, ctx=None
     ctx = ctx or DistContext(device=run.device)
     out_dir, device = Path(out_dir), run.device
     raw = model.to(device, memory_format=torch.channels_last_3d) if run.channels_last else model.to(device)
-    optimizer = torch.optim.AdamW(param_groups(raw, plan.lr_factors, plan.no_decay), lr=plan.lr, weight_decay=plan.weight_decay,
+    groups = param_groups(raw, plan.lr_factors, plan.no_decay)
+    optimizer = torch.optim.AdamW(groups, lr=plan.lr, weight_decay=plan.weight_decay,
                                   fused=device.type == "cuda")
     progress, best_state = Progress(epoch=0, optimizer_state={}), None
     if resume is not None:
