@@ -70,6 +70,20 @@ def resize_positions(pos, n):
     return torch.cat([pos[:, :1], steps], dim=1)
 
 
+def resize_grid_positions(pos, side):
+    """Learned position table of a square patch grid (1, 1 + S*S, D), the CLS row first -> (1, 1 + side*side,
+    D): the CLS row as it is, the grid bicubically interpolated to side x side (as ViTs are fine-tuned at
+    another resolution; the same table if side == S)."""
+    n = pos.shape[1] - 1
+    S = math.isqrt(n)
+    assert S * S == n, f"{n} patch positions are not a square grid"
+    if S == side:
+        return pos
+    grid = pos[:, 1:].reshape(1, S, S, -1).permute(0, 3, 1, 2)                   # (1, D, S, S)
+    grid = F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
+    return torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, side * side, -1)], dim=1)
+
+
 def video_conv(kind, cin, cout, *, mid, stride=1):
     """A VideoResNet block's convolution: "3d" a full 3x3x3 kernel; "2d" (MC3) a 1x3x3 one, each frame on its
     own, strided in space only; "2plus1d" a 1x3x3 spatial conv to `mid` channels, BN, ReLU, a 3x1x1 temporal conv."""
@@ -287,6 +301,18 @@ class ViViT(nn.Module):
         x = torch.cat([self.time_cls.expand(B, -1, -1), x], dim=1)  # (B, nt+1, D)
         x = self.time(x + resize_positions(self.time_pos, nt))[:, 0]  # (B, D)
         return self.head(self.drop(x))                            # (B, num_classes)
+
+    def fit_state(self, state):
+        """Another ViViT's state dict with its position tables resized to this one's frames and size ->
+        (state, the names resized): a checkpoint trained at other frames or another size starts this one."""
+        state, resized = dict(state), set()
+        side = math.isqrt(self.space_pos.shape[1] - 1)
+        for name, fit in (("space_pos", lambda p: resize_grid_positions(p, side)),
+                          ("time_pos", lambda p: resize_positions(p, self.time_pos.shape[1] - 1))):
+            if name in state and state[name].shape != getattr(self, name).shape:
+                state[name] = fit(state[name]).detach().clone()
+                resized.add(name)
+        return state, resized
 
 
 class VideoResNet(nn.Module):

@@ -10,7 +10,7 @@ import torch
 import dataset
 import predict
 import train
-from conftest import load_pt, read_csv, write_dataset
+from conftest import CHANNELS5, load_pt, read_csv, write_dataset
 from fmrgb.training.pretrained import (KINETICS_MEAN, KINETICS_STD, LUMA, PRETRAINED_URLS, StartWeights,
                                        input_stats, load_weights, model_from_weights)
 from model import MODELS, build_model
@@ -233,3 +233,24 @@ def test_a_checkpoint_as_weights_gives_its_frames_and_size_as_the_defaults(tiny,
                             "--weights", first / "best.pt")) == 0
     ckpt = load_pt(second / "last.pt")
     assert (ckpt["frames"], ckpt["size"]) == (8, 16) and ckpt["train_args"]["fresh_parameters"] == []
+
+
+def test_a_vivit_checkpoint_starts_a_vivit_of_other_frames_and_size():
+    """Its position tables are resized (time: linearly; the patch grid: bicubically, as ViTs are fine-tuned at
+    another resolution), the CLS rows kept; they learn at the full rate like the rest that is new."""
+    torch.manual_seed(0)
+    small = build_model("vivit", in_channels=5, num_classes=2, frames=8, size=16)
+    with torch.no_grad():  # a grid whose positions grow down the rows: 2 x 2 patches of 8 pixels
+        small.space_pos[0, 1:] = torch.tensor([0.0, 0.0, 1.0, 1.0])[:, None]
+    big = model_from_weights("vivit", StartWeights(small.state_dict(), tuple(CHANNELS5)), channels=tuple(CHANNELS5), in_channels=5,
+                             num_classes=2, frames=12, size=32)
+    assert big.fresh_parameters == {"space_pos", "time_pos"}
+    assert big.space_pos.shape == (1, 17, 64) and big.time_pos.shape == (1, 7, 64)
+    torch.testing.assert_close(big.space_pos[0, 0], small.space_pos[0, 0])  # the CLS row as it was
+    rows = big.space_pos[0, 1:, 0].reshape(4, 4)  # 4 x 4 patches now: still growing down, the same across
+    assert (rows[1:].mean(1) > rows[:-1].mean(1)).all() and torch.allclose(rows, rows[:, :1].expand(4, 4))
+    with torch.no_grad():
+        assert big(torch.rand(1, 12, 5, 32, 32)).shape == (1, 2)
+    same = model_from_weights("vivit", StartWeights(small.state_dict(), tuple(CHANNELS5)), channels=tuple(CHANNELS5),
+                              in_channels=5, num_classes=2, frames=8, size=16)
+    assert same.fresh_parameters == frozenset()

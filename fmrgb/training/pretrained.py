@@ -127,7 +127,8 @@ def input_filters(weight, *, source, target):
 def fit_weights(model, start, channels):
     """(state, fresh parameter names): `start` (StartWeights) made to fit `model`, whose input channels are
     named `channels`: the first layer's filters matched by channel name (input_filters), a head of another
-    class count replaced by the model's own new one. ValueError when the channels cannot be matched."""
+    class count replaced by the model's own new one, and what the model itself adapts (its `fit_state`, as
+    ViViT resizes its position tables). ValueError when the channels cannot be matched."""
     own, state, fresh = model.state_dict(), dict(start.state), set()
     key, head = model.input_weight, model.head_name
     weight = state.get(key)
@@ -148,6 +149,9 @@ def fit_weights(model, start, channels):
         if name in state and state[name].shape != own[name].shape:
             state[name] = own[name]
             fresh.add(name)
+    if hasattr(model, "fit_state"):  # e.g. ViViT's position tables, trained at other frames or another size
+        state, resized = model.fit_state(state)
+        fresh |= resized
     return state, fresh
 
 
