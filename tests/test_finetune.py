@@ -242,8 +242,8 @@ def test_a_vivit_checkpoint_starts_a_vivit_of_other_frames_and_size():
     small = build_model("vivit", in_channels=5, num_classes=2, frames=8, size=16)
     with torch.no_grad():  # a grid whose positions grow down the rows: 2 x 2 patches of 8 pixels
         small.space_pos[0, 1:] = torch.tensor([0.0, 0.0, 1.0, 1.0])[:, None]
-    big = model_from_weights("vivit", StartWeights(small.state_dict(), tuple(CHANNELS5)), channels=tuple(CHANNELS5), in_channels=5,
-                             num_classes=2, frames=12, size=32)
+    start, names = StartWeights(small.state_dict(), tuple(CHANNELS5)), tuple(CHANNELS5)
+    big = model_from_weights("vivit", start, channels=names, in_channels=5, num_classes=2, frames=12, size=32)
     assert big.fresh_parameters == {"space_pos", "time_pos"}
     assert big.space_pos.shape == (1, 17, 64) and big.time_pos.shape == (1, 7, 64)
     torch.testing.assert_close(big.space_pos[0, 0], small.space_pos[0, 0])  # the CLS row as it was
@@ -251,6 +251,5 @@ def test_a_vivit_checkpoint_starts_a_vivit_of_other_frames_and_size():
     assert (rows[1:].mean(1) > rows[:-1].mean(1)).all() and torch.allclose(rows, rows[:, :1].expand(4, 4))
     with torch.no_grad():
         assert big(torch.rand(1, 12, 5, 32, 32)).shape == (1, 2)
-    same = model_from_weights("vivit", StartWeights(small.state_dict(), tuple(CHANNELS5)), channels=tuple(CHANNELS5),
-                              in_channels=5, num_classes=2, frames=8, size=16)
+    same = model_from_weights("vivit", start, channels=names, in_channels=5, num_classes=2, frames=8, size=16)
     assert same.fresh_parameters == frozenset()
