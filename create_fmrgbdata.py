@@ -4,9 +4,10 @@
     $ python create_fmrgbdata.py --target untrimmed --segments segments.csv
 
 Channels per frame, uint8: R, G, B (or grey with --fmrgb 3), amplitude, then the dominant
-frequency (simple) or a log-mel image (mel). All files of a run get the frame count of the
-longest video (its decoded count), shorter ones stretched linearly in time; --frames N sets
-the count instead. Finished files are skipped on a re-run, so an interrupted run resumes.
+frequency (simple) or a log-mel image (mel). The files a run converts get the frame count of the
+longest video (its decoded count), shorter ones stretched linearly in time; records whose video is
+gone keep their own length; --frames N sets the count instead. Finished files are skipped on a
+re-run, so an interrupted run resumes.
 
 --segments FILE (a CSV video,start,end,label in seconds, or UCF-Crime's temporal annotation file) writes
 one record per annotated segment instead, TARGET/<label>/<video name>@<start>-<end>s.pt, read from the long

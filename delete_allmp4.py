@@ -6,7 +6,8 @@ A video goes when `<video name>.pt` beside it loads (torch.load with weights_onl
 uint8 [T, H, W, C] tensor, and was made from this very file (its recorded name, size and SHA-256
 of the bytes match) and holds every frame at the video's size; right before the delete the video and
 its .pt must still be the files that were checked. A .pt made with --frames or --size holds fewer or
-smaller frames: its video is kept unless --lose_frames_or_pixels. Videos without such a .pt are kept
+smaller frames, one stretched to a longer clip's length blended ones: its video is kept unless
+--lose_frames_or_pixels. Videos without such a .pt are kept
 and listed, unless --all.
 Only video files are ever deleted; symlinked files are never followed, converted or deleted.
 """
@@ -24,8 +25,8 @@ def get_args_parser():
     parser.add_argument("--all", dest="delete_all", action="store_true",
                         help="delete every video, converted or not")
     parser.add_argument("--lose_frames_or_pixels", action="store_true",
-                        help="also delete videos whose .pt holds fewer frames (--frames) or smaller ones (--size): "
-                             "those frames and pixels are then gone for good")
+                        help="also delete videos whose .pt holds fewer frames (--frames), smaller ones (--size) "
+                             "or blended ones (stretched): those frames and pixels are then gone for good")
     parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                         help="print what would be deleted, delete nothing")
     return parser

@@ -16,8 +16,9 @@
 #   PREDICT          what predict.py classifies at the end            [DATA_DIR]
 #   KEEP_VIDEOS=1    keep every video: no resizing and no delete steps (the originals are converted)
 # Without KEEP_VIDEOS the pipeline ends with only the .pt files: the originals are deleted once their
-# resized copy is verified, and the resized copies once their .pt is. Stops at the first step that
-# fails, with that step's message.
+# resized copy is verified, and the resized copies once their .pt holds their frames as they are (a clip
+# stretched to a longer one's length keeps its video). Stops at the first step that fails, with that
+# step's message.
 set -euo pipefail
 
 if [[ $# -lt 1 || "$1" == -* ]]; then

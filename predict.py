@@ -9,7 +9,7 @@
 in memory with the checkpoint's settings (fmrgb.prepare.convert.convert_video: audio method, frequency
 parameter, channel count, and the training files' frame count), so a video and its .pt get the
 same prediction. A .pt file made with other settings than the training files (other channels,
-audio method or frequency parameter) is refused. Prints one line per file; a file that fails
+audio method, frequency parameter or sound sample rate) is refused. Prints one line per file; a file that fails
 prints `error: <path>: <reason>`, the others go on, and the exit status is 1 if any failed.
 
 With --window W (seconds) a video of any length is read once as a stream and classified window by window
@@ -19,11 +19,12 @@ one timeline per video in --out's folder. Windows above --threshold for a class 
 and written to <out>_events.csv. --data - reads a stream from standard input and prints each window's line
 as soon as it is classified, appending it to the CSV. --annotations (CSV video,start,end,label in seconds, or
 UCF-Crime's temporal annotation file) scores every frame from its windows and writes the frame-level ROC AUC
-and AP to metrics.json beside --out.
+and AP to <out>_metrics.json.
 
 Labelled data (a folder of class folders named as the checkpoint's classes, or a CSV path,label) is
-evaluated: the CSV gains the true class, and metrics.json, confusion.png and (two classes) roc.png are
-written beside --out by training's test code (fmrgb/training/evaluate.py, fmrgb/report.py).
+evaluated: the CSV gains the true class, and <out>_metrics.json, <out>_confusion.png and (two classes)
+<out>_roc.png are written beside it (<out>: --out's name without .csv; a training run's own metrics.json in
+the same folder is never written over) by training's test code (fmrgb/training/evaluate.py, fmrgb/report.py).
 
     $ python predict.py --model RUN/best.pt --data rwf2000/val/ --out eval/predictions.csv
 """
@@ -37,7 +38,7 @@ from fmrgb.training import checkpoint
 from fmrgb.cli import error_summary, fail_line, interruptible, usage_error, warn
 from fmrgb.training.clip import channel_indices, record_mel_window, transform
 from fmrgb.training.distributed import resolve_device
-from fmrgb.files import VIDEO_EXTS, find_files, write_csv
+from fmrgb.files import VIDEO_EXTS, beside, find_files, write_csv
 from fmrgb.prepare.record import UnreadableRecord, generic_channels, load_record, record_path
 from fmrgb.streaming.annotations import read_annotations
 from fmrgb.streaming.longvideo import Sliding, timeline_inputs, timelines
@@ -62,7 +63,7 @@ def get_args_parser():
                    help="with --window: windows above it for a class merge into events")
     p.add_argument("--annotations", default=None,
                    help="with --window: CSV video,start,end,label (or UCF-Crime's temporal annotation file): "
-                        "frame-level ROC AUC and AP into metrics.json beside --out")
+                        "frame-level ROC AUC and AP into <out>_metrics.json beside --out")
     return p
 
 
@@ -121,8 +122,8 @@ def load_clip(path, record):
 @torch.no_grad()
 def predict_clip(model, recipe, clip, device="cpu", mel_window=None):
     """Class probabilities (K,) float64 of one uint8 clip, with the training recipe (a checkpoint.Recipe:
-    dataset.transform, on the channels the model was trained on: its use_channels, or all; `mel_window`:
-    what load_clip gives with the clip)."""
+    fmrgb.training.clip.transform, on the channels the model was trained on: its use_channels, or all;
+    `mel_window`: what load_clip gives with the clip)."""
     use = recipe.use_channels
     x = transform(clip, frames=recipe.frames, size=recipe.size, mean=list(recipe.mean), std=list(recipe.std),
                   layout=recipe.layout, channels=None if use is None else channel_indices(recipe.record.channels, use),
@@ -131,10 +132,10 @@ def predict_clip(model, recipe, clip, device="cpu", mel_window=None):
     return torch.softmax(logits.double(), dim=1)[0].cpu()
 
 
-def predict_files(model_path, paths, *, device="cpu", log=print):
-    """(the checkpoint.Recipe, [(path, probabilities or None, error or None)] for each path): classes from
-    the checkpoint."""
-    ckpt = checkpoint.load(model_path)
+def predict_files(model, paths, *, device="cpu", log=print):
+    """(the checkpoint.Recipe, [(path, probabilities or None, error or None)] for each path) of the
+    checkpoint `model` (a checkpoint.Checkpoint or its file's path): classes from the checkpoint."""
+    ckpt = model if isinstance(model, checkpoint.Checkpoint) else checkpoint.load(model)
     model = checkpoint.model_from(ckpt).to(device).eval()
     recipe = ckpt.recipe
     classes = recipe.classes
@@ -169,12 +170,12 @@ def write_predictions(path, classes, results, truth=None):
 def report_evaluation(out, recipe, results, truth):
     """Labelled data: training's test metrics and pictures beside `out`, their line printed."""
     try:
-        m = write_evaluation(Path(out).parent, recipe, results, truth)
+        m = write_evaluation(out, recipe, results, truth)
     except ValueError as e:
         usage_error(f"--data: {e}")
     for line in summary_lines(m):
         print(line.replace("test:", f"labelled data ({m['n_files']} files):", 1))
-    print(f"wrote metrics.json, confusion.png beside {out}")
+    print(f"wrote {beside(out, 'metrics.json')}, {beside(out, 'confusion.png').name}")
 
 
 def check_window_args(args):
@@ -240,16 +241,20 @@ def main(args):
     if not paths:
         usage_error(f"--data {args.data}: no .pt files or videos found")
     try:
-        recipe, results = predict_files(args.model, paths, device=device)
+        ckpt = checkpoint.load(args.model)
     except Exception as e:  # an unreadable checkpoint
         usage_error(f"--model {args.model}: {error_summary(e)}")
-    truth = truth or true_classes(args.data, paths, recipe.classes)  # a folder of the model's class folders
-    if truth:
+    truth = truth or true_classes(args.data, paths, ckpt.recipe.classes)  # a folder of the model's class folders
+    if truth:  # before any file is predicted: a wrong label must not cost a whole pass
         try:
-            check_classes(truth, recipe.classes)
+            check_classes(truth, ckpt.recipe.classes)
         except ValueError as e:
             usage_error(f"--data {args.data}: {e}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # metrics.json and the pictures go beside it too
+    try:
+        recipe, results = predict_files(ckpt, paths, device=device)
+    except Exception as e:  # weights the model cannot take
+        usage_error(f"--model {args.model}: {error_summary(e)}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # <out>_metrics.json and the pictures go beside it
     write_predictions(args.out, recipe.classes, results, truth)
     if truth:
         report_evaluation(args.out, recipe, results, truth)

@@ -219,7 +219,8 @@ def start_model(session, run):
     try:
         if session.weights is None:
             return build_model(s.learnmethod, **run.model_kwargs)
-        return model_from_weights(s.learnmethod, session.weights, channels=run.input_names, **run.model_kwargs)
+        return model_from_weights(s.learnmethod, session.weights, channels=run.input_names, classes=run.data.classes,
+                                  **run.model_kwargs)
     except (AssertionError, RuntimeError, ValueError) as e:  # weights of another architecture: the first key that differs
         detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), error_summary(e))
         usage_error(f"--{'pretrained' if s.pretrained else 'weights'}: not weights of {s.learnmethod}: {detail}")

@@ -55,11 +55,14 @@ def check_target_dir(target):
 
 def hold_tree(target, *, shared=False):
     """The lock of the folder a step works on (treelock.hold), held until the with block ends; a
-    folder another step holds is refused in one line."""
+    folder another step holds is refused in one line, one that cannot be locked is named in a warning."""
     try:
-        return treelock.hold(target, shared=shared)
+        lock = treelock.hold(target, shared=shared)
     except treelock.TreeBusy as e:
         usage_error(str(e))
+    if lock.unlocked:
+        warn(target, f"cannot be locked here ({lock.unlocked}): make sure no other step works on it meanwhile")
+    return lock
 
 
 def hold_data(data):

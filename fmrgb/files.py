@@ -84,7 +84,7 @@ def find_videos(root, *, on_skip=None):
     .apng that holds one picture (a still, not a clip) and a picture or sound file of another format."""
     skip = on_skip or (lambda path, why: None)
     videos = []
-    for p in _walk(root, None if on_skip else VIDEO_EXTS, skip):
+    for p in _walk(root, VIDEO_EXTS | NOT_CLIP_EXTS if on_skip else VIDEO_EXTS, skip):  # a CSV's link: not ours
         ext = p.suffix.lower()
         if ext in ANIMATION_EXTS and not is_animated(p):
             skip(p, f"a still {ext[1:]} picture, not a clip: left out")
@@ -269,6 +269,13 @@ def json_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
+
+
+def beside(out, name):
+    """The file `name` that belongs to the output file `out`: <out's stem>_<name> in its folder, so that two
+    outputs in one folder (a training run's metrics.json, predict.py's) never write over each other."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_{name}")
 
 
 def write_json(path, obj):

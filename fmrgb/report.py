@@ -195,14 +195,14 @@ def plot_roc(y_true, scores, positive, path):
 
 # ----------------------------------------------------------------------------- the test set
 
-def evaluation_outputs(out_dir, *, y_true, probs, classes, positive=1):
+def evaluation_outputs(out_dir, *, y_true, probs, classes, positive=1, prefix=""):
     """The metrics of class probabilities (N, K) against true labels, and their pictures in out_dir:
-    confusion.png, roc.png (two classes, both present; of classes[positive]) -> the metrics."""
+    <prefix>confusion.png, <prefix>roc.png (two classes, both present; of classes[positive]) -> the metrics."""
     out_dir = Path(out_dir)
     m = compute_metrics(y_true, probs, classes, positive)
-    plot_confusion(m["confusion_matrix"], classes, out_dir / "confusion.png")
+    plot_confusion(m["confusion_matrix"], classes, out_dir / f"{prefix}confusion.png")
     if len(classes) == 2 and m["roc_auc"] is not None:
-        plot_roc(np.asarray(y_true) == positive, probs[:, positive], classes[positive], out_dir / "roc.png")
+        plot_roc(np.asarray(y_true) == positive, probs[:, positive], classes[positive], out_dir / f"{prefix}roc.png")
     return m
 
 

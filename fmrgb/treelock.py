@@ -6,7 +6,9 @@
 flock(2) on the folder itself, so nothing is written into it; the kernel lets go when the process
 (and the worker processes that share its descriptor) ends, however it ends. A step that finds
 the lock taken raises TreeBusy at once, naming the process that holds it, rather than waiting
-an unknown time or racing it for the same files.
+an unknown time or racing it for the same files. Where the file system cannot lock a folder at all (NFS
+refuses flock on a folder opened to read), the lock is not there: its `unlocked` says why, and the step goes
+on after saying so.
 """
 import fcntl
 import os
@@ -21,7 +23,7 @@ class TreeLock:
     """The lock of one folder, taken on creation; released by close() or at the end of a with block."""
 
     def __init__(self, folder, *, shared=False):
-        self.folder = Path(folder)
+        self.folder, self.unlocked = Path(folder), None
         self.fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(self.fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
@@ -29,6 +31,8 @@ class TreeLock:
             os.close(self.fd)
             raise TreeBusy(f"{self.folder}: another step is working on this folder ({holder(self.folder)}): "
                            "run this one when it has finished") from None
+        except OSError as e:  # EBADF, ENOLCK: this file system locks no folder; better unguarded than unusable
+            self.unlocked = e.strerror or str(e)
 
     def close(self):
         if self.fd is not None:

@@ -197,6 +197,21 @@ BROKEN = {
     "moov_atom_stripped": make_no_moov,
     "sound_only": make_sound_only,
 }
+
+
+def damage_until(path, found, *, width, steps):
+    """Flip `width` bytes of the picture data of the mp4 `path` (XOR 0x55) at k/40 of its media data, for
+    each k of `steps` in turn, until found() holds; pytest.fail when none gives the damage wanted."""
+    good = path.read_bytes()
+    start = good.find(b"mdat") + 8
+    for k in steps:
+        pos = start + (len(good) - start) * k // 40
+        path.write_bytes(good[:pos] + bytes(b ^ 0x55 for b in good[pos:pos + width]) + good[pos + width:])
+        if found():
+            return
+    pytest.fail(f"no damage of {width} bytes in {path.name} gives the case wanted")
+
+
 def prepare(data, *, test_size, val_size, seed, frames, size):
     """A training run's data as train.py prepares it: surveyed, split by groups, with the training statistics."""
     survey = survey_data(data)

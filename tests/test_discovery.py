@@ -70,7 +70,9 @@ def test_pictures_and_sound_files_are_named_other_files_are_not(tmp_path):
     make_video(tmp_path / "a.mp4", seconds=0.3, size=(64, 48))
     picture(tmp_path / "photo.jpg", "-frames:v", "1")
     (tmp_path / "take.wav").write_bytes(b"RIFF")
-    (tmp_path / "notes.txt").write_text("labels")  # not media: nothing to say about it
+    (tmp_path / "notes.txt").write_text("labels")  # not media: nothing to say about it, nor of a link to it,
+    os.symlink(tmp_path / "notes.txt", tmp_path / "labels.csv")  # nor of a pipe that is not a video's
+    os.mkfifo(tmp_path / "logpipe")
     r = run_script("create_fmrgbdata.py", "--target", tmp_path)
     assert r.returncode == 0
     assert warnings(r.stderr) == [

@@ -1,5 +1,5 @@
-"""predict.py on labelled data: the true class in its CSV, and training's metrics.json, confusion.png and
-roc.png beside --out."""
+"""predict.py on labelled data: the true class in its CSV, and training's metrics, confusion matrix and ROC
+curve beside --out as <out>_metrics.json, <out>_confusion.png and <out>_roc.png."""
 import csv
 import json
 
@@ -41,31 +41,33 @@ def test_a_csv_of_the_test_files_gives_trainings_test_metrics(run, tmp_path, cap
     assert run_predict("--model", run_dir / "best.pt", "--data", tmp_path / "test.csv", "--out", out) == 0
     rows = read_csv(out)
     assert [(r["path"], r["true"]) for r in rows] == [(r["path"], r["true"]) for r in tested]
-    mine, trained = (json.loads(p.read_text()) for p in (out.parent / "metrics.json", run_dir / "metrics.json"))
+    mine, trained = (json.loads(p.read_text()) for p in (out.parent / "predictions_metrics.json",
+                                                          run_dir / "metrics.json"))
     for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1"):
         assert mine[key] == pytest.approx(trained[key], abs=1e-6), key
     for key in ("confusion_matrix", "classes", "positive_class"):
         assert mine[key] == trained[key], key
     assert mine["roc_auc"] == pytest.approx(trained["roc_auc"], abs=1e-4)
-    assert (out.parent / "confusion.png").is_file() and (out.parent / "roc.png").is_file()
+    assert (out.parent / "predictions_confusion.png").is_file() and (out.parent / "predictions_roc.png").is_file()
     assert mine["n_files"] == len(tested) and "labelled data (" in capsys.readouterr().out
 
 
 def test_a_folder_of_class_folders_is_labelled_and_another_is_not(run, tmp_path):
     run_dir, data = run
-    out = tmp_path / "a" / "p.csv"
-    out.parent.mkdir()
+    out = run_dir / "p.csv"  # into the training run's folder: its own metrics and pictures stay as they are
+    before = {name: (run_dir / name).read_bytes() for name in ("metrics.json", "confusion.png", "roc.png")}
     assert run_predict("--model", run_dir / "best.pt", "--data", data, "--out", out) == 0
+    assert before == {name: (run_dir / name).read_bytes() for name in before}
     rows = read_csv(out)
     assert len(rows) == 16 and all(r["true"] == r["path"].split("/")[-2] for r in rows)
-    m = json.loads((out.parent / "metrics.json").read_text())
+    m = json.loads((run_dir / "p_metrics.json").read_text())
     assert sum(map(sum, m["confusion_matrix"])) == 16
     assert m["accuracy"] == pytest.approx(sum(r["true"] == r["predicted"] for r in rows) / 16)
     write_dataset(tmp_path / "other", per_class=1, T=4, H=8, W=8, classes=("x", "y"))
     out = tmp_path / "b" / "p.csv"
     out.parent.mkdir()
     assert run_predict("--model", run_dir / "best.pt", "--data", tmp_path / "other", "--out", out) == 0
-    assert "true" not in read_csv(out)[0] and not (out.parent / "metrics.json").exists()
+    assert "true" not in read_csv(out)[0] and not list(out.parent.glob("*metrics.json"))
 
 
 def test_a_csv_label_the_model_does_not_know_is_one_line(run, tmp_path, capsys):
@@ -73,5 +75,7 @@ def test_a_csv_label_the_model_does_not_know_is_one_line(run, tmp_path, capsys):
     first = next(data.rglob("*.pt"))
     (tmp_path / "l.csv").write_text(f"path,label\n{first},angry\n")
     assert run_predict("--model", run_dir / "best.pt", "--data", tmp_path / "l.csv", "--out", tmp_path / "p.csv") == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
     assert len(err) == 1 and "labels angry are not among the model's classes calm, loud" in err[0]
+    assert str(first) not in captured.out  # said before any file is predicted: no pass lost to a typo

@@ -1,6 +1,7 @@
 """train.py with a pretrained backbone (--pretrained, --weights) and with --augment: what starts from which
 weights (a train.py checkpoint as it was trained), how each channel is matched by its name and normalised,
 which layers learn slower, what happens offline, which clips augment."""
+import dataclasses
 import json
 import urllib.error
 
@@ -253,3 +254,23 @@ def test_a_vivit_checkpoint_starts_a_vivit_of_other_frames_and_size():
         assert big(torch.rand(1, 12, 5, 32, 32)).shape == (1, 2)
     same = model_from_weights("vivit", start, channels=names, in_channels=5, num_classes=2, frames=8, size=16)
     assert same.fresh_parameters == frozenset()
+
+
+def test_a_checkpoints_head_is_kept_only_for_its_own_classes():
+    """A head's rows are its classes: the same ones in another order are put in the run's order, other
+    classes of the same count get a new head (an RLVS model fine-tuned on RWF-2000 must not start with its
+    Violence row as NonFight), and weights whose classes are not known keep a head of the same count."""
+    torch.manual_seed(0)
+    kw = dict(in_channels=5, num_classes=2, frames=4, size=16)
+    source = build_model("conv3d", **kw)
+    start = StartWeights(source.state_dict(), tuple(CHANNELS5), classes=("NonViolence", "Violence"))
+    swapped = model_from_weights("conv3d", start, channels=tuple(CHANNELS5), classes=("Violence", "NonViolence"), **kw)
+    torch.testing.assert_close(swapped.head.weight, source.head.weight.flip(0), rtol=0, atol=0)
+    torch.testing.assert_close(swapped.head.bias, source.head.bias.flip(0), rtol=0, atol=0)
+    assert swapped.fresh_parameters == frozenset()
+    other = model_from_weights("conv3d", start, channels=tuple(CHANNELS5), classes=("Fight", "NonFight"), **kw)
+    assert other.fresh_parameters == {"head.weight", "head.bias"}
+    assert not torch.equal(other.head.weight, source.head.weight)
+    unnamed = model_from_weights("conv3d", dataclasses.replace(start, classes=None), channels=tuple(CHANNELS5),
+                                 classes=("Fight", "NonFight"), **kw)
+    assert unnamed.fresh_parameters == frozenset()

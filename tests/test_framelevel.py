@@ -104,7 +104,7 @@ def test_predict_annotations_writes_frame_level_metrics(tmp_path, notes, capsys)
     assert predict.main(predict.get_args_parser().parse_args(
         ["--model", str(model), "--data", str(video), "--window", "1", "--stride", "0.5", "--out", str(out),
          "--annotations", str(tmp_path / "notes.txt")])) == 0
-    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "out" / "timeline_metrics.json").read_text())
     assert (metrics["frames"], metrics["positive_frames"]) == (90, 30)
     assert 0 <= metrics["frame_roc_auc"] <= 1 and 0 <= metrics["frame_ap"] <= 1
     assert "frame-level ROC AUC" in capsys.readouterr().out

@@ -4,7 +4,7 @@ hashing the whole file, the nearest frame for stretched sound) makes its test fa
 import numpy as np
 import pytest
 
-from conftest import REPORT, ffmpeg_make, kept, make_video, run_script
+from conftest import REPORT, damage_until, ffmpeg_make, kept, make_video, run_script
 from fmrgb.prepare import convert, ffmpeg, resized, timeline
 
 
@@ -14,17 +14,12 @@ def test_a_copy_damaged_where_only_decoding_sees_it_keeps_its_original(tmp_path)
     video = make_video(tmp_path / "a.mp4", seconds=2, audio=None)
     resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy = tmp_path / "resized_a.mp4"
-    good = copy.read_bytes()
-    start = good.find(b"mdat") + 8
-    for k in range(20, 40):
-        pos = start + (len(good) - start) * k // 40
-        copy.write_bytes(good[:pos] + bytes(b ^ 0x55 for b in good[pos:pos + 64]) + good[pos + 64:])
+
+    def only_decoding_sees_it():
         packets, _, demux_errors = ffmpeg.video_stream_length(copy)
-        decoded, _, errors = ffmpeg.video_stream_length(copy, decode=True)
-        if errors and not demux_errors and packets == 60:
-            break
-    else:
-        pytest.fail("no damage found that only decoding sees")
+        return ffmpeg.video_stream_length(copy, decode=True)[2] and not demux_errors and packets == 60
+
+    damage_until(copy, only_decoding_sees_it, width=64, steps=range(20, 40))
     r = run_script("delete_not_resized.py", "--target", tmp_path)
     assert r.returncode == 0 and video.exists(), r.stdout
     assert "errors" in kept(r.stdout, video)

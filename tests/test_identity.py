@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import make_sample_data as msd
-from conftest import REPORT, load_pt, make_video, run_script
+from conftest import REPORT, damage_until, load_pt, make_video, run_script
 from fmrgb import files
 from fmrgb.prepare import convert, deletion, ffmpeg, record, resized
 from fmrgb.prepare.scan import scan_tree
@@ -259,14 +259,18 @@ def test_a_frames_run_never_shortens_a_record_whose_video_is_gone(tmp_path, caps
     assert f"warning: {tmp_path / 'b.mp4.pt'}: its video is gone: kept at its 30 frames" in capsys.readouterr().err
 
 
-def test_delete_allmp4_keeps_a_video_whose_pt_holds_fewer_frames_than_it_decodes_to(tmp_path):
+def test_delete_allmp4_keeps_a_video_whose_pt_holds_other_frames_than_it_decodes_to(tmp_path):
     short = make_video(tmp_path / "short.mp4", seconds=1)
     convert.convert_tree(tmp_path, frames=8, report=REPORT)
     assert load_pt(tmp_path / "short.mp4.pt")["source_frames"] == 30
     r = run_script("delete_allmp4.py", "--target", tmp_path)
     assert r.returncode == 0 and short.exists()
     assert "holds 8 of the video's 30 frames" in kept(r.stdout, short)
-    convert.convert_tree(tmp_path, frames=40, report=REPORT)  # stretched, not shortened: the video may go
+    convert.convert_tree(tmp_path, frames=40, report=REPORT)  # stretched: 40 blended frames, not its 30
+    r = run_script("delete_allmp4.py", "--target", tmp_path)
+    assert r.returncode == 0 and short.exists()
+    assert "30 frames stretched to 40, blended" in kept(r.stdout, short)
+    convert.convert_tree(tmp_path, report=REPORT)  # its own 30 frames: the video may go
     r = run_script("delete_allmp4.py", "--target", tmp_path)
     assert r.returncode == 0 and not short.exists()
 
@@ -322,17 +326,12 @@ def test_guard_decode_errors_keeps_an_original_whose_copy_is_damaged_but_complet
     video = make_video(tmp_path / "a.mp4", seconds=1, audio=None)
     resized.resize_videos(tmp_path, mag=2, report=REPORT)
     copy = tmp_path / "resized_a.mp4"
-    good = copy.read_bytes()
-    start = good.find(b"mdat") + 8
-    # damage 32 bytes of picture data somewhere the decoder conceals it: every frame still comes out
-    for k in range(1, 40):
-        pos = start + (len(good) - start) * k // 40
-        copy.write_bytes(good[:pos] + bytes(b ^ 0x55 for b in good[pos:pos + 32]) + good[pos + 32:])
+
+    def every_frame_comes_out_with_errors():  # damage the decoder conceals
         frames, _, errors = ffmpeg.video_stream_length(copy, decode=True)
-        if errors and frames == 30:
-            break
-    else:
-        pytest.fail("no damage found that keeps every frame")
+        return errors and frames == 30
+
+    damage_until(copy, every_frame_comes_out_with_errors, width=32, steps=range(1, 40))
     r = run_script("delete_not_resized.py", "--target", tmp_path)
     assert r.returncode == 0 and video.exists()
     assert "errors" in kept(r.stdout, video)

@@ -9,7 +9,7 @@ import pytest
 import train
 from conftest import read_csv, write_dataset
 from fmrgb.training.experiment import ablation_table
-from fmrgb.training.intervals import corrected_t, paired_bootstrap
+from fmrgb.training.intervals import corrected_t, metric_of_resamples, paired_bootstrap
 from fmrgb.training.splits import plan_splits
 
 T_975_2 = 4.302652729911275  # t(0.975) with 2 degrees of freedom
@@ -93,3 +93,27 @@ def test_the_ablation_on_one_split_bootstraps_over_the_test_clips(tmp_path, caps
     assert d["mean"] == pytest.approx(accs[0] - accs[2])
     assert (d["low"] is None) == bool(d["note"])
     assert "paired bootstrap interval over the clips" in capsys.readouterr().out
+
+
+def test_the_resamples_roc_auc_is_sklearns_ties_included_and_nan_for_one_class():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 30)
+    probs = np.round(rng.random((30, 1)), 1)  # one decimal: many ties
+    probs = np.concatenate([1 - probs, probs], 1)
+    idx = rng.integers(0, 30, size=(200, 30))
+    idx[0] = np.flatnonzero(y == 1)[0]  # a resample of one class only
+    got = metric_of_resamples("roc_auc", y, probs, idx, 1)
+    assert np.isnan(got[0])
+    want = [roc_auc_score(y[rows] == 1, probs[rows, 1]) for rows in idx[1:]]
+    np.testing.assert_allclose(got[1:], want, rtol=0, atol=1e-12)
+
+
+def test_an_ablation_does_not_resume_one_run(tmp_path, capsys):
+    # three channel sets cannot all continue one checkpoint: refused before anything is read
+    write_dataset(tmp_path / "d", per_class=2, T=4, H=8, W=8)
+    with pytest.raises(SystemExit) as e:
+        train.main(train.get_args_parser().parse_args(["--data", str(tmp_path / "d"), "--ablation", "--resume",
+                                                        str(tmp_path / "last.pt"), "--device", "cpu"]))
+    assert e.value.code == 2 and "--resume continues one run, not --ablation" in capsys.readouterr().err

@@ -42,6 +42,27 @@ def wait_until(pred, timeout):
     return False
 
 
+def kill_and_check(proc, *, sig, what, count=1, settle=0.0):
+    """Kill the step `proc` alone with `sig` (as the OOM killer or `kill -9 PID` does) once `count` child
+    processes run, `settle` s later; fail if any of them is still running 5 s after it ended. Cleans up."""
+    kids = []
+    try:
+        assert wait_until(lambda: len(children(proc.pid)) >= count, 60), f"fewer than {count} {what} processes"
+        kids = children(proc.pid)
+        time.sleep(settle)
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=30)
+        assert wait_until(lambda: not any(alive(k) for k in kids), 5), \
+            f"{what} processes {[k for k in kids if alive(k)]} outlived the step that started them"
+    finally:
+        for k in kids:
+            if alive(k):
+                os.kill(k, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
 def test_a_killed_conversion_leaves_no_worker_running(tmp_path, sig):
     for i in range(3):
@@ -49,22 +70,7 @@ def test_a_killed_conversion_leaves_no_worker_running(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, str(ROOT / "create_fmrgbdata.py"), "--target", str(tmp_path),
                              "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-    workers = []
-    try:
-        assert wait_until(lambda: len(children(proc.pid)) >= 2, 60), "no worker process started"
-        workers = children(proc.pid)
-        time.sleep(0.3)  # into the first videos
-        os.kill(proc.pid, sig)  # the parent alone, as the kernel's OOM killer or `kill -9 PID` does
-        proc.wait(timeout=30)
-        assert wait_until(lambda: not any(alive(w) for w in workers), 5), \
-            f"worker processes {[w for w in workers if alive(w)]} outlived their parent"
-    finally:
-        for w in workers:
-            if alive(w):
-                os.kill(w, signal.SIGKILL)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_and_check(proc, sig=sig, what="worker", count=2, settle=0.3)  # 0.3 s: into the first videos
     assert not list(tmp_path.glob(".*.part")), "a worker ended without removing its temporary file"
 
 
@@ -72,18 +78,4 @@ def test_a_killed_resize_leaves_no_ffmpeg_running(tmp_path):
     make_video(tmp_path / "long.mp4", seconds=30, size=(640, 480))
     proc = subprocess.Popen([sys.executable, str(ROOT / "resize_video.py"), "--target", str(tmp_path), "--mag", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    encoders = []
-    try:
-        assert wait_until(lambda: children(proc.pid), 60), "resize started no ffmpeg"
-        encoders = children(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)  # as the OOM killer or `kill -9 PID` does
-        proc.wait(timeout=30)
-        assert wait_until(lambda: not any(alive(p) for p in encoders), 5), \
-            f"ffmpeg {[p for p in encoders if alive(p)]} outlived the resize step that started it"
-    finally:
-        for p in encoders:
-            if alive(p):
-                os.kill(p, signal.SIGKILL)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_and_check(proc, sig=signal.SIGKILL, what="ffmpeg")

@@ -61,7 +61,8 @@ def test_a_run_at_another_size_converts_again_and_one_at_the_same_size_skips(tmp
 
 
 @pytest.mark.parametrize("flags, says", [(["--size", "16"], "16x16 frames of the video's 64x48"),
-                                         (["--frames", "5"], "5 of the video's 15 frames")])
+                                         (["--frames", "5"], "5 of the video's 15 frames"),
+                                         (["--frames", "40"], "15 frames stretched to 40, blended")])
 def test_delete_allmp4_keeps_a_video_whose_record_holds_less_unless_told_the_loss(tmp_path, flags, says):
     video = make_video(tmp_path / "d" / "v.mp4", seconds=0.5, size=(64, 48))
     assert run_script("create_fmrgbdata.py", "--target", tmp_path / "d", *flags).returncode == 0

@@ -100,3 +100,16 @@ def test_a_video_that_vanishes_mid_run_is_named_in_one_line(tmp_path, monkeypatc
         assert lines[0].startswith("gone ") and "removed by something else" in lines[0], out + err
     elif name != "delete_not_resized":  # there: "kept b.mp4: no resized copy", true before and after
         assert "No such file or directory" in lines[0], out + err
+
+
+def test_a_folder_the_file_system_cannot_lock_is_named_and_the_step_goes_on(tmp_path, monkeypatch, capsys):
+    # NFS refuses flock on a folder opened to read (EBADF): the step says so and works, no traceback
+    make_video(tmp_path / "a.mp4", seconds=0.3, size=(64, 48))
+
+    def refuse(fd, op):
+        raise OSError(9, "Bad file descriptor")
+
+    monkeypatch.setattr(treelock.fcntl, "flock", refuse)
+    assert create_fmrgbdata.main(create_fmrgbdata.get_args_parser().parse_args(["--target", str(tmp_path)])) == 0
+    assert (tmp_path / "a.mp4.pt").exists()
+    assert f"warning: {tmp_path}: cannot be locked here (Bad file descriptor)" in capsys.readouterr().err

@@ -13,7 +13,7 @@ source_size, source_sha256, source_frames (the frames the video decodes to), sou
 skipped), has_audio, silent, format_version and, for a resized copy, original_sha256 (its original's, from
 the copy's stamp: fmrgb.prepare.resized). A bare uint8 tensor
 is read too. A record without source_sha256 (made before content fingerprints) is still read, but
-is never taken as made from any particular video: it is converted again and its video kept.
+is never taken as made from any particular video: its video is kept, and it is never written over.
 """
 import contextlib
 import dataclasses
@@ -236,7 +236,8 @@ def made_from_problem(meta, video):
     """None when a record's metadata says it was made from this very content of `video`, else why not."""
     if "source_sha256" not in meta:
         older = " (made before .pt files recorded it)" if "source_size" in meta else ""
-        return f".pt does not record which video it was made from{older}: convert again, or use --all"
+        return (f".pt does not record which video it was made from{older}: move it away and convert again, "
+                "or use --all")
     video = Path(video)
     # name and size first: cheap, and enough to tell most other videos apart without reading them
     if (meta.get("source"), meta.get("source_size")) != (video.name, video.stat().st_size) \
@@ -251,9 +252,9 @@ def recorded_source_digest(pt):
 
 
 def conversion_problem(video, *, accept_loss=False):
-    """None when the video's record is a valid FMRGB record made from this very file and holds at
-    least as many frames as the video decodes to (source_frames), each as large as the video's
-    (source_shape), else why not. accept_loss: fewer or smaller frames do (the user said so)."""
+    """None when the video's record is a valid FMRGB record made from this very file and holds its frames
+    as they are: as many as the video decodes to (source_frames; not fewer, nor stretched to more), each as
+    large as the video's (source_shape), else why not. accept_loss: other frames do (the user said so)."""
     pt = record_path(video)
     if not pt.is_file():
         return "no .pt file"
@@ -276,4 +277,8 @@ def conversion_problem(video, *, accept_loss=False):
         # a --frames run kept fewer frames than the video has: the video is still the only full copy
         return (f".pt holds {frames.shape[0]} of the video's {meta['source_frames']} frames "
                 "(convert without --frames, or a larger one, or pass --lose_frames_or_pixels, to delete it)")
+    if frames.shape[0] > meta.get("source_frames", frames.shape[0]):
+        # stretched to a longer clip's length (or a larger --frames): its frames blended, not as they were
+        return (f".pt holds the video's {meta['source_frames']} frames stretched to {frames.shape[0]}, blended "
+                "(convert it on its own, or pass --lose_frames_or_pixels, to delete it)")
     return problem

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fmrgb.cli import fail_line, warn
 from fmrgb.training.clip import picture_channels
-from fmrgb.files import VIDEO_EXTS, find_files, write_json
+from fmrgb.files import VIDEO_EXTS, beside, find_files, write_json
 from fmrgb.streaming.framelevel import frame_level_metrics
 from fmrgb.streaming.sliding import classify_stream
 from fmrgb.streaming.stream import STDIN, open_stream
@@ -53,8 +53,7 @@ def timeline_path(out, video, many, root=None):
 
 
 def events_path(out):
-    out = Path(out)
-    return out.with_name(f"{out.stem}_events.csv")
+    return beside(out, "events.csv")
 
 
 def _bar(stream, name, live):
@@ -98,7 +97,7 @@ def slide_one(model, recipe, video, *, sliding, csv_path, log, buffer=None):
 
 def timelines(model, recipe, videos, *, sliding, out, log=print, annotations=None, root=None):
     """Slide along every video; [(video, error or None)]. Events of all videos go to events_path(out); with
-    `annotations` (fmrgb.streaming.annotations.Annotations) the frame-level ROC AUC and AP to metrics.json beside --out.
+    `annotations` (fmrgb.streaming.annotations.Annotations) the frame-level ROC AUC and AP to <out>_metrics.json.
     `root`: the folder the videos were found in (timeline_path)."""
     WindowSpec.of(window=sliding.window, stride=sliding.stride, fps=1.0)  # checks both are positive
     done, events, scored = [], [], []
@@ -118,9 +117,9 @@ def timelines(model, recipe, videos, *, sliding, out, log=print, annotations=Non
     log(f"{len(events)} events above {sliding.threshold:g}: {events_path(out)}")
     if annotations is not None and scored:
         metrics = frame_level_metrics(scored, annotations)
-        write_json(Path(out).parent / METRICS_NAME, metrics)
+        write_json(beside(out, METRICS_NAME), metrics)
         log(f"frame-level ROC AUC {_show(metrics['frame_roc_auc'])}, AP {_show(metrics['frame_ap'])} over "
-            f"{metrics['frames']} frames: {Path(out).parent / METRICS_NAME}")
+            f"{metrics['frames']} frames: {beside(out, METRICS_NAME)}")
     return done
 
 

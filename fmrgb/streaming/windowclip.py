@@ -56,14 +56,15 @@ def window_input(frames, audio, *, fps, recipe):
     n, height, width, n_pic = frames.shape
     unique, inverse, n_out = _wanted(n, recipe)
     plan = None if n_out == n else stretch_plan(n, n_out)  # else as a --frames conversion
+    spans = None if plan is None else plan.spans()
 
     def record_sound(idx, shape):
         """uint8 (len(idx), *shape, 2): the sound channels of the record's frames idx, as the record holds them."""
         out = np.empty((len(idx), *shape, SOUND_CHANNELS), np.uint8)
         method, param = sound_settings(recipe.record)
-        at, spans = (idx, None) if plan is None else (plan.nearest[idx], tuple(s[idx] for s in plan.spans()))
+        at, own = (idx, None) if plan is None else (plan.nearest[idx], tuple(s[idx] for s in spans))
         return fuse(out, audio, fps=fps, audiomethod=method, frequency_param=param, source_frames=n, at=at,
-                    spans=spans)
+                    spans=own)
 
     picture = frames[unique] if plan is None else blend(frames[plan.lo[unique]], frames[plan.hi[unique]],
                                                         plan.w[unique])  # (U, H, W, P)

@@ -2,7 +2,7 @@
 metrics and pictures (fmrgb.report) beside the predictions.
 
     truth = true_classes("data/", paths, recipe.classes)   # a class name per path, or None: not labelled
-    metrics = write_evaluation("out/", recipe, results, truth)   # metrics.json, confusion.png, roc.png
+    metrics = write_evaluation("out/p.csv", recipe, results, truth)  # out/p_metrics.json, _confusion.png, _roc.png
 
 Labelled data is a folder whose files each lie in a folder named as one of the checkpoint's classes, or a CSV
 with the columns path,label (fmrgb.training.survey.list_data).
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmrgb.files import write_json
+from fmrgb.files import beside, write_json
 from fmrgb.report import evaluation_outputs, positive_index
 from fmrgb.training.survey import list_data
 
@@ -38,18 +38,20 @@ def check_classes(truth, classes):
         raise ValueError(f"labels {', '.join(unknown)} are not among the model's classes {', '.join(classes)}")
 
 
-def write_evaluation(out_dir, recipe, results, truth):
+def write_evaluation(out, recipe, results, truth):
     """The test metrics of the predicted files (results: predict.predict_files', [(path, probabilities or None,
-    error)]) against `truth` (a class name per result): metrics.json, confusion.png and, two classes,
-    roc.png in out_dir, as training writes them for its test files -> the metrics. The positive class is the
-    training run's (its --positive_class, else the default rule of fmrgb.report.positive_index)."""
+    error)]) against `truth` (a class name per result): beside the predictions `out`, files.beside's
+    <stem>_metrics.json, <stem>_confusion.png and, two classes, <stem>_roc.png (never a training run's
+    metrics.json in the same folder), as training writes them for its test files -> the metrics. The positive
+    class is the training run's (its --positive_class, else the default rule of fmrgb.report.positive_index)."""
     classes = list(recipe.classes)
     done = [(probs.numpy(), classes.index(t)) for (_, probs, _), t in zip(results, truth) if probs is not None]
     if not done:
         raise ValueError("no file was predicted: no metrics")
     probs, y_true = np.stack([p for p, _ in done]), np.array([t for _, t in done])
     positive = positive_index(classes, recipe.run.flag("positive_class"))
-    metrics = evaluation_outputs(out_dir, y_true=y_true, probs=probs, classes=classes, positive=positive)
+    metrics = evaluation_outputs(Path(out).parent, y_true=y_true, probs=probs, classes=classes, positive=positive,
+                                 prefix=f"{Path(out).stem}_")
     metrics.update({"n_files": len(done), "n_failed": len(results) - len(done)})
-    write_json(Path(out_dir) / "metrics.json", metrics)
+    write_json(beside(out, "metrics.json"), metrics)
     return metrics

@@ -36,13 +36,15 @@ GREY = GREY_NAMES[0]
 class StartWeights:
     """Weights a run starts from: the state dict, the names of the input channels its first layer takes, in
     order (None: not known, as in a bare state dict of another model), the normalisation they were trained with
-    by channel name ({name: (mean, std)}), where they come from (for the log) and the input they were trained
-    on ({"frames", "size"} of a train.py checkpoint, the run's defaults: ViViT's positions depend on them)."""
+    by channel name ({name: (mean, std)}), where they come from (for the log), the input they were trained
+    on ({"frames", "size"} of a train.py checkpoint, the run's defaults: ViViT's positions depend on them) and
+    the classes their head's rows are (a train.py checkpoint's; None: not known)."""
     state: Mapping
     channels: Any = None
     stats: Mapping = dataclasses.field(default_factory=dict)
     source: str = ""
     input: Mapping = dataclasses.field(default_factory=dict)
+    classes: Any = None
 
 
 def download_pretrained(name):
@@ -73,7 +75,7 @@ def load_weights(path):
     if recipe is not None:
         names = tuple(recipe.use_channels or recipe.record.channels)
         return StartWeights(state, names, {c: (m, s) for c, m, s in zip(names, recipe.mean, recipe.std)}, str(path),
-                            {"frames": recipe.frames, "size": recipe.size})
+                            {"frames": recipe.frames, "size": recipe.size}, tuple(recipe.classes))
     stem = state.get("stem.0.weight")
     if stem is not None and stem.dim() == 5 and stem.shape[1] == 3:
         return kinetics_weights(state, source=str(path))
@@ -124,11 +126,12 @@ def input_filters(weight, *, source, target):
     return out, tuple(how)
 
 
-def fit_weights(model, start, channels):
+def fit_weights(model, start, channels, classes=None):
     """(state, fresh parameter names): `start` (StartWeights) made to fit `model`, whose input channels are
-    named `channels`: the first layer's filters matched by channel name (input_filters), a head of another
-    class count replaced by the model's own new one, and what the model itself adapts (its `fit_state`, as
-    ViViT resizes its position tables). ValueError when the channels cannot be matched."""
+    named `channels`: the first layer's filters matched by channel name (input_filters); its head kept where
+    its rows are these `classes` (put in their order when the same set; with names unknown on either side,
+    kept at the same count), else replaced by the model's own new one; and what the model itself adapts (its
+    `fit_state`, as ViViT resizes its position tables). ValueError when the channels cannot be matched."""
     own, state, fresh = model.state_dict(), dict(start.state), set()
     key, head = model.input_weight, model.head_name
     weight = state.get(key)
@@ -145,8 +148,14 @@ def fit_weights(model, start, channels):
                              f"({','.join(channels)})")
         if set(how) != {"copied"}:
             fresh.add(key)
+    rows = None if start.classes is None or classes is None else list(start.classes)
+    same_set = rows is not None and sorted(rows) == sorted(classes)
     for name in (f"{head}.weight", f"{head}.bias"):
-        if name in state and state[name].shape != own[name].shape:
+        if name not in state:
+            continue
+        if same_set and state[name].shape[0] == len(rows):  # Fight/NonFight as NonFight/Fight: reordered
+            state[name] = state[name][[rows.index(c) for c in classes]]
+        elif state[name].shape != own[name].shape or rows is not None:  # other classes: a new head
             state[name] = own[name]
             fresh.add(name)
     if hasattr(model, "fit_state"):  # e.g. ViViT's position tables, trained at other frames or another size
@@ -164,11 +173,12 @@ def default_channels(in_channels):
     return RGB_NAMES + extra
 
 
-def model_from_weights(name, weights, *, channels=None, **kwargs):
+def model_from_weights(name, weights, *, channels=None, classes=None, **kwargs):
     """Model `name` (model.build_model's arguments) started from `weights` (StartWeights, a state dict or the
     path of a file, see load_weights), loaded strictly after fit_weights: its input channels are `channels`
-    (names; default: default_channels). A bare state dict's stem is read as torchvision's (RGB) for a backbone.
-    The model's `fresh_parameters` names the parameters not taken unchanged from `weights`."""
+    (names; default: default_channels), its classes `classes` (names; None: the head kept at the same count).
+    A bare state dict's stem is read as torchvision's (RGB) for a backbone. The model's `fresh_parameters`
+    names the parameters not taken unchanged from `weights`."""
     model = build_model(name, **kwargs)
     channels = tuple(channels or default_channels(kwargs.get("in_channels", 3)))
     if isinstance(weights, dict):
@@ -177,7 +187,7 @@ def model_from_weights(name, weights, *, channels=None, **kwargs):
         weights = kinetics_weights(weights) if rgb else StartWeights(clean_state_dict(weights))
     elif not isinstance(weights, StartWeights):
         weights = load_weights(weights)
-    state, fresh = fit_weights(model, weights, channels)
+    state, fresh = fit_weights(model, weights, channels, classes)
     model.load_state_dict(state)  # strict: another architecture's file fails here, naming the keys
     model.fresh_parameters = frozenset(fresh)
     return model
